@@ -1,1 +1,158 @@
-fn main() {}
+//! The `fiscald` command: the daemon, its configuration check and the emulators.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+#[derive(Parser)]
+#[command(
+    name = "fiscald",
+    version,
+    about = "Fiscal printer daemon: exactly-once receipts from a local API"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the daemon until SIGTERM or SIGINT.
+    Serve {
+        #[arg(long, env = "FISCALD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file without starting anything.
+    CheckConfig {
+        #[arg(long, env = "FISCALD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Device emulators on pseudo-terminals.
+    #[command(subcommand)]
+    Sim(SimCmd),
+}
+
+#[derive(Subcommand)]
+enum SimCmd {
+    /// Emulate a POSNET fiscal printer.
+    Posnet(PosnetSim),
+    /// Send a control command (e.g. "paper out") to a running emulator.
+    Control {
+        /// The emulator's control socket (`<link>.ctl` by default).
+        socket: PathBuf,
+        /// The command words.
+        #[arg(required = true, num_args = 1..)]
+        command: Vec<String>,
+    },
+}
+
+#[derive(Args)]
+struct PosnetSim {
+    /// Publish the device as a symlink at this path.
+    #[arg(long)]
+    link: PathBuf,
+    /// Keep the printer's fiscal memory in this JSON file.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Emulate the timing of a serial line at this speed.
+    #[arg(long)]
+    baud: Option<u32>,
+    /// Control socket path (default: `<link>.ctl`).
+    #[arg(long)]
+    control: Option<PathBuf>,
+    /// A fault to apply at start, in control-command syntax (repeatable), e.g. "paper out after 3".
+    #[arg(long = "fault")]
+    faults: Vec<String>,
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("FISCALD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Cmd::CheckConfig { config } => match fiscald::config::Config::load(&config) {
+            Ok(c) => {
+                println!("{}: ok ({} printer(s))", config.display(), c.printers.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Serve { config } => match fiscald::config::Config::load(&config) {
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+            Ok(c) => match fiscald::serve::run(c) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("fiscald: {e:#}");
+                    ExitCode::FAILURE
+                }
+            },
+        },
+        Cmd::Sim(SimCmd::Posnet(o)) => {
+            let opts = fiscald::sim::posnet::Options {
+                link: o.link,
+                state: o.state,
+                baud: o.baud,
+                control: o.control,
+                faults: o.faults,
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+                    eprintln!("fiscald sim posnet: cannot handle signal {sig}: {e}");
+                }
+            }
+            match fiscald::sim::posnet::run(opts, stop) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("fiscald sim posnet: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Sim(SimCmd::Control { socket, command }) => {
+            match fiscald::sim::posnet::send_control(&socket, &command.join(" ")) {
+                Ok(answer) => {
+                    println!("{answer}");
+                    if answer.starts_with("ok") {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(2)
+                    }
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", socket.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

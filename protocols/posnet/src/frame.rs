@@ -49,6 +49,12 @@ impl Frame {
         self
     }
 
+    /// Builder: set the `@NNNN` token (0..=9999; larger values are not valid tokens).
+    pub fn with_token(mut self, token: u16) -> Self {
+        self.token = Some(token);
+        self
+    }
+
     /// The first value of parameter `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.params
@@ -79,8 +85,9 @@ impl Frame {
     /// frames the printer's own order is used instead: `ERR TAB [@NNNN TAB] ?code TAB
     /// {name value TAB}*`. Checks: the mnemonic is non-empty printable ASCII (a
     /// leading `!` is fine); every parameter name is exactly two ASCII letters or
-    /// digits; values carry no control characters (LF only in the multi-line fields
-    /// `s1` and `tx`) and only Windows-1250 characters. An empty value is allowed:
+    /// digits; a token is at most 9999 (else [`crate::TextError::BadName`]); values
+    /// carry no control characters (LF only in the multi-line fields `s1` and `tx`)
+    /// and only Windows-1250 characters. An empty value is allowed:
     /// it still makes a non-empty field (`na TAB`), and whether the command accepts
     /// it is the printer's call (it answers with a command error, not a frame error).
     pub fn payload(&self) -> Result<Vec<u8>, crate::TextError> {
@@ -88,6 +95,11 @@ impl Frame {
         if self.mnemonic.is_empty() || !self.mnemonic.chars().all(|c| c.is_ascii_graphic()) {
             return Err(TextError::BadName {
                 name: self.mnemonic.clone(),
+            });
+        }
+        if let Some(t) = self.token.filter(|&t| t > 9999) {
+            return Err(TextError::BadName {
+                name: format!("@{t}"),
             });
         }
         let mut params = Vec::with_capacity(self.params.len());

@@ -7,7 +7,7 @@ use super::{
     ReceiptPayment, TOKEN_BUFFER,
 };
 use crate::frame::Frame;
-use crate::reply::{SLOT_LETTERS, VatRate};
+use crate::reply::{SLOT_LETTERS, VatRate, VatTable};
 use chrono::NaiveDateTime;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -46,15 +46,6 @@ fn frame_error(code: u32, command: &str, field: Option<&str>) -> Frame {
         f = f.with("fd", field);
     }
     f
-}
-
-/// Wire form of a rate (`23,00`, `100,00` exempt, `101,00` inactive).
-fn format_rate(rate: VatRate) -> String {
-    match rate {
-        VatRate::Percent(p) => format!("{},{:02}", p / 100, p % 100),
-        VatRate::Exempt => "100,00".to_string(),
-        VatRate::Inactive => "101,00".to_string(),
-    }
 }
 
 /// Rate-lock order: exempt lowest, then percentages ascending; inactive has none.
@@ -807,7 +798,7 @@ impl Printer {
                 names
                     .iter()
                     .zip(m.vat_rates)
-                    .fold(reply, |r, (n, rate)| r.with(n, format_rate(rate)))
+                    .fold(reply, |r, (n, rate)| r.with(n, VatTable::format_rate(rate)))
             }
             "rtcget" => reply.with("da", now.format("%Y-%m-%d;%H:%M").to_string()),
             "scomm" => {

@@ -1,0 +1,251 @@
+//! The TOML configuration file: `[api]`, `[journal]` and `[[printer]]` entries.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub api: ApiConfig,
+    pub journal: JournalConfig,
+    #[serde(default, rename = "printer")]
+    pub printers: Vec<PrinterConfig>,
+}
+
+/// `[api]`: where the local API listens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Unix socket path (created with mode 0660).
+    pub socket: PathBuf,
+    /// Optional loopback TCP address, e.g. `127.0.0.1:8787`; needs `token_file`.
+    pub listen: Option<SocketAddr>,
+    /// File of accepted bearer tokens for TCP (`<sha256-hex> <name> [role]` per line).
+    pub token_file: Option<PathBuf>,
+}
+
+/// `[journal]`: the SQLite job journal.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    pub path: PathBuf,
+}
+
+/// Wire protocols a printer entry may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrinterProtocol {
+    Posnet,
+}
+
+/// `[[printer]]`: one fiscal printer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrinterConfig {
+    /// Stable identifier used in the API (`"printer": "fp1"`).
+    pub id: String,
+    pub protocol: PrinterProtocol,
+    /// A device path (`/dev/ttyUSB0`, `/dev/serial/by-id/...`) or `"sim"` for the built-in emulator.
+    pub port: String,
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// Seconds to wait for a reply to an ordinary command.
+    #[serde(default = "default_command_timeout")]
+    pub command_timeout: f64,
+    /// Seconds to wait for the daily report, which prints for a long time.
+    #[serde(default = "default_report_timeout")]
+    pub report_timeout: f64,
+    /// Seconds a receipt may wait for paper (or a closed cover) before it fails.
+    #[serde(default = "default_paper_wait")]
+    pub paper_wait: f64,
+    /// Longest item name accepted (the printer's own limit is 80, older models 40).
+    #[serde(default = "default_max_name_length")]
+    pub max_name_length: usize,
+    /// With `port = "sim"`: where the built-in emulator keeps its fiscal memory (JSON).
+    pub sim_state: Option<PathBuf>,
+}
+
+fn default_baud() -> u32 {
+    115_200
+}
+fn default_command_timeout() -> f64 {
+    5.0
+}
+fn default_report_timeout() -> f64 {
+    120.0
+}
+fn default_paper_wait() -> f64 {
+    600.0
+}
+fn default_max_name_length() -> usize {
+    40
+}
+
+impl PrinterConfig {
+    pub fn command_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.command_timeout)
+    }
+    pub fn report_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.report_timeout)
+    }
+    pub fn paper_wait(&self) -> Duration {
+        Duration::from_secs_f64(self.paper_wait)
+    }
+}
+
+/// A configuration error, already formatted with file, line and column where known.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Read, parse and validate a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse and validate configuration text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map(|span| line_col(text, span.start))
+                .unwrap_or((0, 0));
+            let msg = e.message();
+            ConfigError(format!("{}:{line}:{col}: {msg}", origin.display()))
+        })?;
+        config
+            .validate()
+            .map_err(|m| ConfigError(format!("{}: {m}", origin.display())))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if let Some(addr) = self.api.listen {
+            if !addr.ip().is_loopback() {
+                return Err(format!(
+                    "[api] listen = \"{addr}\" is not a loopback address; fiscald only listens on 127.0.0.0/8 or ::1"
+                ));
+            }
+            if self.api.token_file.is_none() {
+                return Err(
+                    "[api] listen needs token_file: every TCP request must carry a token".into(),
+                );
+            }
+        }
+        if self.printers.is_empty() {
+            return Err("no [[printer]] entry: configure at least one printer".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, p) in self.printers.iter().enumerate() {
+            let at = format!("[[printer]] #{} (id = {:?})", i + 1, p.id);
+            if p.id.is_empty()
+                || !p
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(format!(
+                    "{at}: id must be non-empty letters, digits, '-' or '_'"
+                ));
+            }
+            if !seen.insert(p.id.as_str()) {
+                return Err(format!("{at}: id is used twice"));
+            }
+            if p.port.is_empty() {
+                return Err(format!(
+                    "{at}: port is empty; give a device path or \"sim\""
+                ));
+            }
+            if !(1200..=921_600).contains(&p.baud) {
+                return Err(format!(
+                    "{at}: baud {} is out of range 1200..921600",
+                    p.baud
+                ));
+            }
+            for (name, v) in [
+                ("command_timeout", p.command_timeout),
+                ("report_timeout", p.report_timeout),
+                ("paper_wait", p.paper_wait),
+            ] {
+                if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
+                    return Err(format!("{at}: {name} must be between 0 and 86400 seconds"));
+                }
+            }
+            if !(1..=80).contains(&p.max_name_length) {
+                return Err(format!("{at}: max_name_length must be 1..80"));
+            }
+            if p.sim_state.is_some() && p.port != "sim" {
+                return Err(format!("{at}: sim_state only applies to port = \"sim\""));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    const GOOD: &str = r#"
+[api]
+socket = "/tmp/f.sock"
+[journal]
+path = "/tmp/j.db"
+[[printer]]
+id = "fp1"
+protocol = "posnet"
+port = "sim"
+"#;
+
+    #[test]
+    fn minimal_config_parses_with_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.printers[0].baud, 115_200);
+        assert_eq!(c.printers[0].max_name_length, 40);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_column() {
+        let bad = GOOD.replace("port = \"sim\"", "port = \"sim\"\nbaud = \"fast\"");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(e.starts_with("test.toml:10:8:"), "{e}");
+        let typo = GOOD.replace("protocol =", "protocl =");
+        let e = parse(&typo).unwrap_err().to_string();
+        assert!(
+            e.contains("test.toml:9:1") && e.contains("unknown field `protocl`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn non_loopback_listen_is_refused() {
+        let bad = GOOD.replace(
+            "[journal]",
+            "listen = \"0.0.0.0:8080\"\ntoken_file = \"t\"\n[journal]",
+        );
+        assert!(
+            parse(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("not a loopback")
+        );
+    }
+}

@@ -1,0 +1,642 @@
+//! Fiscal documents as the API accepts them: validated, normalised and journaled.
+//!
+//! Every check here runs before a job is queued, so bad input changes nothing.
+//! Money is integer grosze; quantities are exact decimals parsed from their text,
+//! never through a float.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Most lines the printer takes on one receipt.
+pub const MAX_LINES: usize = 500;
+/// Most payments on one receipt.
+pub const MAX_PAYMENTS: usize = 16;
+/// Largest amount (grosze) the printer accepts in an amount field.
+pub const MAX_AMOUNT: u64 = 9_999_999_999;
+/// Largest quantity accepted on a line.
+pub const MAX_QUANTITY: u64 = 1_000_000;
+/// Most lines of a non-fiscal printout, and their longest line.
+pub const MAX_PRINTOUT_LINES: usize = 200;
+pub const MAX_PRINTOUT_LINE_LEN: usize = 56;
+
+/// A validation failure: the field path and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub field: String,
+    pub message: String,
+}
+
+impl Invalid {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, Invalid>;
+
+/// Payment methods of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    Cash,
+    Card,
+    Cheque,
+    Voucher,
+    Credit,
+    Transfer,
+    Mobile,
+    Other,
+}
+
+impl Method {
+    const ALL: [(&'static str, Method); 8] = [
+        ("cash", Method::Cash),
+        ("card", Method::Card),
+        ("cheque", Method::Cheque),
+        ("voucher", Method::Voucher),
+        ("credit", Method::Credit),
+        ("transfer", Method::Transfer),
+        ("mobile", Method::Mobile),
+        ("other", Method::Other),
+    ];
+
+    /// The POSNET payment form.
+    pub fn posnet(self) -> posnet::PaymentKind {
+        use posnet::PaymentKind as K;
+        match self {
+            Method::Cash => K::Cash,
+            Method::Card => K::Card,
+            Method::Cheque => K::Cheque,
+            Method::Voucher => K::Voucher,
+            Method::Credit => K::Credit,
+            Method::Transfer => K::Transfer,
+            Method::Mobile => K::Mobile,
+            Method::Other => K::Other,
+        }
+    }
+}
+
+/// A validated receipt line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    pub name: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quantity: Decimal,
+    pub unit_price: u64,
+    /// quantity × unit_price, rounded half up to the grosz.
+    pub amount: u64,
+    /// VAT letter A..G (the printer's PTU slot).
+    pub vat: char,
+    pub unit: Option<String>,
+}
+
+/// A validated payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub method: Method,
+    pub amount: u64,
+}
+
+/// A validated receipt, as journaled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub lines: Vec<Line>,
+    pub payments: Vec<Payment>,
+    pub buyer_nip: Option<String>,
+    pub total: u64,
+}
+
+impl Receipt {
+    /// Sum of payments.
+    pub fn paid(&self) -> u64 {
+        self.payments.iter().map(|p| p.amount).sum()
+    }
+    /// Change given back in cash.
+    pub fn change(&self) -> u64 {
+        self.paid().saturating_sub(self.total)
+    }
+}
+
+/// A validated cash operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CashOperation {
+    /// True for cash in.
+    pub deposit: bool,
+    pub amount: u64,
+}
+
+/// A validated non-fiscal printout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Printout {
+    pub lines: Vec<String>,
+}
+
+/// What the validator needs to know about the target printer.
+pub struct PrinterLimits<'a> {
+    pub max_name_length: usize,
+    /// Active VAT letters when the printer's table is known (None: not read yet).
+    pub active_vat: Option<&'a [char]>,
+}
+
+/// A JSON object whose keys are checked against an allowed list.
+struct Obj<'a> {
+    map: &'a Map<String, Value>,
+    path: String,
+}
+
+impl<'a> Obj<'a> {
+    fn new(v: &'a Value, path: &str, allowed: &[&str]) -> Result<Self> {
+        let map = v
+            .as_object()
+            .ok_or_else(|| Invalid::new(path, "must be a JSON object"))?;
+        for key in map.keys() {
+            if !allowed.contains(&key.as_str()) {
+                return Err(Invalid::new(
+                    join(path, key),
+                    format!(
+                        "unknown field {key:?}; expected one of: {}",
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(Obj {
+            map,
+            path: path.to_string(),
+        })
+    }
+    fn field(&self, key: &str) -> String {
+        join(&self.path, key)
+    }
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+    fn required(&self, key: &str) -> Result<&'a Value> {
+        self.get(key)
+            .ok_or_else(|| Invalid::new(self.field(key), "is required"))
+    }
+    fn string(&self, key: &str) -> Result<Option<&'a str>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(Invalid::new(self.field(key), "must be a string")),
+        }
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// A JSON integer number of grosze, checked from its literal text.
+fn grosze(v: &Value, field: &str, min: u64) -> Result<u64> {
+    let Value::Number(n) = v else {
+        return Err(Invalid::new(field, "must be an integer number of grosze"));
+    };
+    let text = n.to_string();
+    if text.starts_with('-') {
+        return Err(Invalid::new(
+            field,
+            format!("must not be negative (got {text})"),
+        ));
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Invalid::new(
+            field,
+            format!("must be a whole number of grosze, e.g. 1250 for 12.50 zł (got {text})"),
+        ));
+    }
+    let value: u64 = text
+        .parse()
+        .ok()
+        .filter(|v| *v <= MAX_AMOUNT)
+        .ok_or_else(|| {
+            Invalid::new(
+                field,
+                format!("is beyond the printer's limit of {MAX_AMOUNT} grosze"),
+            )
+        })?;
+    if value < min {
+        return Err(Invalid::new(field, format!("must be at least {min}")));
+    }
+    Ok(value)
+}
+
+/// An exact quantity from a decimal string or a JSON number literal.
+fn quantity(v: &Value, field: &str) -> Result<Decimal> {
+    let text = match v {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        _ => {
+            return Err(Invalid::new(
+                field,
+                "must be a decimal string such as \"1.5\" or a number",
+            ));
+        }
+    };
+    let bad = |why: &str| Invalid::new(field, format!("{why} (got {text:?})"));
+    let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+    if int.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad(
+            "must be a plain positive decimal like 2 or 0.5, without sign or exponent",
+        ));
+    }
+    if frac.len() > 3 {
+        return Err(bad("must have at most 3 decimal places"));
+    }
+    if int.len() > 12 {
+        return Err(bad("is too large"));
+    }
+    let q: Decimal = text.parse().map_err(|_| bad("is not a decimal number"))?;
+    if q.is_zero() {
+        return Err(bad("must be greater than zero"));
+    }
+    if q > Decimal::from(MAX_QUANTITY) {
+        return Err(bad(&format!("must be at most {MAX_QUANTITY}")));
+    }
+    Ok(q.normalize())
+}
+
+/// Printer text: non-empty (when `required`), within `max` characters, printable in Windows-1250.
+fn printer_text(s: &str, field: &str, max: usize, required: bool) -> Result<String> {
+    let t = s.trim();
+    if required && t.is_empty() {
+        return Err(Invalid::new(field, "must not be empty"));
+    }
+    let len = t.chars().count();
+    if len > max {
+        return Err(Invalid::new(
+            field,
+            format!("is {len} characters long; the printer takes at most {max}"),
+        ));
+    }
+    posnet::text::encode(t, false).map_err(|e| Invalid::new(field, e.to_string()))?;
+    Ok(t.to_string())
+}
+
+/// Line amount: quantity × unit price, rounded half up to the grosz.
+pub fn line_amount(quantity: Decimal, unit_price: u64) -> Option<u64> {
+    let exact = quantity.checked_mul(Decimal::from(unit_price))?;
+    let rounded =
+        exact.round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    u64::try_from(rounded).ok()
+}
+
+/// Checks a Polish NIP: 10 digits (dashes and spaces ignored) with a valid check digit.
+pub fn normalise_nip(s: &str) -> Option<String> {
+    let digits: String = s.chars().filter(|c| *c != '-' && *c != ' ').collect();
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let d: Vec<u32> = digits.bytes().map(|b| u32::from(b - b'0')).collect();
+    let weights = [6, 5, 7, 2, 3, 4, 5, 6, 7];
+    let sum: u32 = weights.iter().zip(&d).map(|(w, x)| w * x).sum();
+    (sum % 11 == d[9]).then_some(digits)
+}
+
+fn array<'a>(v: &'a Value, field: &str) -> Result<&'a Vec<Value>> {
+    v.as_array()
+        .ok_or_else(|| Invalid::new(field, "must be an array"))
+}
+
+/// Validate a receipt body. `allowed_extra` lists keys handled by the caller (e.g. `printer`).
+pub fn receipt(
+    body: &Value,
+    limits: &PrinterLimits<'_>,
+    allowed_extra: &[&str],
+) -> Result<Receipt> {
+    let mut allowed = vec!["lines", "payments", "buyer_nip", "total"];
+    allowed.extend_from_slice(allowed_extra);
+    let obj = Obj::new(body, "", &allowed)?;
+
+    let lines_v = array(obj.required("lines")?, "lines")?;
+    if lines_v.is_empty() {
+        return Err(Invalid::new("lines", "must hold at least one line"));
+    }
+    if lines_v.len() > MAX_LINES {
+        return Err(Invalid::new(
+            "lines",
+            format!(
+                "has {} lines; a receipt takes at most {MAX_LINES}",
+                lines_v.len()
+            ),
+        ));
+    }
+    let mut lines = Vec::with_capacity(lines_v.len());
+    for (i, lv) in lines_v.iter().enumerate() {
+        let path = format!("lines[{i}]");
+        let l = Obj::new(
+            lv,
+            &path,
+            &["name", "quantity", "unit_price", "vat", "unit"],
+        )?;
+        let name = l
+            .string("name")?
+            .ok_or_else(|| Invalid::new(l.field("name"), "is required"))?;
+        let name = printer_text(name, &l.field("name"), limits.max_name_length, true)?;
+        if !name.chars().any(char::is_alphanumeric) {
+            return Err(Invalid::new(
+                l.field("name"),
+                "must contain a letter or a digit (the printer compares names by them)",
+            ));
+        }
+        let quantity = quantity(l.required("quantity")?, &l.field("quantity"))?;
+        let unit_price = grosze(l.required("unit_price")?, &l.field("unit_price"), 1)?;
+        let vat_s = l
+            .string("vat")?
+            .ok_or_else(|| Invalid::new(l.field("vat"), "is required"))?;
+        let vat = match vat_s.trim().to_ascii_uppercase().as_str() {
+            v @ ("A" | "B" | "C" | "D" | "E" | "F" | "G") => v.chars().next().unwrap_or('A'),
+            _ => {
+                return Err(Invalid::new(
+                    l.field("vat"),
+                    format!("must be a VAT letter A..G (got {vat_s:?})"),
+                ));
+            }
+        };
+        if let Some(active) = limits.active_vat {
+            if !active.contains(&vat) {
+                let list: String = active.iter().collect();
+                return Err(Invalid::new(
+                    l.field("vat"),
+                    format!("VAT {vat} is not active on the printer; active letters: {list}"),
+                ));
+            }
+        }
+        let unit = match l.string("unit")? {
+            Some(u) if !u.trim().is_empty() => Some(printer_text(u, &l.field("unit"), 4, false)?),
+            _ => None,
+        };
+        let amount = line_amount(quantity, unit_price)
+            .filter(|a| *a <= MAX_AMOUNT)
+            .ok_or_else(|| {
+                Invalid::new(
+                    &path,
+                    format!(
+                        "quantity × unit_price is beyond the printer's limit of {MAX_AMOUNT} grosze"
+                    ),
+                )
+            })?;
+        if amount == 0 {
+            return Err(Invalid::new(
+                &path,
+                "line amount rounds to 0 grosze; the printer refuses it",
+            ));
+        }
+        lines.push(Line {
+            name,
+            quantity,
+            unit_price,
+            amount,
+            vat,
+            unit,
+        });
+    }
+    let total: u64 = lines.iter().map(|l| l.amount).sum();
+    if total > MAX_AMOUNT {
+        return Err(Invalid::new(
+            "lines",
+            format!("receipt total {total} is beyond the printer's limit of {MAX_AMOUNT} grosze"),
+        ));
+    }
+    if let Some(t) = obj.get("total") {
+        let given = grosze(t, "total", 0)?;
+        if given != total {
+            return Err(Invalid::new(
+                "total",
+                format!("is {given} but the lines sum to {total}"),
+            ));
+        }
+    }
+
+    let pays_v = array(obj.required("payments")?, "payments")?;
+    if pays_v.is_empty() {
+        return Err(Invalid::new("payments", "must hold at least one payment"));
+    }
+    if pays_v.len() > MAX_PAYMENTS {
+        return Err(Invalid::new(
+            "payments",
+            format!("takes at most {MAX_PAYMENTS} payments"),
+        ));
+    }
+    let mut payments = Vec::with_capacity(pays_v.len());
+    for (i, pv) in pays_v.iter().enumerate() {
+        let p = Obj::new(pv, &format!("payments[{i}]"), &["method", "amount"])?;
+        let m = p
+            .string("method")?
+            .ok_or_else(|| Invalid::new(p.field("method"), "is required"))?;
+        let method = Method::ALL
+            .iter()
+            .find(|(n, _)| *n == m)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Method::ALL.iter().map(|(n, _)| *n).collect();
+                Invalid::new(
+                    p.field("method"),
+                    format!(
+                        "unknown payment method {m:?}; expected one of: {}",
+                        names.join(", ")
+                    ),
+                )
+            })?;
+        let amount = grosze(p.required("amount")?, &p.field("amount"), 1)?;
+        payments.push(Payment { method, amount });
+    }
+    let paid: u64 = payments.iter().map(|p| p.amount).sum();
+    if paid < total {
+        return Err(Invalid::new(
+            "payments",
+            format!("pay {paid} but the total is {total}"),
+        ));
+    }
+    let cash: u64 = payments
+        .iter()
+        .filter(|p| p.method == Method::Cash)
+        .map(|p| p.amount)
+        .sum();
+    if paid - total > cash {
+        return Err(Invalid::new(
+            "payments",
+            format!(
+                "pay {} more than the total; change can only be given from cash",
+                paid - total
+            ),
+        ));
+    }
+    if paid > MAX_AMOUNT {
+        return Err(Invalid::new(
+            "payments",
+            format!("sum {paid} is beyond the printer's limit"),
+        ));
+    }
+
+    let buyer_nip = match obj.string("buyer_nip")? {
+        None => None,
+        Some(s) => Some(normalise_nip(s).ok_or_else(|| {
+            Invalid::new(
+                "buyer_nip",
+                "must be a Polish NIP: 10 digits with a valid check digit",
+            )
+        })?),
+    };
+    Ok(Receipt {
+        lines,
+        payments,
+        buyer_nip,
+        total,
+    })
+}
+
+/// Validate a cash operation body.
+pub fn cash(body: &Value, allowed_extra: &[&str]) -> Result<CashOperation> {
+    let mut allowed = vec!["direction", "amount"];
+    allowed.extend_from_slice(allowed_extra);
+    let obj = Obj::new(body, "", &allowed)?;
+    let deposit = match obj.string("direction")? {
+        Some("in") => true,
+        Some("out") => false,
+        Some(other) => {
+            return Err(Invalid::new(
+                "direction",
+                format!("must be \"in\" or \"out\" (got {other:?})"),
+            ));
+        }
+        None => return Err(Invalid::new("direction", "is required")),
+    };
+    let amount = grosze(obj.required("amount")?, "amount", 1)?;
+    Ok(CashOperation { deposit, amount })
+}
+
+/// Validate a non-fiscal printout body.
+pub fn printout(body: &Value, allowed_extra: &[&str]) -> Result<Printout> {
+    let mut allowed = vec!["lines"];
+    allowed.extend_from_slice(allowed_extra);
+    let obj = Obj::new(body, "", &allowed)?;
+    let lines_v = array(obj.required("lines")?, "lines")?;
+    if lines_v.is_empty() || lines_v.len() > MAX_PRINTOUT_LINES {
+        return Err(Invalid::new(
+            "lines",
+            format!("must hold 1..{MAX_PRINTOUT_LINES} lines"),
+        ));
+    }
+    let mut lines = Vec::with_capacity(lines_v.len());
+    for (i, l) in lines_v.iter().enumerate() {
+        let field = format!("lines[{i}]");
+        let s = l
+            .as_str()
+            .ok_or_else(|| Invalid::new(&field, "must be a string"))?;
+        lines.push(printer_text(s, &field, MAX_PRINTOUT_LINE_LEN, false)?);
+    }
+    Ok(Printout { lines })
+}
+
+/// Validate a body that may only name the printer (daily report).
+pub fn empty(body: &Value, allowed_extra: &[&str]) -> Result<()> {
+    if body.is_null() {
+        return Ok(());
+    }
+    Obj::new(body, "", allowed_extra).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn limits() -> PrinterLimits<'static> {
+        PrinterLimits {
+            max_name_length: 40,
+            active_vat: Some(&['A', 'B', 'C', 'D', 'E']),
+        }
+    }
+
+    fn ok_body() -> Value {
+        json!({"lines": [{"name": "Chleb", "quantity": "1.5", "unit_price": 333, "vat": "B"}],
+               "payments": [{"method": "cash", "amount": 1000}]})
+    }
+
+    fn field_of(body: Value) -> String {
+        receipt(&body, &limits(), &["printer"]).unwrap_err().field
+    }
+
+    #[test]
+    fn amounts_round_half_up_and_change_comes_from_cash() {
+        let r = receipt(&ok_body(), &limits(), &[]).unwrap();
+        assert_eq!(r.lines[0].amount, 500); // 499.5 -> 500
+        assert_eq!(r.total, 500);
+        assert_eq!(r.change(), 500);
+        assert_eq!(line_amount("0.333".parse().unwrap(), 150), Some(50)); // 49.95 -> 50
+        assert_eq!(line_amount("2".parse().unwrap(), 125), Some(250));
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let mut b = ok_body();
+        b["lines"][0]["vat"] = json!("F");
+        assert_eq!(field_of(b), "lines[0].vat");
+        let mut b = ok_body();
+        b["lines"][0]["quantity"] = json!("1e3");
+        assert_eq!(field_of(b), "lines[0].quantity");
+        let mut b = ok_body();
+        b["lines"][0]["quantity"] = json!("1.2345");
+        assert_eq!(field_of(b), "lines[0].quantity");
+        let mut b = ok_body();
+        b["lines"][0]["unit_price"] = json!(-5);
+        assert_eq!(field_of(b), "lines[0].unit_price");
+        let mut b = ok_body();
+        b["lines"][0]["unit_price"] = json!(3.5);
+        assert_eq!(field_of(b), "lines[0].unit_price");
+        let mut b = ok_body();
+        b["lines"][0]["name"] = json!("Tab\there");
+        assert_eq!(field_of(b), "lines[0].name");
+        let mut b = ok_body();
+        b["lines"][0]["name"] = json!("漢字");
+        assert_eq!(field_of(b), "lines[0].name");
+        let mut b = ok_body();
+        b["lines"][0]["prise"] = json!(1);
+        assert_eq!(field_of(b), "lines[0].prise");
+        let mut b = ok_body();
+        b["total"] = json!(499);
+        assert_eq!(field_of(b), "total");
+        let mut b = ok_body();
+        b["payments"][0] = json!({"method": "card", "amount": 1000});
+        assert_eq!(field_of(b), "payments");
+        let mut b = ok_body();
+        b["buyer_nip"] = json!("1234567890");
+        assert_eq!(field_of(b), "buyer_nip");
+        let mut b = ok_body();
+        b["lines"] = json!([]);
+        assert_eq!(field_of(b), "lines");
+    }
+
+    #[test]
+    fn quantity_as_json_number_is_exact() {
+        let mut b = ok_body();
+        b["lines"][0]["quantity"] = serde_json::from_str("0.1").unwrap();
+        b["lines"][0]["unit_price"] = json!(1005);
+        let r = receipt(&b, &limits(), &[]).unwrap();
+        assert_eq!(r.lines[0].quantity.to_string(), "0.1");
+        assert_eq!(r.lines[0].amount, 101); // 100.5 -> 101
+    }
+
+    #[test]
+    fn nip_check_digit() {
+        assert_eq!(normalise_nip("111-222-33-44").as_deref(), None);
+        assert_eq!(normalise_nip("1234563218").as_deref(), Some("1234563218"));
+        assert_eq!(
+            normalise_nip("526-000-12-46").as_deref(),
+            Some("5260001246")
+        );
+    }
+}

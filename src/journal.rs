@@ -1,0 +1,519 @@
+//! The job journal: SQLite in WAL mode with `synchronous=FULL`, the single source of truth.
+//!
+//! A job is committed here before the API acknowledges it, and every device step that
+//! matters for recovery is committed before the step is sent to the device.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// A job's identifier.
+pub type JobId = i64;
+
+/// Where a job stands. Terminal states never change again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+    NeedsAttention,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::NeedsAttention => "needs_attention",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+    pub fn parse(s: &str) -> Option<JobState> {
+        Some(match s {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "done" => JobState::Done,
+            "failed" => JobState::Failed,
+            "needs_attention" => JobState::NeedsAttention,
+            "cancelled" => JobState::Cancelled,
+            _ => return None,
+        })
+    }
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, JobState::Queued | JobState::Running)
+    }
+}
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Receipt,
+    DailyReport,
+    Cash,
+    Printout,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Receipt => "receipt",
+            JobKind::DailyReport => "daily_report",
+            JobKind::Cash => "cash",
+            JobKind::Printout => "printout",
+        }
+    }
+    fn parse(s: &str) -> JobKind {
+        match s {
+            "daily_report" => JobKind::DailyReport,
+            "cash" => JobKind::Cash,
+            "printout" => JobKind::Printout,
+            _ => JobKind::Receipt,
+        }
+    }
+}
+
+/// A journaled job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: JobId,
+    pub kind: JobKind,
+    pub device: String,
+    pub state: JobState,
+    /// Internal recovery phase (`prepare`, `printing`, `closing`, `closed`).
+    pub step: Option<String>,
+    pub request: Value,
+    pub result: Option<Value>,
+    pub error: Option<Value>,
+    /// Device counters recorded before the fiscal document was started.
+    pub counters_before: Option<Value>,
+    pub attempts: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A job to be queued.
+pub struct NewJob {
+    pub kind: JobKind,
+    pub device: String,
+    pub request: Value,
+    pub idempotency_key: Option<String>,
+}
+
+/// Journal failures the API reports distinctly.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("Idempotency-Key {0:?} was already used with a different request")]
+    IdempotencyConflict(String),
+    #[error("job {0} not found")]
+    NotFound(JobId),
+    #[error("job {id} is {state} and can no longer be cancelled")]
+    NotCancellable { id: JobId, state: &'static str },
+    #[error("journal: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// The journal handle, shared by the API and the device tasks.
+#[derive(Clone)]
+pub struct Journal {
+    conn: Arc<Mutex<Connection>>,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS jobs (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind            TEXT NOT NULL,
+    device          TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    step            TEXT,
+    request         TEXT NOT NULL,
+    request_hash    TEXT NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    result          TEXT,
+    error           TEXT,
+    counters_before TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_device_state ON jobs(device, state, id);
+CREATE TABLE IF NOT EXISTS job_events (
+    job_id  INTEGER NOT NULL REFERENCES jobs(id),
+    at      TEXT NOT NULL,
+    step    TEXT NOT NULL,
+    detail  TEXT
+);
+CREATE INDEX IF NOT EXISTS job_events_job ON job_events(job_id);
+"#;
+
+/// Idempotency keys are kept at least this long (the contract says 7 days).
+const IDEMPOTENCY_RETENTION_DAYS: i64 = 30;
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn request_hash(kind: JobKind, device: &str, request: &Value) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(kind.as_str());
+    h.update([0]);
+    h.update(device);
+    h.update([0]);
+    h.update(request.to_string());
+    hex::encode(h.finalize())
+}
+
+impl Journal {
+    /// Open (or create) the journal at `path`, with mode 0600 for a new file.
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
+        }
+        let conn = Connection::open(path)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if mode != "wal" {
+            return Err(JournalError::Sqlite(rusqlite::Error::InvalidParameterName(
+                format!("journal_mode is {mode}, WAL is required"),
+            )));
+        }
+        conn.execute_batch(
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
+        )?;
+        conn.execute_batch(SCHEMA)?;
+        let cutoff = (chrono::Utc::now() - chrono::Duration::days(IDEMPOTENCY_RETENTION_DAYS))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        conn.execute(
+            "UPDATE jobs SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND created_at < ?1",
+            [cutoff],
+        )?;
+        Ok(Journal {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent: use the connection anyway.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Run a blocking journal call off the async runtime.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Journal) -> T + Send + 'static,
+    ) -> T {
+        let j = self.clone();
+        match tokio::task::spawn_blocking(move || f(&j)).await {
+            Ok(v) => v,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    /// Queue a job, or return the existing one for a repeated `Idempotency-Key`.
+    /// Returns the job and whether it already existed.
+    pub fn submit(&self, new: NewJob) -> Result<(Job, bool), JournalError> {
+        let hash = request_hash(new.kind, &new.device, &new.request);
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        if let Some(key) = &new.idempotency_key {
+            let found: Option<(JobId, String)> = tx
+                .query_row(
+                    "SELECT id, request_hash FROM jobs WHERE idempotency_key = ?1",
+                    [key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if let Some((id, existing_hash)) = found {
+                if existing_hash != hash {
+                    return Err(JournalError::IdempotencyConflict(key.clone()));
+                }
+                let job = Self::get_in(&tx, id)?.ok_or(JournalError::NotFound(id))?;
+                return Ok((job, true));
+            }
+        }
+        let t = now();
+        tx.execute(
+            "INSERT INTO jobs (kind, device, state, request, request_hash, idempotency_key, created_at, updated_at)
+             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?6)",
+            params![new.kind.as_str(), new.device, new.request.to_string(), hash, new.idempotency_key, t],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, 'queued', NULL)",
+            params![id, t],
+        )?;
+        let job = Self::get_in(&tx, id)?.ok_or(JournalError::NotFound(id))?;
+        tx.commit()?;
+        Ok((job, false))
+    }
+
+    fn get_in(conn: &Connection, id: JobId) -> Result<Option<Job>, JournalError> {
+        Ok(conn
+            .query_row(
+                "SELECT id, kind, device, state, step, request, result, error, counters_before, attempts, created_at, updated_at
+                 FROM jobs WHERE id = ?1",
+                [id],
+                row_to_job,
+            )
+            .optional()?)
+    }
+
+    /// One job.
+    pub fn get(&self, id: JobId) -> Result<Option<Job>, JournalError> {
+        Self::get_in(&self.lock(), id)
+    }
+
+    /// Jobs, newest first, optionally in one state.
+    pub fn list(&self, state: Option<JobState>, limit: u32) -> Result<Vec<Job>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT id, kind, device, state, step, request, result, error, counters_before, attempts, created_at, updated_at
+             FROM jobs WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![state.map(JobState::as_str), limit], row_to_job)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Count of jobs per state for one device.
+    pub fn queue_depth(&self, device: &str) -> Result<i64, JournalError> {
+        Ok(self.lock().query_row(
+            "SELECT COUNT(*) FROM jobs WHERE device = ?1 AND state IN ('queued', 'running')",
+            [device],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Cancel a queued job; anything else is a conflict.
+    pub fn cancel(&self, id: JobId) -> Result<Job, JournalError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let job = Self::get_in(&tx, id)?.ok_or(JournalError::NotFound(id))?;
+        if job.state != JobState::Queued {
+            return Err(JournalError::NotCancellable {
+                id,
+                state: job.state.as_str(),
+            });
+        }
+        let t = now();
+        tx.execute(
+            "UPDATE jobs SET state = 'cancelled', updated_at = ?2 WHERE id = ?1",
+            params![id, t],
+        )?;
+        tx.execute(
+            "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, 'cancelled', NULL)",
+            params![id, t],
+        )?;
+        let job = Self::get_in(&tx, id)?.ok_or(JournalError::NotFound(id))?;
+        tx.commit()?;
+        Ok(job)
+    }
+
+    /// The job a device should work on next: one left running (to reconcile) first,
+    /// then the oldest queued one.
+    pub fn next_for_device(&self, device: &str) -> Result<Option<Job>, JournalError> {
+        let conn = self.lock();
+        let id: Option<JobId> = conn
+            .query_row(
+                "SELECT id FROM jobs WHERE device = ?1 AND state IN ('running', 'queued')
+                 ORDER BY CASE state WHEN 'running' THEN 0 ELSE 1 END, id LIMIT 1",
+                [device],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match id {
+            Some(id) => Self::get_in(&conn, id),
+            None => Ok(None),
+        }
+    }
+
+    /// Move a queued job to running (step `prepare`). Returns false if it was cancelled meanwhile.
+    pub fn start(&self, id: JobId) -> Result<bool, JournalError> {
+        let conn = self.lock();
+        let t = now();
+        let n = conn.execute(
+            "UPDATE jobs SET state = 'running', step = 'prepare', attempts = attempts + 1, updated_at = ?2
+             WHERE id = ?1 AND state = 'queued'",
+            params![id, t],
+        )?;
+        if n == 1 {
+            conn.execute(
+                "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, 'running', NULL)",
+                params![id, t],
+            )?;
+        }
+        Ok(n == 1)
+    }
+
+    /// Record a recovery step (committed before the step goes to the device).
+    pub fn set_step(
+        &self,
+        id: JobId,
+        step: &str,
+        counters_before: Option<&Value>,
+        detail: Option<&str>,
+    ) -> Result<(), JournalError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let t = now();
+        match counters_before {
+            Some(c) => tx.execute(
+                "UPDATE jobs SET step = ?2, counters_before = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, step, c.to_string(), t],
+            )?,
+            None => tx.execute(
+                "UPDATE jobs SET step = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, step, t],
+            )?,
+        };
+        tx.execute(
+            "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, ?3, ?4)",
+            params![id, t, step, detail],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Start another attempt of a running job (after reconciliation showed nothing was printed).
+    pub fn retry(&self, id: JobId, detail: &str) -> Result<(), JournalError> {
+        let conn = self.lock();
+        let t = now();
+        conn.execute(
+            "UPDATE jobs SET step = 'prepare', counters_before = NULL, attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
+            params![id, t],
+        )?;
+        conn.execute(
+            "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, 'retry', ?3)",
+            params![id, t, detail],
+        )?;
+        Ok(())
+    }
+
+    /// End a job in a terminal state with its result or error.
+    pub fn finish(
+        &self,
+        id: JobId,
+        state: JobState,
+        result: Option<&Value>,
+        error: Option<&Value>,
+    ) -> Result<(), JournalError> {
+        debug_assert!(state.is_terminal());
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let t = now();
+        tx.execute(
+            "UPDATE jobs SET state = ?2, step = NULL, result = ?3, error = ?4, updated_at = ?5 WHERE id = ?1",
+            params![id, state.as_str(), result.map(Value::to_string), error.map(Value::to_string), t],
+        )?;
+        tx.execute(
+            "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, ?3, ?4)",
+            params![id, t, state.as_str(), error.map(Value::to_string)],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn parse_json(s: Option<String>) -> Option<Value> {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+}
+
+fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
+    let state: String = r.get(3)?;
+    let kind: String = r.get(1)?;
+    Ok(Job {
+        id: r.get(0)?,
+        kind: JobKind::parse(&kind),
+        device: r.get(2)?,
+        state: JobState::parse(&state).unwrap_or(JobState::NeedsAttention),
+        step: r.get(4)?,
+        request: parse_json(r.get(5)?).unwrap_or(Value::Null),
+        result: parse_json(r.get(6)?),
+        error: parse_json(r.get(7)?),
+        counters_before: parse_json(r.get(8)?),
+        attempts: r.get(9)?,
+        created_at: r.get(10)?,
+        updated_at: r.get(11)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn journal() -> (tempfile::TempDir, Journal) {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.db")).unwrap();
+        (dir, j)
+    }
+
+    fn new(key: Option<&str>, body: Value) -> NewJob {
+        NewJob {
+            kind: JobKind::Receipt,
+            device: "fp1".into(),
+            request: body,
+            idempotency_key: key.map(String::from),
+        }
+    }
+
+    #[test]
+    fn idempotent_submit_returns_the_same_job_and_conflicts_on_another_body() {
+        let (_d, j) = journal();
+        let (a, existed) = j.submit(new(Some("k1"), json!({"x": 1}))).unwrap();
+        assert!(!existed);
+        let (b, existed) = j.submit(new(Some("k1"), json!({"x": 1}))).unwrap();
+        assert!(existed);
+        assert_eq!(a.id, b.id);
+        assert!(matches!(
+            j.submit(new(Some("k1"), json!({"x": 2}))),
+            Err(JournalError::IdempotencyConflict(_))
+        ));
+    }
+
+    #[test]
+    fn journal_is_wal_with_full_sync_and_private_mode() {
+        let (d, j) = journal();
+        let conn = j.lock();
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.path().join("j.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn running_jobs_come_before_queued_and_cancel_only_while_queued() {
+        let (_d, j) = journal();
+        let (a, _) = j.submit(new(None, json!(1))).unwrap();
+        let (b, _) = j.submit(new(None, json!(2))).unwrap();
+        assert_eq!(j.next_for_device("fp1").unwrap().unwrap().id, a.id);
+        assert!(j.start(b.id).unwrap());
+        assert_eq!(j.next_for_device("fp1").unwrap().unwrap().id, b.id);
+        assert!(matches!(
+            j.cancel(b.id),
+            Err(JournalError::NotCancellable { .. })
+        ));
+        assert_eq!(j.cancel(a.id).unwrap().state, JobState::Cancelled);
+        assert!(!j.start(a.id).unwrap());
+    }
+}

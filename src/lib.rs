@@ -1,0 +1,13 @@
+//! fiscald: a local daemon between POS software and fiscal printers.
+//!
+//! See `ARCHITECTURE.md` for the map. In short: [`api`] accepts documents and journals
+//! them ([`journal`]); one [`printer`] task per device owns its port and works through
+//! its jobs; [`sim`] holds the device emulators.
+
+pub mod api;
+pub mod config;
+pub mod document;
+pub mod journal;
+pub mod printer;
+pub mod serve;
+pub mod sim;

@@ -1,0 +1,169 @@
+//! The serial link to one POSNET printer: opens the port (with an exclusive lock),
+//! sends command frames and reads the matching reply through the sans-IO decoder.
+
+use posnet::{Command, Decoded, Frame, FrameDecoder};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+use tokio_serial::SerialPortBuilderExt;
+
+/// Why an exchange with the printer did not produce a reply.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    #[error("the device went away ({0})")]
+    Closed(String),
+    #[error("cannot open {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("text cannot be sent to the printer: {0}")]
+    Text(#[from] posnet::TextError),
+}
+
+/// Byte and frame counters for one link, in both directions.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct LinkStats {
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    pub frames_out: u64,
+    pub frames_in: u64,
+    pub frame_errors: u64,
+    pub garbage_bytes: u64,
+}
+
+/// An open serial connection to a printer.
+pub struct Link {
+    port: tokio_serial::SerialStream,
+    decoder: FrameDecoder,
+    buf: Vec<u8>,
+    /// Shared counters, readable by the API.
+    pub stats: std::sync::Arc<std::sync::Mutex<LinkStats>>,
+}
+
+impl Link {
+    /// Open `path` at `baud`, 8N1, and take an exclusive advisory lock on it so that a
+    /// second daemon cannot drive the same printer.
+    pub fn open(
+        path: &str,
+        baud: u32,
+        stats: std::sync::Arc<std::sync::Mutex<LinkStats>>,
+    ) -> Result<Link, LinkError> {
+        let err = |reason: String| LinkError::Open {
+            path: path.to_string(),
+            reason,
+        };
+        let port = tokio_serial::new(path, baud)
+            .data_bits(tokio_serial::DataBits::Eight)
+            .parity(tokio_serial::Parity::None)
+            .stop_bits(tokio_serial::StopBits::One)
+            .flow_control(tokio_serial::FlowControl::None)
+            .open_native_async()
+            .map_err(|e| err(e.to_string()))?;
+        // SAFETY: flock on a file descriptor we own for the lifetime of `port`.
+        let rc = unsafe { libc::flock(port.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                "the port is locked by another process (is a second fiscald running?)".into()
+            } else {
+                format!("cannot lock: {e}")
+            }));
+        }
+        Ok(Link {
+            port,
+            decoder: FrameDecoder::new(),
+            buf: vec![0; 1024],
+            stats,
+        })
+    }
+
+    fn stat(&self, f: impl FnOnce(&mut LinkStats)) {
+        let mut s = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut s);
+    }
+
+    /// Write a frame's bytes.
+    pub async fn send(&mut self, frame: &Frame) -> Result<(), LinkError> {
+        let bytes = frame.encode()?;
+        tracing::debug!(target: "fiscald::wire", dir = "out", hex = %hex::encode(&bytes), "frame");
+        self.port
+            .write_all(&bytes)
+            .await
+            .map_err(|e| LinkError::Closed(e.to_string()))?;
+        self.stat(|s| {
+            s.bytes_out += bytes.len() as u64;
+            s.frames_out += 1;
+        });
+        Ok(())
+    }
+
+    /// Read until a reply to `mnemonic` arrives or `deadline` passes. Replies to other
+    /// mnemonics (stale replies to an earlier, timed-out command) are discarded.
+    pub async fn receive(&mut self, mnemonic: &str, deadline: Instant) -> Result<Frame, LinkError> {
+        let want = mnemonic.trim_start_matches('!');
+        loop {
+            while let Some(item) = self.decoder.next_item() {
+                match item {
+                    Decoded::Frame(f) => {
+                        self.stat(|s| s.frames_in += 1);
+                        let got = f.mnemonic.trim_start_matches('!');
+                        if got == want || f.is_frame_error() {
+                            return Ok(f);
+                        }
+                        tracing::warn!(
+                            expected = want,
+                            got,
+                            "discarding a reply to another command"
+                        );
+                    }
+                    Decoded::Invalid { error, raw } => {
+                        self.stat(|s| s.frame_errors += 1);
+                        tracing::warn!(%error, hex = %hex::encode(&raw), "invalid frame from printer");
+                    }
+                    Decoded::Garbage(g) => {
+                        self.stat(|s| s.garbage_bytes += g.len() as u64);
+                        tracing::debug!(hex = %hex::encode(&g), "garbage on the line");
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(LinkError::Timeout(Duration::ZERO));
+            }
+            let read = tokio::time::timeout(deadline - now, self.port.read(&mut self.buf)).await;
+            match read {
+                Err(_) => return Err(LinkError::Timeout(Duration::ZERO)),
+                Ok(Ok(0)) => return Err(LinkError::Closed("end of file".into())),
+                Ok(Ok(n)) => {
+                    tracing::trace!(target: "fiscald::wire", dir = "in", hex = %hex::encode(&self.buf[..n]), "bytes");
+                    let chunk = self.buf[..n].to_vec();
+                    self.stat(|s| s.bytes_in += n as u64);
+                    self.decoder.push(&chunk);
+                }
+                Ok(Err(e)) => return Err(LinkError::Closed(e.to_string())),
+            }
+        }
+    }
+
+    /// Send `command` and wait up to `timeout` for its reply.
+    pub async fn exchange(
+        &mut self,
+        command: &Command,
+        timeout: Duration,
+    ) -> Result<Frame, LinkError> {
+        let frame = command.to_frame();
+        self.send(&frame).await?;
+        self.receive(&frame.mnemonic, Instant::now() + timeout)
+            .await
+            .map_err(|e| match e {
+                LinkError::Timeout(_) => LinkError::Timeout(timeout),
+                e => e,
+            })
+    }
+
+    /// Forget any partial input (after a timeout the line may hold half a frame).
+    pub fn reset_input(&mut self) {
+        self.decoder.clear();
+    }
+}

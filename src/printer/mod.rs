@@ -1,0 +1,841 @@
+//! The printer task: one per configured printer. It alone owns the printer's port,
+//! works through the printer's jobs in FIFO order from the journal, and reconciles any
+//! job that was interrupted (timeout, lost connection, daemon restart) from the
+//! printer's own document counters instead of resending it.
+
+pub mod link;
+
+use crate::config::PrinterConfig;
+use crate::document::{CashOperation, Printout, Receipt};
+use crate::journal::{Job, JobId, JobKind, JobState, Journal};
+use link::{Link, LinkError, LinkStats};
+use posnet::reply::{Rtc, SLOT_LETTERS, Scnt, Scomm, Sid, Sprn, VatRate, VatTable};
+use posnet::{Command, Frame};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, broadcast};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What the API shows of a device's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceState {
+    Ready,
+    Busy,
+    Offline,
+    PaperOut,
+    CoverOpen,
+    Error,
+}
+
+/// A printer's live status, shared with the API (read-only there).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceStatus {
+    pub state: DeviceState,
+    pub model: Option<String>,
+    pub firmware: Option<String>,
+    pub serial_number: Option<String>,
+    /// VAT rates by letter, as read from the printer (`vatget`).
+    pub vat: Option<Vec<VatEntry>>,
+    /// The last problem, in plain words.
+    pub last_error: Option<String>,
+    pub current_job: Option<JobId>,
+}
+
+/// One VAT slot as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VatEntry {
+    pub letter: char,
+    /// Rate in percent as a decimal string ("23", "8", "0"), or null.
+    pub rate: Option<String>,
+    pub exempt: bool,
+    pub active: bool,
+}
+
+/// The API's handle on a printer task.
+pub struct PrinterHandle {
+    pub config: PrinterConfig,
+    /// The path actually opened (the emulator's pseudo-terminal for `port = "sim"`).
+    pub port_path: String,
+    pub status: Mutex<DeviceStatus>,
+    pub stats: Arc<Mutex<LinkStats>>,
+    /// Wakes the task when a job is queued.
+    pub wake: Notify,
+}
+
+impl PrinterHandle {
+    pub fn new(config: PrinterConfig, port_path: String) -> Self {
+        PrinterHandle {
+            config,
+            port_path,
+            status: Mutex::new(DeviceStatus {
+                state: DeviceState::Offline,
+                model: None,
+                firmware: None,
+                serial_number: None,
+                vat: None,
+                last_error: Some("not connected yet".into()),
+                current_job: None,
+            }),
+            stats: Arc::default(),
+            wake: Notify::new(),
+        }
+    }
+
+    pub fn status(&self) -> DeviceStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut DeviceStatus)) {
+        f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// VAT letters the printer has active, once its table has been read.
+    pub fn active_vat(&self) -> Option<Vec<char>> {
+        self.status()
+            .vat
+            .map(|v| v.iter().filter(|e| e.active).map(|e| e.letter).collect())
+    }
+}
+
+/// How a step went wrong.
+#[derive(Debug)]
+enum StepError {
+    /// The printer refused a command (it answered with an error code): nothing was done.
+    Device { mnemonic: String, code: u32 },
+    /// The printer reported a frame error: the command was not understood or not received intact.
+    Frame { mnemonic: String, code: u32 },
+    /// The reply did not have the expected shape.
+    BadReply(String),
+    /// The line failed or stayed silent: what the printer did is unknown until reconciled.
+    Link(LinkError),
+    /// Paper (or the cover) was not fixed within `paper_wait`.
+    PaperTimeout,
+    /// The daemon is stopping while waiting.
+    Shutdown,
+}
+
+impl StepError {
+    /// The job error for a printer's refusal.
+    fn to_json(&self, device: &str) -> Option<Value> {
+        match self {
+            StepError::Device { mnemonic, code } => {
+                Some(device_error_json(device, mnemonic, *code, false))
+            }
+            StepError::Frame { mnemonic, code } => {
+                Some(device_error_json(device, mnemonic, *code, true))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<LinkError> for StepError {
+    fn from(e: LinkError) -> Self {
+        StepError::Link(e)
+    }
+}
+
+impl From<posnet::reply::ReplyError> for StepError {
+    fn from(e: posnet::reply::ReplyError) -> Self {
+        StepError::BadReply(e.to_string())
+    }
+}
+
+/// Attempts before a job whose document was never printed is given up as failed.
+const MAX_ATTEMPTS: i64 = 5;
+/// How often a command refused with a frame error is sent again.
+const FRAME_ERROR_RESENDS: u32 = 2;
+/// How often an idle printer is polled for its status.
+const IDLE_POLL: Duration = Duration::from_secs(2);
+
+/// A job's error object as the API shows it.
+pub fn error_json(code: &str, message: impl Into<String>, device_code: Option<u32>) -> Value {
+    json!({"code": code, "message": message.into(), "field": null, "device_code": device_code})
+}
+
+fn device_error_json(device: &str, mnemonic: &str, code: u32, frame: bool) -> Value {
+    let info = if frame {
+        posnet::error::frame_error(code)
+    } else {
+        posnet::error::command_error(code)
+    };
+    let category = if frame {
+        "protocol"
+    } else {
+        info.category.as_str()
+    };
+    error_json(
+        category,
+        format!(
+            "printer {device} refused `{mnemonic}` with error {code}: {}",
+            info.message
+        ),
+        Some(code),
+    )
+}
+
+/// Runs one printer until `shutdown`.
+pub struct PrinterTask {
+    pub handle: Arc<PrinterHandle>,
+    pub journal: Journal,
+    pub events: broadcast::Sender<JobId>,
+    pub shutdown: CancellationToken,
+}
+
+impl PrinterTask {
+    fn id(&self) -> &str {
+        &self.handle.config.id
+    }
+
+    /// The task's main loop: connect, serve, reconnect with back-off.
+    pub async fn run(self) {
+        let mut backoff = Duration::from_millis(200);
+        while !self.shutdown.is_cancelled() {
+            let opened = Link::open(
+                &self.handle.port_path,
+                self.handle.config.baud,
+                self.handle.stats.clone(),
+            );
+            let mut link = match opened {
+                Ok(l) => l,
+                Err(e) => {
+                    self.set_offline(&e.to_string());
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = self.shutdown.cancelled() => break,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            tracing::info!(printer = self.id(), port = %self.handle.port_path, "port opened");
+            match self.serve(&mut link).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(printer = self.id(), error = ?e, "lost the printer; reconnecting");
+                    self.set_offline(&describe(&e));
+                    backoff = Duration::from_millis(200);
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = self.shutdown.cancelled() => break,
+                    }
+                }
+            }
+        }
+        tracing::info!(printer = self.id(), "printer task stopped");
+    }
+
+    fn set_offline(&self, why: &str) {
+        self.handle.update(|s| {
+            if s.state != DeviceState::Offline || s.last_error.as_deref() != Some(why) {
+                tracing::info!(printer = %self.handle.config.id, reason = why, "printer offline");
+            }
+            s.state = DeviceState::Offline;
+            s.last_error = Some(why.to_string());
+        });
+    }
+
+    /// Serve an open link until shutdown (Ok) or until the link fails (Err).
+    async fn serve(&self, link: &mut Link) -> Result<(), StepError> {
+        self.identify(link).await?;
+        loop {
+            if self.shutdown.is_cancelled() {
+                return Ok(());
+            }
+            let id = self.id().to_string();
+            let next = self.journal.run(move |j| j.next_for_device(&id)).await;
+            match next {
+                Ok(Some(job)) => {
+                    self.handle.update(|s| {
+                        s.state = DeviceState::Busy;
+                        s.current_job = Some(job.id);
+                    });
+                    let r = self.work(link, job).await;
+                    self.handle.update(|s| {
+                        s.current_job = None;
+                        if s.state == DeviceState::Busy {
+                            s.state = DeviceState::Ready;
+                        }
+                    });
+                    r?;
+                }
+                Ok(None) => {
+                    tokio::select! {
+                        _ = self.handle.wake.notified() => {}
+                        _ = self.shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(IDLE_POLL) => self.poll_status(link).await?,
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(printer = self.id(), error = %e, "journal read failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// Read identity, VAT table and status after (re)connecting.
+    async fn identify(&self, link: &mut Link) -> Result<(), StepError> {
+        let t = self.handle.config.command_timeout();
+        link.reset_input();
+        let sid = Sid::from_frame(&self.cmd(link, &Command::SId, t).await?)?;
+        let vat = VatTable::from_frame(&self.cmd(link, &Command::VatGet, t).await?)?;
+        let scomm = Scomm::from_frame(&self.cmd(link, &Command::SComm, t).await?)?;
+        let entries = vat
+            .0
+            .iter()
+            .zip(SLOT_LETTERS)
+            .map(|(rate, letter)| match rate {
+                VatRate::Percent(bp) => VatEntry {
+                    letter,
+                    rate: Some(
+                        rust_decimal::Decimal::new(i64::from(*bp), 2)
+                            .normalize()
+                            .to_string(),
+                    ),
+                    exempt: false,
+                    active: true,
+                },
+                VatRate::Exempt => VatEntry {
+                    letter,
+                    rate: None,
+                    exempt: true,
+                    active: true,
+                },
+                VatRate::Inactive => VatEntry {
+                    letter,
+                    rate: None,
+                    exempt: false,
+                    active: false,
+                },
+            })
+            .collect();
+        tracing::info!(printer = self.id(), model = %sid.name, firmware = %sid.version, "printer identified");
+        self.handle.update(|s| {
+            s.model = Some(sid.name.clone());
+            s.firmware = Some(sid.version.clone());
+            s.serial_number = scomm.unique_number.clone();
+            s.vat = Some(entries);
+            s.state = if scomm.read_only { DeviceState::Error } else { DeviceState::Ready };
+            s.last_error = scomm.read_only.then(|| {
+                "the printer is in read-only mode (fiscal memory full or end of life); call service".into()
+            });
+        });
+        self.poll_status(link).await
+    }
+
+    /// Ask the print mechanism for its state (`sprn`) and reflect it.
+    async fn poll_status(&self, link: &mut Link) -> Result<(), StepError> {
+        let t = self.handle.config.command_timeout();
+        let sprn = Sprn::from_frame(
+            &self
+                .cmd(link, &Command::SPrn { immediate: true }, t)
+                .await?,
+        )?;
+        self.apply_sprn(sprn);
+        Ok(())
+    }
+
+    fn apply_sprn(&self, sprn: Sprn) {
+        self.handle.update(|s| {
+            let before = s.state;
+            if sprn.paper_out() {
+                s.state = DeviceState::PaperOut;
+                s.last_error = Some("paper out: put in a new roll".into());
+            } else if sprn.cover_open() {
+                s.state = DeviceState::CoverOpen;
+                s.last_error = Some("the printer's cover is open: close it".into());
+            } else if matches!(s.state, DeviceState::PaperOut | DeviceState::CoverOpen | DeviceState::Offline) {
+                s.state = if s.current_job.is_some() { DeviceState::Busy } else { DeviceState::Ready };
+                s.last_error = None;
+            }
+            if before != s.state {
+                tracing::info!(printer = %self.handle.config.id, state = ?s.state, "printer state changed");
+            }
+        });
+    }
+
+    /// One command: send, wait for its reply, classify error replies. While the printer
+    /// holds a command for lack of paper (or an open cover), wait up to `paper_wait`.
+    async fn cmd(
+        &self,
+        link: &mut Link,
+        command: &Command,
+        timeout: Duration,
+    ) -> Result<Frame, StepError> {
+        let mut resent = 0;
+        let frame = loop {
+            let frame = match link.exchange(command, timeout).await {
+                Ok(f) => f,
+                Err(LinkError::Timeout(_)) => self.wait_held(link, command).await?,
+                Err(e) => return Err(e.into()),
+            };
+            // A frame error means the printer did not take the frame (e.g. a bad CRC after
+            // line noise), so sending it again cannot do anything twice.
+            if frame.is_frame_error() && resent < FRAME_ERROR_RESENDS {
+                resent += 1;
+                tracing::warn!(printer = self.id(), mnemonic = command.mnemonic(), code = ?frame.error_code, "frame error; sending the command again");
+                continue;
+            }
+            break frame;
+        };
+        if let Some(code) = frame.error_code {
+            return Err(if frame.is_frame_error() {
+                StepError::Frame {
+                    mnemonic: command.mnemonic().to_string(),
+                    code,
+                }
+            } else {
+                StepError::Device {
+                    mnemonic: command.mnemonic().to_string(),
+                    code,
+                }
+            });
+        }
+        Ok(frame)
+    }
+
+    /// The printer did not answer in time. If it reports paper out or an open cover, it is
+    /// holding the command: keep waiting for the reply while polling its state.
+    async fn wait_held(&self, link: &mut Link, command: &Command) -> Result<Frame, StepError> {
+        let mnemonic = command.to_frame().mnemonic;
+        let t = self.handle.config.command_timeout();
+        let deadline = Instant::now() + self.handle.config.paper_wait();
+        let mut held = false;
+        loop {
+            let sprn = match link.exchange(&Command::SPrn { immediate: true }, t).await {
+                Ok(f) if f.error_code.is_none() => Sprn::from_frame(&f)?,
+                Ok(f) => return Err(StepError::BadReply(format!("status query failed: {f:?}"))),
+                Err(e) => return Err(e.into()),
+            };
+            self.apply_sprn(sprn);
+            if !(sprn.paper_out() || sprn.cover_open()) {
+                if !held {
+                    // Answers status but not the command, without a paper reason: the reply was lost.
+                    return Err(StepError::Link(LinkError::Timeout(t)));
+                }
+                // Condition cleared: the held command runs now; give it a normal timeout.
+                return match link.receive(&mnemonic, Instant::now() + t).await {
+                    Ok(f) => Ok(f),
+                    Err(LinkError::Timeout(_)) => Err(StepError::Link(LinkError::Timeout(t))),
+                    Err(e) => Err(e.into()),
+                };
+            }
+            held = true;
+            if Instant::now() >= deadline {
+                return Err(StepError::PaperTimeout);
+            }
+            let slice = Instant::now() + Duration::from_millis(500);
+            tokio::select! {
+                r = link.receive(&mnemonic, slice) => match r {
+                    Ok(f) => {
+                        self.apply_sprn(Sprn { code: 0 });
+                        return Ok(f);
+                    }
+                    Err(LinkError::Timeout(_)) => {}
+                    Err(e) => return Err(e.into()),
+                },
+                _ = self.shutdown.cancelled() => return Err(StepError::Shutdown),
+            }
+        }
+    }
+
+    async fn journal_step(
+        &self,
+        id: JobId,
+        step: &'static str,
+        counters: Option<Value>,
+    ) -> Result<(), StepError> {
+        self.journal
+            .run(move |j| j.set_step(id, step, counters.as_ref(), None))
+            .await
+            .map_err(|e| StepError::BadReply(format!("journal write failed: {e}")))
+    }
+
+    async fn finish(
+        &self,
+        id: JobId,
+        state: JobState,
+        result: Option<Value>,
+        error: Option<Value>,
+    ) {
+        let r = self
+            .journal
+            .run(move |j| j.finish(id, state, result.as_ref(), error.as_ref()))
+            .await;
+        match r {
+            Ok(()) => {
+                tracing::info!(
+                    printer = self.id(),
+                    job = id,
+                    state = state.as_str(),
+                    "job finished"
+                );
+                let _ = self.events.send(id);
+            }
+            Err(e) => {
+                tracing::error!(printer = self.id(), job = id, error = %e, "cannot journal the job's end")
+            }
+        }
+    }
+
+    /// Work on one job: start it, or reconcile it if it was interrupted.
+    async fn work(&self, link: &mut Link, job: Job) -> Result<(), StepError> {
+        let id = job.id;
+        let mut job = job;
+        if job.state == JobState::Queued {
+            let started = self
+                .journal
+                .run(move |j| j.start(id))
+                .await
+                .unwrap_or(false);
+            if !started {
+                return Ok(());
+            }
+            let _ = self.events.send(id);
+            job.step = Some("prepare".into());
+            job.attempts += 1;
+        }
+        loop {
+            let outcome = if job.step.as_deref().unwrap_or("prepare") == "prepare" {
+                self.execute(link, &job).await
+            } else {
+                self.reconcile(link, &job).await
+            };
+            match outcome {
+                Ok(Next::Finished) => return Ok(()),
+                Ok(Next::Retry(why)) => {
+                    if job.attempts >= MAX_ATTEMPTS {
+                        let err = error_json(
+                            "device_error",
+                            format!(
+                                "printer {} did not complete the document in {MAX_ATTEMPTS} attempts; last: {why}",
+                                self.id()
+                            ),
+                            None,
+                        );
+                        self.finish(id, JobState::Failed, None, Some(err)).await;
+                        return Ok(());
+                    }
+                    let w = why.clone();
+                    self.journal
+                        .run(move |j| j.retry(id, &w))
+                        .await
+                        .map_err(|e| StepError::BadReply(e.to_string()))?;
+                    job.step = Some("prepare".into());
+                    job.counters_before = None;
+                    job.attempts += 1;
+                    tracing::info!(printer = self.id(), job = id, reason = %why, "printing the document again");
+                }
+                Err(e @ (StepError::Device { .. } | StepError::Frame { .. }))
+                    if job.step.as_deref() == Some("prepare") =>
+                {
+                    self.finish(id, JobState::Failed, None, e.to_json(self.id()))
+                        .await;
+                    return Ok(());
+                }
+                Err(StepError::Shutdown) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Which document counter proves that a job of this kind was completed.
+    fn counter(kind: JobKind, c: &Scnt) -> u64 {
+        match kind {
+            JobKind::Receipt => c.last_receipt,
+            JobKind::DailyReport => c.daily_reports,
+            JobKind::Cash | JobKind::Printout => c.next_printout,
+        }
+    }
+
+    /// A fresh attempt: record the counters, then send the document.
+    async fn execute(&self, link: &mut Link, job: &Job) -> Result<Next, StepError> {
+        let t = self.handle.config.command_timeout();
+        let scomm = Scomm::from_frame(&self.cmd(link, &Command::SComm, t).await?)?;
+        if scomm.transaction != 0 {
+            tracing::warn!(
+                printer = self.id(),
+                "a document was left open on the printer; cancelling it"
+            );
+            self.cmd(link, &Command::PrnCancel, t).await?;
+        }
+        let before = Scnt::from_frame(&self.cmd(link, &Command::SCnt, t).await?)?;
+        let counters = serde_json::to_value(before).unwrap_or(Value::Null);
+        self.journal_step(job.id, "printing", Some(counters))
+            .await?;
+        let sent = self.send_document(link, job).await;
+        match sent {
+            Ok(()) => {}
+            Err(e @ (StepError::Device { .. } | StepError::Frame { .. })) => {
+                // The printer refused: cancel what is open so nothing half-done remains.
+                self.cmd(link, &Command::PrnCancel, t).await?;
+                self.finish(job.id, JobState::Failed, None, e.to_json(self.id()))
+                    .await;
+                return Ok(Next::Finished);
+            }
+            Err(StepError::PaperTimeout) => {
+                let err = error_json(
+                    "paper_out",
+                    format!(
+                        "printer {} had no paper (or an open cover) for {:?}; the document was not completed. Put in paper and resend",
+                        self.id(),
+                        self.handle.config.paper_wait()
+                    ),
+                    None,
+                );
+                self.finish(job.id, JobState::Failed, None, Some(err)).await;
+                return Ok(Next::Finished);
+            }
+            Err(e) => return Err(e),
+        }
+        self.reconcile_after(link, job, before, "closed").await
+    }
+
+    /// Send the document's commands up to and including the closing one.
+    async fn send_document(&self, link: &mut Link, job: &Job) -> Result<(), StepError> {
+        let t = self.handle.config.command_timeout();
+        let bad = |e: serde_json::Error| {
+            StepError::BadReply(format!("journaled request is unreadable: {e}"))
+        };
+        match job.kind {
+            JobKind::Receipt => {
+                let r: Receipt =
+                    serde_json::from_value(job.request["document"].clone()).map_err(bad)?;
+                self.cmd(link, &Command::TrInit { block_mode: false }, t)
+                    .await?;
+                if let Some(nip) = &r.buyer_nip {
+                    self.cmd(link, &Command::TrNipSet { nip: nip.clone() }, t)
+                        .await?;
+                }
+                for l in &r.lines {
+                    let line = posnet::Line {
+                        name: l.name.clone(),
+                        vat_slot: (l.vat as u8).saturating_sub(b'A'),
+                        unit_price: l.unit_price,
+                        quantity: l.quantity,
+                        amount: l.amount,
+                        unit: l.unit.clone(),
+                    };
+                    self.cmd(link, &Command::TrLine(line), t).await?;
+                }
+                for p in &r.payments {
+                    let c = Command::TrPayment {
+                        kind: p.method.posnet(),
+                        amount: p.amount,
+                        name: None,
+                        change: false,
+                    };
+                    self.cmd(link, &c, t).await?;
+                }
+                let change = r.change();
+                if change > 0 {
+                    let c = Command::TrPayment {
+                        kind: posnet::PaymentKind::Cash,
+                        amount: change,
+                        name: None,
+                        change: true,
+                    };
+                    self.cmd(link, &c, t).await?;
+                }
+                self.journal_step(job.id, "closing", None).await?;
+                self.cmd(
+                    link,
+                    &Command::TrEnd {
+                        total: r.total,
+                        payments: r.paid(),
+                        change,
+                    },
+                    t,
+                )
+                .await?;
+            }
+            JobKind::DailyReport => {
+                let rtc = Rtc::from_frame(&self.cmd(link, &Command::RtcGet, t).await?)?;
+                self.journal_step(job.id, "closing", None).await?;
+                let c = Command::DailyRep {
+                    date: rtc.datetime.date(),
+                };
+                self.cmd(link, &c, self.handle.config.report_timeout())
+                    .await?;
+            }
+            JobKind::Cash => {
+                let c: CashOperation =
+                    serde_json::from_value(job.request["document"].clone()).map_err(bad)?;
+                self.journal_step(job.id, "closing", None).await?;
+                self.cmd(
+                    link,
+                    &Command::Cash {
+                        amount: c.amount,
+                        deposit: c.deposit,
+                    },
+                    t,
+                )
+                .await?;
+            }
+            JobKind::Printout => {
+                let p: Printout =
+                    serde_json::from_value(job.request["document"].clone()).map_err(bad)?;
+                const FORM: u16 = 200;
+                self.cmd(
+                    link,
+                    &Command::FormStart {
+                        form: FORM,
+                        header: None,
+                    },
+                    t,
+                )
+                .await?;
+                for (i, text) in p.lines.iter().enumerate() {
+                    let text = if text.is_empty() {
+                        " ".to_string()
+                    } else {
+                        text.clone()
+                    };
+                    let line = u16::try_from(i).unwrap_or(u16::MAX);
+                    self.cmd(
+                        link,
+                        &Command::FormLine {
+                            form: FORM,
+                            line,
+                            text,
+                        },
+                        t,
+                    )
+                    .await?;
+                }
+                self.journal_step(job.id, "closing", None).await?;
+                self.cmd(link, &Command::FormEnd { form: FORM }, t).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An interrupted job: find out from the printer what happened.
+    async fn reconcile(&self, link: &mut Link, job: &Job) -> Result<Next, StepError> {
+        let t = self.handle.config.command_timeout();
+        let Some(before) = job
+            .counters_before
+            .clone()
+            .and_then(|v| serde_json::from_value::<Scnt>(v).ok())
+        else {
+            return Ok(Next::Retry(
+                "no counters were recorded; nothing was sent".into(),
+            ));
+        };
+        tracing::info!(printer = self.id(), job = job.id, step = ?job.step, "reconciling an interrupted job from the printer's counters");
+        let scomm = Scomm::from_frame(&self.cmd(link, &Command::SComm, t).await?)?;
+        if scomm.transaction != 0 {
+            self.cmd(link, &Command::PrnCancel, t).await?;
+        }
+        let step = job.step.clone().unwrap_or_default();
+        self.reconcile_after(link, job, before, &step).await
+    }
+
+    /// Compare the counters with those recorded before the document and decide.
+    async fn reconcile_after(
+        &self,
+        link: &mut Link,
+        job: &Job,
+        before: Scnt,
+        step: &str,
+    ) -> Result<Next, StepError> {
+        let t = self.handle.config.command_timeout();
+        let after = Scnt::from_frame(&self.cmd(link, &Command::SCnt, t).await?)?;
+        let (b, a) = (
+            Self::counter(job.kind, &before),
+            Self::counter(job.kind, &after),
+        );
+        let moved = a.wrapping_sub(b);
+        match (step, moved) {
+            // The closing command may have run: one step means it did.
+            ("closing" | "closed", 1) => {
+                let rtc = Rtc::from_frame(&self.cmd(link, &Command::RtcGet, t).await?)?;
+                let result = self.result(job, &after, &rtc);
+                self.finish(job.id, JobState::Done, Some(result), None)
+                    .await;
+                Ok(Next::Finished)
+            }
+            ("printing" | "closing", 0) => Ok(Next::Retry(format!(
+                "the printer's counter did not move (still {a}): the document was not printed"
+            ))),
+            _ => {
+                let err = error_json(
+                    "needs_attention",
+                    format!(
+                        "printer {}: cannot tell whether job {} was printed: the document counter went from {b} to {a} at step '{step}'. \
+                         Check the printer's last documents and settle the job by hand; it will not be retried.",
+                        self.id(),
+                        job.id
+                    ),
+                    None,
+                );
+                self.finish(job.id, JobState::NeedsAttention, None, Some(err))
+                    .await;
+                Ok(Next::Finished)
+            }
+        }
+    }
+
+    fn result(&self, job: &Job, after: &Scnt, rtc: &Rtc) -> Value {
+        let printed_at = rtc.datetime.format("%Y-%m-%dT%H:%M:%S").to_string();
+        let unique = self.handle.status().serial_number;
+        match job.kind {
+            JobKind::Receipt => json!({
+                "receipt_number": after.last_receipt,
+                "total": job.request["document"]["total"],
+                "printed_at": printed_at,
+                "printer": self.id(),
+                "printer_serial_number": unique,
+            }),
+            JobKind::DailyReport => json!({
+                "report_number": after.daily_reports,
+                "date": rtc.datetime.date().to_string(),
+                "printed_at": printed_at,
+                "printer": self.id(),
+            }),
+            JobKind::Cash | JobKind::Printout => json!({
+                "printout_number": after.next_printout.saturating_sub(1),
+                "printed_at": printed_at,
+                "printer": self.id(),
+            }),
+        }
+    }
+}
+
+/// What to do after a step.
+enum Next {
+    Finished,
+    Retry(String),
+}
+
+fn describe(e: &StepError) -> String {
+    match e {
+        StepError::Link(LinkError::Timeout(d)) => {
+            format!("the printer does not answer (no reply within {d:?}); check cable and power")
+        }
+        StepError::Link(e) => format!("{e}; check the cable and the printer's power"),
+        StepError::BadReply(m) => format!("unexpected reply from the printer: {m}"),
+        StepError::Device { mnemonic, code } => {
+            format!(
+                "the printer refused `{mnemonic}`: {}",
+                posnet::error::command_error(*code).message
+            )
+        }
+        StepError::Frame { mnemonic, code } => {
+            format!(
+                "frame error {code} on `{mnemonic}`: {}",
+                posnet::error::frame_error(*code).message
+            )
+        }
+        StepError::PaperTimeout => "paper out".into(),
+        StepError::Shutdown => "stopping".into(),
+    }
+}

@@ -1,0 +1,158 @@
+//! `fiscald serve`: wires the journal, the printer tasks, the emulators and the API
+//! together, and shuts them down in order on SIGTERM/SIGINT.
+
+use crate::api::{self, AppState, Tokens};
+use crate::config::Config;
+use crate::journal::Journal;
+use crate::printer::{PrinterHandle, PrinterTask};
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// Run the daemon until a stop signal.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let journal = Journal::open(&config.journal.path)
+        .with_context(|| format!("cannot open the journal {}", config.journal.path.display()))?;
+    let shutdown = CancellationToken::new();
+    let (events, _) = broadcast::channel(1024);
+
+    // Built-in emulators (port = "sim") run on their own threads behind real PTYs.
+    let sim_stop = Arc::new(AtomicBool::new(false));
+    let mut sims = Vec::new();
+    let mut printers = BTreeMap::new();
+    let run_dir = config
+        .api
+        .socket
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(|d| d.to_path_buf())
+        .unwrap_or_else(|| ".".into());
+    for p in &config.printers {
+        let port_path = if p.port == "sim" {
+            let link = run_dir.join(format!("fiscald-sim-{}.tty", p.id));
+            let opts = crate::sim::posnet::Options {
+                link: link.clone(),
+                state: p.sim_state.clone(),
+                baud: Some(p.baud),
+                control: None,
+                faults: Vec::new(),
+            };
+            sims.push(crate::sim::posnet::spawn(opts, sim_stop.clone())?);
+            tracing::info!(printer = %p.id, link = %link.display(), control = %format!("{}.ctl", link.display()), "built-in emulator started");
+            link.to_string_lossy().into_owned()
+        } else {
+            p.port.clone()
+        };
+        printers.insert(
+            p.id.clone(),
+            Arc::new(PrinterHandle::new(p.clone(), port_path)),
+        );
+    }
+    let printers = Arc::new(printers);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for handle in printers.values() {
+        let task = PrinterTask {
+            handle: handle.clone(),
+            journal: journal.clone(),
+            events: events.clone(),
+            shutdown: shutdown.clone(),
+        };
+        tasks.spawn(task.run());
+    }
+
+    let state = AppState {
+        journal: journal.clone(),
+        printers: printers.clone(),
+        events,
+    };
+    let socket = &config.api.socket;
+    if let Ok(meta) = std::fs::symlink_metadata(socket) {
+        use std::os::unix::fs::FileTypeExt;
+        if meta.file_type().is_socket() {
+            std::fs::remove_file(socket).ok();
+        } else {
+            anyhow::bail!(
+                "{} exists and is not a socket; refusing to replace it",
+                socket.display()
+            );
+        }
+    }
+    if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let unix = tokio::net::UnixListener::bind(socket)
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
+    }
+    let mut servers = tokio::task::JoinSet::new();
+    let app = api::router(state.clone());
+    let stop = shutdown.clone();
+    servers.spawn(async move {
+        axum::serve(unix, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+    });
+    if let Some(addr) = config.api.listen {
+        let token_file = config
+            .api
+            .token_file
+            .as_ref()
+            .context("[api] listen needs token_file")?;
+        let tokens = Tokens::load(token_file).map_err(anyhow::Error::msg)?;
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let app = api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
+            tokens,
+            api::require_token,
+        ));
+        let stop = shutdown.clone();
+        servers.spawn(async move {
+            axum::serve(tcp, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        });
+        tracing::info!(%addr, "listening on loopback TCP (bearer token required)");
+    }
+    tracing::info!(socket = %socket.display(), "fiscald is ready");
+    println!("fiscald listening on {}", socket.display());
+    println!(
+        "try: curl --unix-socket {} http://localhost/v1/devices",
+        socket.display()
+    );
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: finishing the step in progress, then stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing the step in progress, then stopping"),
+    }
+    shutdown.cancel();
+    while let Some(r) = servers.join_next().await {
+        if let Ok(Err(e)) = r {
+            tracing::warn!(error = %e, "API server ended with an error");
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    sim_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in sims {
+        let _ = s.join();
+    }
+    let _ = std::fs::remove_file(socket);
+    tracing::info!("stopped");
+    Ok(())
+}

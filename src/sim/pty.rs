@@ -1,0 +1,76 @@
+//! A pseudo-terminal whose device side is published as a symlink (the "cable end"
+//! the daemon opens), and atomic file replacement for emulator state.
+
+use nix::pty::{OpenptyResult, openpty};
+use nix::sys::termios;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// An open PTY pair; the emulator reads and writes `master`.
+pub struct Pty {
+    pub master: OwnedFd,
+    /// Kept open so the master does not see EIO while no client has the device open.
+    _slave: OwnedFd,
+    pub device: PathBuf,
+    link: PathBuf,
+}
+
+impl Pty {
+    /// Create a raw-mode PTY and point `link` at its device (replacing any old link).
+    pub fn create(link: &Path) -> std::io::Result<Pty> {
+        let OpenptyResult { master, slave } = openpty(None, None).map_err(std::io::Error::from)?;
+        let mut t = termios::tcgetattr(slave.as_fd()).map_err(std::io::Error::from)?;
+        termios::cfmakeraw(&mut t);
+        termios::tcsetattr(slave.as_fd(), termios::SetArg::TCSANOW, &t)
+            .map_err(std::io::Error::from)?;
+        let device = nix::unistd::ttyname(slave.as_fd()).map_err(std::io::Error::from)?;
+        let flags = nix::fcntl::fcntl(master.as_fd(), nix::fcntl::FcntlArg::F_GETFL)
+            .map_err(std::io::Error::from)?;
+        let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(master.as_fd(), nix::fcntl::FcntlArg::F_SETFL(flags))
+            .map_err(std::io::Error::from)?;
+        let tmp = link.with_extension(format!("tmp{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&device, &tmp)?;
+        std::fs::rename(&tmp, link)?;
+        Ok(Pty {
+            master,
+            _slave: slave,
+            device,
+            link: link.to_path_buf(),
+        })
+    }
+
+    /// Remove the published link (the device "goes away").
+    pub fn unlink(&self) {
+        let _ = std::fs::remove_file(&self.link);
+    }
+}
+
+/// Write `bytes` to `path` atomically and durably: temp file, fsync, rename, fsync dir.
+/// New files get mode 0600.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
