@@ -809,3 +809,269 @@ fn memory_round_trips_through_json() {
     ok(&mut r, Frame::new("prncancel"), day1());
     sell(&mut r, day1(), &[("Chleb", "1", 250)]);
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MNEMONICS: &[&str] = &[
+        "trinit",
+        "trline",
+        "trnipset",
+        "trdiscntbill",
+        "trpayment",
+        "trend",
+        "prncancel",
+        "trcancel",
+        "dailyrep",
+        "cash",
+        "formstart",
+        "formline",
+        "formend",
+        "vatget",
+        "rtcget",
+        "scomm",
+        "scnt",
+        "sdev",
+        "!sdev",
+        "sprn",
+        "!sprn",
+        "sid",
+        "rpt",
+        "!trend",
+        "bogus",
+        "",
+        // Not commands: physical events driven by the test.
+        "#paper-out",
+        "#paper-later",
+        "#paper-back",
+        "#cover",
+        "#resume",
+        "#power",
+        "#next-day",
+    ];
+    const NAMES: &[&str] = &[
+        "na", "vt", "pr", "il", "wa", "st", "rd", "rp", "rw", "rn", "ni", "ty", "re", "to", "fp",
+        "bm", "da", "kw", "wp", "fn", "fl", "s1", "jm",
+    ];
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (0u64..2000).prop_map(|n| n.to_string()),
+            Just("0".to_string()),
+            Just("1".to_string()),
+            Just("42".to_string()),
+            Just("2026-09-08".to_string()),
+            Just("2026-09-09".to_string()),
+            Just("1112223344".to_string()),
+            Just("Coca-Cola".to_string()),
+            Just("Żółć".to_string()),
+            "[0-9.,-]{0,8}",
+            ".{0,12}",
+        ]
+    }
+
+    type Step = (usize, Vec<(usize, String)>, Option<u16>);
+
+    fn step() -> impl Strategy<Value = Step> {
+        (
+            0..MNEMONICS.len(),
+            proptest::collection::vec((0..NAMES.len(), value()), 0..7),
+            proptest::option::of(0u16..4),
+        )
+    }
+
+    fn check(p: &Printer) {
+        let m = p.memory();
+        assert_eq!(m.open_receipt, m.transaction.is_some());
+        let sold: u64 = m.receipts.iter().map(|r| r.total).sum();
+        let reported: u64 = m.daily_reports.iter().flat_map(|d| d.totals.values()).sum();
+        let pending: u64 = m.day.totals.values().sum();
+        assert_eq!(
+            sold,
+            reported + pending,
+            "every grosz sold is in exactly one report or pending"
+        );
+        for r in &m.receipts {
+            let paid: u64 = r.payments.iter().map(|p| p.amount).sum();
+            assert_eq!(paid - r.change, r.total);
+            assert!(r.total > 0 && !r.lines.is_empty());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn never_panics_and_keeps_the_books(steps in proptest::collection::vec(step(), 0..60)) {
+            let mut p = Printer::new();
+            let mut now = day1();
+            for (m, params, token) in steps {
+                let mnemonic = MNEMONICS[m];
+                match mnemonic {
+                    "#paper-out" => p.paper_out(None),
+                    "#paper-later" => p.paper_out(Some(params.len() as u32)),
+                    "#paper-back" => p.paper_back(),
+                    "#cover" => p.set_cover_open(!p.is_cover_open()),
+                    "#power" => {
+                        p.power_cycle();
+                    }
+                    "#next-day" => now += chrono::Duration::days(1),
+                    "#resume" => {
+                        while let Some(out) = p.resume(now) {
+                            prop_assert!(out.reply.is_some());
+                        }
+                    }
+                    _ => {
+                        let mut f = Frame::new(mnemonic);
+                        for (n, v) in params {
+                            f = f.with(NAMES[n], v);
+                        }
+                        f.token = token;
+                        let before = p.memory().clone();
+                        let out = p.handle(&f, now);
+                        if !out.fiscal_event {
+                            prop_assert_eq!(&before, p.memory());
+                        }
+                        if let Some(r) = &out.reply {
+                            prop_assert_eq!(r.token, token);
+                        }
+                    }
+                }
+                check(&p);
+            }
+            let json = serde_json::to_string(p.memory()).unwrap();
+            let back: FiscalMemory = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(&back, p.memory());
+        }
+    }
+}
+
+mod receipts_under_faults {
+    use super::*;
+    use proptest::prelude::*;
+    use rust_decimal::{Decimal, RoundingStrategy};
+
+    /// (unit price, quantity in thousandths, slot)
+    type Item = (u64, u32, u8);
+
+    #[derive(Debug, Clone)]
+    struct Plan {
+        items: Vec<Item>,
+        discount_permille: u64,
+        paper_after: Option<u32>,
+        card_part: u64,
+        power_cut_after: Option<usize>,
+        report_after: bool,
+    }
+
+    fn plan() -> impl Strategy<Value = Plan> {
+        (
+            proptest::collection::vec((200u64..5000, 5u32..5000, 0u8..5), 1..6),
+            0u64..500,
+            proptest::option::of(0u32..4),
+            0u64..1000,
+            proptest::option::of(0usize..8),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(
+                    items,
+                    discount_permille,
+                    paper_after,
+                    card_part,
+                    power_cut_after,
+                    report_after,
+                )| Plan {
+                    items,
+                    discount_permille,
+                    paper_after,
+                    card_part,
+                    power_cut_after,
+                    report_after,
+                },
+            )
+    }
+
+    /// Send a command; if the printer holds it, the operator reloads paper at once.
+    fn send(p: &mut Printer, f: Frame, now: NaiveDateTime) -> Frame {
+        if let Some(r) = p.handle(&f, now).reply {
+            return r;
+        }
+        p.paper_back();
+        let mut last = None;
+        while let Some(out) = p.resume(now) {
+            last = out.reply;
+        }
+        last.expect("the held command's answer")
+    }
+
+    fn value((price, milli, _): Item) -> u64 {
+        let v = Decimal::from(price) * Decimal::new(i64::from(milli), 3);
+        let v = v.round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
+        u64::try_from(v).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn every_completed_receipt_is_recorded_once(plans in proptest::collection::vec(plan(), 1..6)) {
+            let mut p = Printer::new();
+            let now = day1();
+            let mut expected = Vec::new();
+            for plan in plans {
+                p.paper_out(plan.paper_after);
+                let mut cmds = vec![frame("trinit", &[("bm", "0")])];
+                let mut total = 0;
+                for (i, item) in plan.items.iter().enumerate() {
+                    let il = Decimal::new(i64::from(item.1), 3).normalize().to_string();
+                    let v = value(*item);
+                    total += v;
+                    let name = format!("Towar {i} {}", item.2);
+                    cmds.push(frame("trline", &[
+                        ("na", &name), ("vt", &item.2.to_string()), ("pr", &item.0.to_string()),
+                        ("il", &il), ("wa", &v.to_string()),
+                    ]));
+                }
+                let discount = total * plan.discount_permille / 1000;
+                if discount > 0 {
+                    cmds.push(frame("trdiscntbill", &[("rw", &discount.to_string())]));
+                    total -= discount;
+                }
+                let card = (total * plan.card_part / 1000).min(total);
+                if card > 0 {
+                    cmds.push(frame("trpayment", &[("ty", "2"), ("wa", &card.to_string())]));
+                }
+                let cash = total - card + 50;
+                cmds.push(frame("trpayment", &[("ty", "0"), ("wa", &cash.to_string())]));
+                cmds.push(frame("trpayment", &[("ty", "0"), ("wa", "50"), ("re", "1")]));
+                cmds.push(frame("trend", &[("to", &total.to_string()), ("fp", &(card + cash).to_string()), ("re", "50")]));
+                let cut = plan.power_cut_after.filter(|&n| n < cmds.len());
+                for (i, cmd) in cmds.into_iter().enumerate() {
+                    if cut == Some(i) {
+                        prop_assert_eq!(p.power_cycle(), i > 0);
+                        break;
+                    }
+                    let r = send(&mut p, cmd.clone(), now);
+                    prop_assert_eq!(r.error_code, None, "{:?} → {:?}", cmd, r);
+                }
+                if cut.is_none() {
+                    expected.push(total);
+                }
+                if plan.report_after {
+                    p.paper_back();
+                    let r = send(&mut p, frame("dailyrep", &[("da", "2026-09-08")]), now);
+                    prop_assert!(r.error_code.is_none() || r.error_code == Some(382));
+                }
+            }
+            let m = p.memory();
+            let totals: Vec<u64> = m.receipts.iter().map(|r| r.total).collect();
+            prop_assert_eq!(&totals, &expected);
+            let numbers: Vec<u64> = m.receipts.iter().map(|r| r.number).collect();
+            prop_assert_eq!(numbers, (1..=expected.len() as u64).collect::<Vec<_>>());
+            let reported: u64 = m.daily_reports.iter().flat_map(|d| d.totals.values()).sum::<u64>()
+                + m.day.totals.values().sum::<u64>();
+            prop_assert_eq!(reported, expected.iter().sum::<u64>());
+            prop_assert!(!m.open_receipt);
+        }
+    }
+}
