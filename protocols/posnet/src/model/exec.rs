@@ -156,7 +156,9 @@ impl OpenReceipt {
     }
 
     fn paid(&self) -> u64 {
-        self.payments.iter().fold(0, |sum, p| sum.saturating_add(p.amount))
+        self.payments
+            .iter()
+            .fold(0, |sum, p| sum.saturating_add(p.amount))
     }
 
     /// Gross sales per VAT letter; bill adjustments are spread in proportion to each
