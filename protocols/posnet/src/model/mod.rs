@@ -14,7 +14,8 @@
 //! - `bn` (last receipt) and `bt` (receipts incl. cancelled) never reset, unlike the
 //!   real device's daily counters. `hn` is the next document number: every receipt,
 //!   cancelled receipt, daily report, cash operation and form takes one.
-//! - `dailyrep` with a date other than today's: command error 2023.
+//! - `dailyrep` with a date other than today's: command error 2023; without `da` it uses
+//!   today (the operator's confirmation on a real keypad).
 //! - Bill discounts: 1980 when there is nothing to discount, 1981 when the result would
 //!   not stay above zero, 2601 for a zero or ≥ 100 % value, 2801 when `rw` disagrees
 //!   with `rp`. `trend`: 2808 when `fp` ≠ the payments sent, 2809 when `re` ≠ the change,
@@ -50,9 +51,13 @@ pub const MAX_LINES: usize = 500;
 /// Amounts are integers in grosze.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FiscalMemory {
+    /// Completed receipts, oldest first.
     pub receipts: Vec<Receipt>,
+    /// Daily (Z) reports, oldest first.
     pub daily_reports: Vec<DailyReport>,
+    /// Cash in/out operations (`cash`).
     pub cash_operations: Vec<CashOperation>,
+    /// Completed non-fiscal forms.
     pub printouts: Vec<Printout>,
     /// True while a receipt is open (between `trinit` and `trend`/`prncancel`).
     pub open_receipt: bool,
@@ -85,12 +90,17 @@ pub struct FiscalMemory {
     pub last_report_zero: bool,
 }
 
+/// A completed fiscal receipt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
+    /// Receipt number (`scnt bn` after it was printed).
     pub number: u64,
     pub lines: Vec<ReceiptLine>,
+    /// Payments (not the change), in the order sent.
     pub payments: Vec<ReceiptPayment>,
+    /// Amount due (`trend to`).
     pub total: u64,
+    /// Buyer's NIP (`trnipset`), or `null`.
     pub buyer_nip: Option<String>,
     /// Local time of `trend`, `yyyy-mm-ddThh:mm:ss`.
     #[serde(default)]
@@ -103,6 +113,7 @@ pub struct Receipt {
     pub adjustments: Vec<Adjustment>,
 }
 
+/// One sale line of a receipt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptLine {
     /// UTF-8, decoded from the Windows-1250 wire bytes.
@@ -111,6 +122,7 @@ pub struct ReceiptLine {
     pub vat: String,
     /// Exact decimal as a string, e.g. "1.5".
     pub quantity: String,
+    /// Gross unit price (`pr`).
     pub unit_price: u64,
     /// Line value, unit price × quantity rounded half-up (before a line discount).
     pub amount: u64,
@@ -119,10 +131,12 @@ pub struct ReceiptLine {
     pub adjustment: Option<Adjustment>,
 }
 
+/// One payment of a receipt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptPayment {
     /// `cash`, `card`, `cheque`, `voucher`, `credit`, `other`, `transfer`.
     pub method: String,
+    /// Amount paid (grosze).
     pub amount: u64,
 }
 
@@ -130,7 +144,9 @@ pub struct ReceiptPayment {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AdjustmentKind {
+    /// Lowers the value (`rd1`, the default).
     Discount,
+    /// Raises the value (`rd0`).
     Surcharge,
 }
 
@@ -138,7 +154,9 @@ pub enum AdjustmentKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Adjustment {
     pub kind: AdjustmentKind,
+    /// Resolved amount in grosze (a percentage is rounded half-up).
     pub amount: u64,
+    /// The printed name (`na` / `rn`), if sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
@@ -153,8 +171,10 @@ impl Adjustment {
     }
 }
 
+/// A daily (Z) report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DailyReport {
+    /// Report number (`scnt rd` after it was printed).
     pub number: u64,
     /// `yyyy-mm-dd`.
     pub date: String,
@@ -168,16 +188,21 @@ pub struct DailyReport {
     pub cancelled: u64,
 }
 
+/// A cash deposit or withdrawal (`cash`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CashOperation {
     /// `in` or `out`.
     pub direction: String,
+    /// Amount in grosze.
     pub amount: u64,
 }
 
+/// A completed non-fiscal form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Printout {
+    /// Document number (the `scnt hn` it took).
     pub number: u64,
+    /// `s1` of each `formline`, in order.
     pub lines: Vec<String>,
 }
 
@@ -229,12 +254,15 @@ pub struct DayState {
 pub struct OpenReceipt {
     /// `bm1`: lines are printed at `trend`.
     pub block_mode: bool,
+    /// Sale lines so far.
     pub lines: Vec<OpenLine>,
     /// Bill discounts/surcharges.
     pub adjustments: Vec<Adjustment>,
+    /// Payments so far.
     pub payments: Vec<ReceiptPayment>,
     /// Change declared with `trpayment re1`.
     pub change: u64,
+    /// Buyer's NIP (`trnipset`; the last one counts).
     pub buyer_nip: Option<String>,
     /// Local time of `trinit`.
     pub started_at: String,
@@ -243,6 +271,7 @@ pub struct OpenReceipt {
 /// A line of the open receipt, with what the model needs to check it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenLine {
+    /// The line as it will be stored.
     pub line: ReceiptLine,
     /// PTU slot index 0..=6.
     pub slot: u8,
@@ -350,6 +379,7 @@ impl Printer {
             changed: false,
         }
     }
+    /// The fiscal memory (persist it after every [`Outcome::fiscal_event`]).
     pub fn memory(&self) -> &FiscalMemory {
         &self.memory
     }
