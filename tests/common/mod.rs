@@ -1,0 +1,312 @@
+//! End-to-end test harness: the real `fiscald` binary, the emulator in its own process
+//! on a real pseudo-terminal, and an HTTP client on the daemon's Unix socket.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_fiscald");
+
+/// Poll `f` until it returns Some or `timeout` passes.
+pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn log_file(dir: &Path, name: &str) -> Stdio {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(name))
+        .expect("log file");
+    Stdio::from(f)
+}
+
+/// The POSNET emulator as its own process.
+pub struct Sim {
+    pub dir: PathBuf,
+    pub link: PathBuf,
+    pub state: PathBuf,
+    child: Option<Child>,
+    args: Vec<String>,
+}
+
+impl Sim {
+    pub fn start(dir: &Path, extra: &[&str]) -> Sim {
+        let mut sim = Sim {
+            dir: dir.to_path_buf(),
+            link: dir.join("printer.tty"),
+            state: dir.join("printer.json"),
+            child: None,
+            args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        sim.spawn();
+        sim
+    }
+
+    fn spawn(&mut self) {
+        let _ = std::fs::remove_file(&self.link);
+        let child = Command::new(BIN)
+            .args(["sim", "posnet", "--link"])
+            .arg(&self.link)
+            .arg("--state")
+            .arg(&self.state)
+            .args(&self.args)
+            .env("FISCALD_LOG", "debug")
+            .stdout(log_file(&self.dir, "sim.log"))
+            .stderr(log_file(&self.dir, "sim.log"))
+            .spawn()
+            .expect("start the emulator");
+        self.child = Some(child);
+        let link = self.link.clone();
+        wait_until(
+            Duration::from_secs(10),
+            "the emulator's device link",
+            || std::fs::symlink_metadata(&link).ok(),
+        );
+    }
+
+    pub fn control_path(&self) -> PathBuf {
+        let mut p = self.link.clone().into_os_string();
+        p.push(".ctl");
+        p.into()
+    }
+
+    /// Send a control command; panics unless the emulator answers `ok`.
+    pub fn control(&self, cmd: &str) -> String {
+        let answer =
+            fiscald::sim::posnet::send_control(&self.control_path(), cmd).expect("control socket");
+        assert!(
+            answer.starts_with("ok"),
+            "emulator refused {cmd:?}: {answer}"
+        );
+        answer
+    }
+
+    /// The emulator's fiscal memory file.
+    pub fn memory(&self) -> Value {
+        let text = std::fs::read_to_string(&self.state).expect("state file");
+        serde_json::from_str(&text).expect("state JSON")
+    }
+
+    pub fn receipts(&self) -> Vec<Value> {
+        self.memory()["receipts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The daemon as its own process.
+pub struct Daemon {
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    child: Option<Child>,
+}
+
+/// A configuration for one printer on `port`, with short timeouts for tests.
+pub fn config_text(dir: &Path, port: &str, extra_printer: &str) -> String {
+    format!(
+        r#"[api]
+socket = "{sock}"
+
+[journal]
+path = "{journal}"
+
+[[printer]]
+id = "fp1"
+protocol = "posnet"
+port = "{port}"
+baud = 115200
+command_timeout = 1.5
+paper_wait = 60
+{extra_printer}
+"#,
+        sock = dir.join("api.sock").display(),
+        journal = dir.join("journal.db").display(),
+    )
+}
+
+impl Daemon {
+    pub fn start(dir: &Path, config: &str) -> Daemon {
+        let path = dir.join("fiscald.toml");
+        std::fs::write(&path, config).expect("write config");
+        let mut d = Daemon {
+            dir: dir.to_path_buf(),
+            socket: dir.join("api.sock"),
+            config: path,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn spawn(&mut self) {
+        let child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("FISCALD_LOG", "debug")
+            .stdout(log_file(&self.dir, "daemon.log"))
+            .stderr(log_file(&self.dir, "daemon.log"))
+            .spawn()
+            .expect("start the daemon");
+        self.child = Some(child);
+        let sock = self.socket.clone();
+        wait_until(Duration::from_secs(20), "the API socket", || {
+            std::os::unix::net::UnixStream::connect(&sock).ok()
+        });
+    }
+
+    /// Wait until the printer is identified and ready.
+    pub fn wait_ready(&self) {
+        wait_until(Duration::from_secs(20), "the printer to be ready", || {
+            let (_, v) = self.get("/v1/devices");
+            (v["devices"][0]["state"] == "ready").then_some(())
+        });
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        None
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        request(&self.socket, "GET", path, &[], None)
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        request(
+            &self.socket,
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            Some(body.to_string().into_bytes()),
+        )
+    }
+
+    pub fn post_with(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Value) {
+        request(&self.socket, "POST", path, headers, Some(body.to_vec()))
+    }
+
+    /// Poll a job until it reaches a terminal state.
+    pub fn wait_job(&self, id: i64, timeout: Duration) -> Value {
+        wait_until(timeout, &format!("job {id} to end"), || {
+            let (_, job) = self.get(&format!("/v1/jobs/{id}?wait=5"));
+            let s = job["state"].as_str().unwrap_or("");
+            (!matches!(s, "queued" | "running" | "")).then_some(job)
+        })
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.terminate();
+        }
+        if std::thread::panicking() {
+            for log in ["daemon.log", "sim.log"] {
+                if let Ok(text) = std::fs::read_to_string(self.dir.join(log)) {
+                    let tail: Vec<&str> = text.lines().rev().take(60).collect();
+                    eprintln!("---- last lines of {log} ----");
+                    for l in tail.iter().rev() {
+                        eprintln!("{l}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One HTTP/1.1 request on a Unix socket, with hyper's client.
+pub fn request(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        use http_body_util::{BodyExt, Full};
+        let stream = tokio::net::UnixStream::connect(socket)
+            .await
+            .expect("connect to the API socket");
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("handshake");
+        tokio::spawn(conn);
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://localhost{path}"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(Full::new(bytes::Bytes::from(body.unwrap_or_default())))
+            .expect("request");
+        let resp = tokio::time::timeout(Duration::from_secs(90), sender.send_request(req))
+            .await
+            .expect("response in time")
+            .expect("response");
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
+    })
+}
