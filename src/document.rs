@@ -365,14 +365,14 @@ pub fn receipt(
                 ));
             }
         };
-        if let Some(active) = limits.active_vat {
-            if !active.contains(&vat) {
-                let list: String = active.iter().collect();
-                return Err(Invalid::new(
-                    l.field("vat"),
-                    format!("VAT {vat} is not active on the printer; active letters: {list}"),
-                ));
-            }
+        if let Some(active) = limits.active_vat
+            && !active.contains(&vat)
+        {
+            let list: String = active.iter().collect();
+            return Err(Invalid::new(
+                l.field("vat"),
+                format!("VAT {vat} is not active on the printer; active letters: {list}"),
+            ));
         }
         let unit = match l.string("unit")? {
             Some(u) if !u.trim().is_empty() => Some(printer_text(u, &l.field("unit"), 4, false)?),
