@@ -20,7 +20,11 @@
 //!   not stay above zero, 2601 for a zero or ≥ 100 % value, 2801 when `rw` disagrees
 //!   with `rp`. `trend`: 2808 when `fp` ≠ the payments sent, 2809 when `re` ≠ the change,
 //!   2041 when the total is not positive. Forms: 2501 bad form number, 2504 not
-//!   started (or another form number), 2505 already started.
+//!   started (or another form number), 2505 already started. Also: 1950 amount overflow,
+//!   1953 a payment when the total is already covered, 2052 more than [`MAX_LINES`] lines,
+//!   1990 storno after a bill discount or payment, 2851 storno of a line not on the receipt,
+//!   2063 `cash kw0`, 502 drawer over the maximum. `scomm ts1` while a form is open.
+//! - `trpayment re1` (change) is allowed with any payment type, as in the spec's example.
 //! - While a command is held (paper out, cover open) every later command except the
 //!   status commands and `rpt` queues behind it, up to [`MAX_HELD`] (then frame error 14).
 //!   `rpt` for a token that is still held waits for that command.
