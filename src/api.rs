@@ -27,6 +27,7 @@ pub const MAX_WAIT_SECONDS: f64 = 60.0;
 #[derive(Clone)]
 pub struct AppState {
     pub journal: Journal,
+    pub submitter: crate::journal::Submitter,
     pub printers: Arc<BTreeMap<String, Arc<PrinterHandle>>>,
     pub events: broadcast::Sender<JobId>,
 }
@@ -71,7 +72,7 @@ impl From<JournalError> for ApiError {
             JournalError::NotCancellable { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "not_cancellable", e.to_string())
             }
-            JournalError::Sqlite(_) => {
+            JournalError::Sqlite(_) | JournalError::Commit(_) => {
                 tracing::error!(error = %e, "journal failure");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -415,7 +416,7 @@ async fn submit(
         idempotency_key: key,
     };
     let mut rx = state.events.subscribe();
-    let (job, existed) = state.journal.run(move |j| j.submit(new)).await?;
+    let (job, existed) = state.submitter.submit(new).await?;
     if !existed {
         tracing::info!(job = job.id, kind = kind.as_str(), printer = %printer.config.id, "job queued");
         printer.wake.notify_one();

@@ -61,6 +61,9 @@ pub struct PrinterConfig {
     /// Seconds a receipt may wait for paper (or a closed cover) before it fails.
     #[serde(default = "default_paper_wait")]
     pub paper_wait: f64,
+    /// Seconds between status polls of an idle printer (paper, cover, link check).
+    #[serde(default = "default_status_poll")]
+    pub status_poll: f64,
     /// Longest item name accepted (the printer's own limit is 80, older models 40).
     #[serde(default = "default_max_name_length")]
     pub max_name_length: usize,
@@ -80,6 +83,9 @@ fn default_report_timeout() -> f64 {
 fn default_paper_wait() -> f64 {
     600.0
 }
+fn default_status_poll() -> f64 {
+    2.0
+}
 fn default_max_name_length() -> usize {
     40
 }
@@ -90,6 +96,9 @@ impl PrinterConfig {
     }
     pub fn report_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.report_timeout)
+    }
+    pub fn status_poll(&self) -> Duration {
+        Duration::from_secs_f64(self.status_poll)
     }
     pub fn paper_wait(&self) -> Duration {
         Duration::from_secs_f64(self.paper_wait)
@@ -172,6 +181,7 @@ impl Config {
                 ("command_timeout", p.command_timeout),
                 ("report_timeout", p.report_timeout),
                 ("paper_wait", p.paper_wait),
+                ("status_poll", p.status_poll),
             ] {
                 if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
                     return Err(format!("{at}: {name} must be between 0 and 86400 seconds"));
@@ -230,7 +240,7 @@ port = "sim"
         let typo = GOOD.replace("protocol =", "protocl =");
         let e = parse(&typo).unwrap_err().to_string();
         assert!(
-            e.contains("test.toml:9:1") && e.contains("unknown field `protocl`"),
+            e.contains("test.toml:8:1") && e.contains("unknown field `protocl`"),
             "{e}"
         );
     }

@@ -107,6 +107,9 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
 }
 
+/// The outcome of one submission: the job and whether it already existed.
+pub type Submitted = Result<(Job, bool), JournalError>;
+
 /// Journal failures the API reports distinctly.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -118,6 +121,8 @@ pub enum JournalError {
     NotCancellable { id: JobId, state: &'static str },
     #[error("journal: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("journal commit failed: {0}")]
+    Commit(String),
 }
 
 /// The journal handle, shared by the API and the device tasks.
@@ -227,9 +232,37 @@ impl Journal {
     /// Queue a job, or return the existing one for a repeated `Idempotency-Key`.
     /// Returns the job and whether it already existed.
     pub fn submit(&self, new: NewJob) -> Result<(Job, bool), JournalError> {
-        let hash = request_hash(new.kind, &new.device, &new.request);
+        self.submit_batch(vec![new])
+            .pop()
+            .unwrap_or_else(|| Err(JournalError::Commit("empty batch".into())))
+    }
+
+    /// Queue several jobs in one transaction (one fsync): the group commit behind
+    /// [`Submitter`]. Each job gets its own outcome; a failed commit fails them all.
+    pub fn submit_batch(&self, jobs: Vec<NewJob>) -> Vec<Submitted> {
         let mut conn = self.lock();
-        let tx = conn.transaction()?;
+        let run = |conn: &mut Connection| -> Result<Vec<Submitted>, JournalError> {
+            let tx = conn.transaction()?;
+            let outcomes = jobs
+                .into_iter()
+                .map(|new| Self::submit_in(&tx, new))
+                .collect();
+            tx.commit()?;
+            Ok(outcomes)
+        };
+        match run(&mut conn) {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                let msg = e.to_string();
+                (0..1)
+                    .map(|_| Err(JournalError::Commit(msg.clone())))
+                    .collect()
+            }
+        }
+    }
+
+    fn submit_in(tx: &rusqlite::Transaction<'_>, new: NewJob) -> Result<(Job, bool), JournalError> {
+        let hash = request_hash(new.kind, &new.device, &new.request);
         if let Some(key) = &new.idempotency_key {
             let found: Option<(JobId, String)> = tx
                 .query_row(
@@ -242,7 +275,7 @@ impl Journal {
                 if existing_hash != hash {
                     return Err(JournalError::IdempotencyConflict(key.clone()));
                 }
-                let job = Self::get_in(&tx, id)?.ok_or(JournalError::NotFound(id))?;
+                let job = Self::get_in(tx, id)?.ok_or(JournalError::NotFound(id))?;
                 return Ok((job, true));
             }
         }
@@ -257,8 +290,7 @@ impl Journal {
             "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, 'queued', NULL)",
             params![id, t],
         )?;
-        let job = Self::get_in(&tx, id)?.ok_or(JournalError::NotFound(id))?;
-        tx.commit()?;
+        let job = Self::get_in(tx, id)?.ok_or(JournalError::NotFound(id))?;
         Ok((job, false))
     }
 
@@ -425,6 +457,65 @@ impl Journal {
         )?;
         tx.commit()?;
         Ok(())
+    }
+}
+
+type Reply = tokio::sync::oneshot::Sender<Submitted>;
+
+/// Group commit for job submissions: one writer thread takes every submission waiting
+/// at that moment and commits them in one transaction, so concurrent clients share an
+/// fsync instead of queueing for one each.
+#[derive(Clone)]
+pub struct Submitter {
+    queue: std::sync::mpsc::Sender<(NewJob, Reply)>,
+}
+
+/// Most submissions committed together.
+const MAX_GROUP: usize = 64;
+
+impl Submitter {
+    /// Start the writer thread for `journal`.
+    pub fn start(journal: Journal) -> std::io::Result<Submitter> {
+        let (queue, rx) = std::sync::mpsc::channel::<(NewJob, Reply)>();
+        std::thread::Builder::new()
+            .name("journal-submit".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut group = vec![first];
+                    while group.len() < MAX_GROUP {
+                        match rx.try_recv() {
+                            Ok(next) => group.push(next),
+                            Err(_) => break,
+                        }
+                    }
+                    let (jobs, replies): (Vec<NewJob>, Vec<Reply>) = group.into_iter().unzip();
+                    let n = jobs.len();
+                    let mut outcomes = journal.submit_batch(jobs);
+                    if outcomes.len() != n {
+                        let msg = match outcomes.pop() {
+                            Some(Err(e)) => e.to_string(),
+                            _ => "journal commit failed".to_string(),
+                        };
+                        outcomes = (0..n)
+                            .map(|_| Err(JournalError::Commit(msg.clone())))
+                            .collect();
+                    }
+                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                        let _ = reply.send(outcome);
+                    }
+                }
+            })?;
+        Ok(Submitter { queue })
+    }
+
+    /// Submit a job; resolves once it is committed.
+    pub async fn submit(&self, new: NewJob) -> Result<(Job, bool), JournalError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.queue
+            .send((new, tx))
+            .map_err(|_| JournalError::Commit("the journal writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| JournalError::Commit("the journal writer has stopped".into()))?
     }
 }
 

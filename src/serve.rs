@@ -73,8 +73,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tasks.spawn(task.run());
     }
 
+    let submitter = crate::journal::Submitter::start(journal.clone())
+        .context("cannot start the journal writer")?;
     let state = AppState {
         journal: journal.clone(),
+        submitter,
         printers: printers.clone(),
         events,
     };

@@ -152,8 +152,6 @@ impl From<posnet::reply::ReplyError> for StepError {
 const MAX_ATTEMPTS: i64 = 5;
 /// How often a command refused with a frame error is sent again.
 const FRAME_ERROR_RESENDS: u32 = 2;
-/// How often an idle printer is polled for its status.
-const IDLE_POLL: Duration = Duration::from_secs(2);
 
 /// A job's error object as the API shows it.
 pub fn error_json(code: &str, message: impl Into<String>, device_code: Option<u32>) -> Value {
@@ -270,7 +268,7 @@ impl PrinterTask {
                     tokio::select! {
                         _ = self.handle.wake.notified() => {}
                         _ = self.shutdown.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(IDLE_POLL) => self.poll_status(link).await?,
+                        _ = tokio::time::sleep(self.handle.config.status_poll()) => self.poll_status(link).await?,
                     }
                 }
                 Err(e) => {

@@ -196,6 +196,10 @@ impl Daemon {
         });
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -281,15 +285,40 @@ pub fn request(
         .build()
         .expect("runtime");
     rt.block_on(async {
-        use http_body_util::{BodyExt, Full};
-        let stream = tokio::net::UnixStream::connect(socket)
+        let mut client = Client::connect(socket)
             .await
             .expect("connect to the API socket");
-        let (mut sender, conn) =
+        client
+            .send(method, path, headers, body)
+            .await
+            .expect("response")
+    })
+}
+
+/// A keep-alive HTTP/1.1 connection to the API socket.
+pub struct Client {
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+}
+
+impl Client {
+    pub async fn connect(socket: &Path) -> std::io::Result<Client> {
+        let stream = tokio::net::UnixStream::connect(socket).await?;
+        let (sender, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
                 .await
-                .expect("handshake");
+                .map_err(std::io::Error::other)?;
         tokio::spawn(conn);
+        Ok(Client { sender })
+    }
+
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> std::io::Result<(u16, Value)> {
+        use http_body_util::{BodyExt, Full};
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(format!("http://localhost{path}"));
@@ -298,15 +327,20 @@ pub fn request(
         }
         let req = req
             .body(Full::new(bytes::Bytes::from(body.unwrap_or_default())))
-            .expect("request");
-        let resp = tokio::time::timeout(Duration::from_secs(90), sender.send_request(req))
+            .map_err(std::io::Error::other)?;
+        let resp = tokio::time::timeout(Duration::from_secs(90), self.sender.send_request(req))
             .await
-            .expect("response in time")
-            .expect("response");
+            .map_err(std::io::Error::other)?
+            .map_err(std::io::Error::other)?;
         let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
         let value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, value)
-    })
+        Ok((status, value))
+    }
 }

@@ -319,7 +319,14 @@ impl Printer {
             Err(Fail::Cmd(code)) => Frame::error_reply(name, code),
             Err(Fail::Frame(code, field)) => frame_error(code, name, field),
         };
-        self.answer(command, reply, changed)
+        // Progress inside an open document is not a fiscal event: a real printer cancels
+        // an open document when it loses power, so only opening, closing and cancelling
+        // documents (and reports, cash, counters) need to reach non-volatile memory.
+        let in_document = matches!(
+            name,
+            "trline" | "trnipset" | "trdiscntbill" | "trpayment" | "formline"
+        );
+        self.answer(command, reply, changed && !in_document)
     }
 
     fn execute(&mut self, f: &Frame, now: NaiveDateTime) -> Res<Frame> {

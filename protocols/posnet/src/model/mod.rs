@@ -339,6 +339,8 @@ pub struct Outcome {
     /// open) until [`Printer::resume`] is called after the condition clears.
     pub reply: Option<Frame>,
     /// True if fiscal memory changed and must be persisted before the reply goes out.
+    /// Lines, payments and other progress inside an open document change only the
+    /// volatile `transaction`/`form` parts and are not fiscal events.
     pub fiscal_event: bool,
 }
 

@@ -1,0 +1,165 @@
+//! `cargo bench --bench e2e`: end-to-end figures against the emulator (its own process,
+//! emulating the line speed). Prints:
+//! - a 20-line receipt's end-to-end time (API request to job done) divided by the pure
+//!   wire time of the bytes exchanged (bytes × 10 / baud), at 9600 and 115200 baud;
+//! - the API's accept latency (202 for a receipt, journal fsync included), p50/p99, with
+//!   8 concurrent clients;
+//! - the daemon's idle resident memory.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{Daemon, Sim, config_text};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+fn receipt(lines: usize, tag: &str) -> Value {
+    let lines: Vec<Value> = (0..lines)
+        .map(|i| json!({"name": format!("Towar {tag} {i:02}"), "quantity": "1", "unit_price": 1234, "vat": "A"}))
+        .collect();
+    let total = 1234 * lines.len() as u64;
+    json!({"lines": lines, "payments": [{"method": "cash", "amount": total}]})
+}
+
+fn link_bytes(d: &Daemon) -> u64 {
+    let (_, v) = d.get("/v1/devices");
+    let link = &v["devices"][0]["link"];
+    link["bytes_in"].as_u64().unwrap_or(0) + link["bytes_out"].as_u64().unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn wire_ratio(baud: u32, runs: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let baud_s = baud.to_string();
+    let sim = Sim::start(dir.path(), &["--baud", &baud_s]);
+    let cfg = config_text(dir.path(), &sim.link.display().to_string(), "").replace(
+        "baud = 115200",
+        &format!("baud = {baud}\nstatus_poll = 3600"),
+    );
+    let d = Daemon::start(dir.path(), &cfg);
+    d.wait_ready();
+    // Warm up: one receipt.
+    let (_, j) = d.post("/v1/receipts?wait=60", &receipt(20, "warm"));
+    assert_eq!(j["state"], "done", "{j}");
+    let mut ratios = Vec::new();
+    let mut last = (Duration::ZERO, Duration::ZERO, 0);
+    for run in 0..runs {
+        let before = link_bytes(&d);
+        let t0 = Instant::now();
+        let (status, j) = d.post("/v1/receipts?wait=60", &receipt(20, &run.to_string()));
+        let elapsed = t0.elapsed();
+        assert_eq!((status, j["state"].as_str()), (200, Some("done")), "{j}");
+        let bytes = link_bytes(&d) - before;
+        let wire = Duration::from_nanos(bytes * 10 * 1_000_000_000 / u64::from(baud));
+        ratios.push(elapsed.as_secs_f64() / wire.as_secs_f64());
+        last = (elapsed, wire, bytes);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    println!(
+        "20-line receipt at {baud:>6} baud: end-to-end {:>7.1} ms, wire {:>7.1} ms ({} bytes); ratio median {median:.3} (min {:.3}, max {:.3}, {runs} runs)",
+        last.0.as_secs_f64() * 1e3,
+        last.1.as_secs_f64() * 1e3,
+        last.2,
+        ratios[0],
+        ratios[ratios.len() - 1],
+    );
+    drop(sim);
+}
+
+fn accept_latency(clients: usize, per_client: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(dir.path(), &[]);
+    let d = Daemon::start(
+        dir.path(),
+        &config_text(dir.path(), &sim.link.display().to_string(), ""),
+    );
+    d.wait_ready();
+    let socket = d.socket.clone();
+    let handles: Vec<_> = (0..clients)
+        .map(|c| {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let mut client = common::Client::connect(&socket).await.unwrap();
+                    let mut lat = Vec::with_capacity(per_client);
+                    for i in 0..per_client {
+                        let body = receipt(3, &format!("{c}-{i}")).to_string().into_bytes();
+                        let t0 = Instant::now();
+                        let (status, _) = client
+                            .send(
+                                "POST",
+                                "/v1/receipts",
+                                &[("content-type", "application/json")],
+                                Some(body),
+                            )
+                            .await
+                            .unwrap();
+                        lat.push(t0.elapsed());
+                        assert_eq!(status, 202);
+                    }
+                    lat
+                })
+            })
+        })
+        .collect();
+    let mut all: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.sort();
+    println!(
+        "accept latency, {clients} concurrent clients, {} receipts: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        all.len(),
+        percentile(&all, 0.50).as_secs_f64() * 1e3,
+        percentile(&all, 0.99).as_secs_f64() * 1e3,
+        all[all.len() - 1].as_secs_f64() * 1e3,
+    );
+}
+
+fn idle_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(dir.path(), &[]);
+    let d = Daemon::start(
+        dir.path(),
+        &config_text(dir.path(), &sim.link.display().to_string(), ""),
+    );
+    d.wait_ready();
+    let (_, j) = d.post("/v1/receipts?wait=60", &receipt(20, "mem"));
+    assert_eq!(j["state"], "done");
+    std::thread::sleep(Duration::from_secs(3));
+    let pid = d.pid().expect("daemon pid");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    println!(
+        "daemon idle resident memory: {:.1} MiB (VmRSS; peak VmHWM {:.1} MiB)",
+        field("VmRSS:") as f64 / 1024.0,
+        field("VmHWM:") as f64 / 1024.0
+    );
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing useful: run briefly.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let runs = if quick { 1 } else { 7 };
+    println!("fiscald end-to-end benchmark (emulator in its own process, real PTY)");
+    wire_ratio(9600, runs);
+    wire_ratio(115_200, runs);
+    accept_latency(8, if quick { 5 } else { 100 });
+    idle_memory();
+}
