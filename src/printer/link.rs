@@ -21,6 +21,8 @@ pub enum LinkError {
     Text(#[from] posnet::TextError),
 }
 
+const IN_USE: &str = "the port is in use by another process (is a second fiscald running?)";
+
 /// Byte and frame counters for one link, in both directions.
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
 pub struct LinkStats {
@@ -59,13 +61,20 @@ impl Link {
             .stop_bits(tokio_serial::StopBits::One)
             .flow_control(tokio_serial::FlowControl::None)
             .open_native_async()
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| {
+                let text = e.to_string();
+                if text.contains("exclusive") || text.contains("Device or resource busy") {
+                    err(IN_USE.into())
+                } else {
+                    err(text)
+                }
+            })?;
         // SAFETY: flock on a file descriptor we own for the lifetime of `port`.
         let rc = unsafe { libc::flock(port.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
             let e = std::io::Error::last_os_error();
             return Err(err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                "the port is locked by another process (is a second fiscald running?)".into()
+                IN_USE.into()
             } else {
                 format!("cannot lock: {e}")
             }));

@@ -569,13 +569,32 @@ impl PrinterTask {
         let counters = serde_json::to_value(before).unwrap_or(Value::Null);
         self.journal_step(job.id, "printing", Some(counters))
             .await?;
-        let sent = self.send_document(link, job).await;
+        let mut closing = false;
+        let sent = self.send_document(link, job, &mut closing).await;
         match sent {
             Ok(()) => {}
             Err(e @ (StepError::Device { .. } | StepError::Frame { .. })) => {
                 // The printer refused: cancel what is open so nothing half-done remains.
                 self.cmd(link, &Command::PrnCancel, t).await?;
                 self.finish(job.id, JobState::Failed, None, e.to_json(self.id()))
+                    .await;
+                return Ok(Next::Finished);
+            }
+            Err(StepError::PaperTimeout) if closing => {
+                // The closing command is held by the printer and runs when paper is put
+                // in: the document may still be printed, so it cannot be failed.
+                let err = error_json(
+                    "needs_attention",
+                    format!(
+                        "printer {} holds the closing command of job {} for lack of paper (or an open cover) \
+                         for longer than {:?}; it prints when paper is put in. Check the printer, then settle the job by hand.",
+                        self.id(),
+                        job.id,
+                        self.handle.config.paper_wait()
+                    ),
+                    None,
+                );
+                self.finish(job.id, JobState::NeedsAttention, None, Some(err))
                     .await;
                 return Ok(Next::Finished);
             }
@@ -598,7 +617,13 @@ impl PrinterTask {
     }
 
     /// Send the document's commands up to and including the closing one.
-    async fn send_document(&self, link: &mut Link, job: &Job) -> Result<(), StepError> {
+    /// Send the document's commands; `closing` is set just before the closing command.
+    async fn send_document(
+        &self,
+        link: &mut Link,
+        job: &Job,
+        closing: &mut bool,
+    ) -> Result<(), StepError> {
         let t = self.handle.config.command_timeout();
         let bad = |e: serde_json::Error| {
             StepError::BadReply(format!("journaled request is unreadable: {e}"))
@@ -644,6 +669,7 @@ impl PrinterTask {
                     self.cmd(link, &c, t).await?;
                 }
                 self.journal_step(job.id, "closing", None).await?;
+                *closing = true;
                 self.cmd(
                     link,
                     &Command::TrEnd {
@@ -658,6 +684,7 @@ impl PrinterTask {
             JobKind::DailyReport => {
                 let rtc = Rtc::from_frame(&self.cmd(link, &Command::RtcGet, t).await?)?;
                 self.journal_step(job.id, "closing", None).await?;
+                *closing = true;
                 let c = Command::DailyRep {
                     date: rtc.datetime.date(),
                 };
@@ -668,6 +695,7 @@ impl PrinterTask {
                 let c: CashOperation =
                     serde_json::from_value(job.request["document"].clone()).map_err(bad)?;
                 self.journal_step(job.id, "closing", None).await?;
+                *closing = true;
                 self.cmd(
                     link,
                     &Command::Cash {
@@ -710,6 +738,7 @@ impl PrinterTask {
                     .await?;
                 }
                 self.journal_step(job.id, "closing", None).await?;
+                *closing = true;
                 self.cmd(link, &Command::FormEnd { form: FORM }, t).await?;
             }
         }
@@ -751,20 +780,18 @@ impl PrinterTask {
             Self::counter(job.kind, &before),
             Self::counter(job.kind, &after),
         );
-        let moved = a.wrapping_sub(b);
-        match (step, moved) {
-            // The closing command may have run: one step means it did.
-            ("closing" | "closed", 1) => {
+        match verdict(step, b, a) {
+            Verdict::Printed => {
                 let rtc = Rtc::from_frame(&self.cmd(link, &Command::RtcGet, t).await?)?;
                 let result = self.result(job, &after, &rtc);
                 self.finish(job.id, JobState::Done, Some(result), None)
                     .await;
                 Ok(Next::Finished)
             }
-            ("printing" | "closing", 0) => Ok(Next::Retry(format!(
+            Verdict::NotPrinted => Ok(Next::Retry(format!(
                 "the printer's counter did not move (still {a}): the document was not printed"
             ))),
-            _ => {
+            Verdict::Unknown => {
                 let err = error_json(
                     "needs_attention",
                     format!(
@@ -808,6 +835,28 @@ impl PrinterTask {
     }
 }
 
+/// What the document counter says about an interrupted document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It was printed (exactly once).
+    Printed,
+    /// It was not printed: printing it again is safe.
+    NotPrinted,
+    /// Neither can be proved: the job goes to `needs_attention`.
+    Unknown,
+}
+
+/// Decide from the counter before the document (`before`), the counter now (`after`)
+/// and the last journaled step. Before `closing` the closing command was never sent,
+/// so the counter must not have moved; from `closing` on, one step means it ran.
+pub fn verdict(step: &str, before: u64, after: u64) -> Verdict {
+    match (step, after.checked_sub(before)) {
+        ("closing" | "closed", Some(1)) => Verdict::Printed,
+        ("printing" | "closing", Some(0)) => Verdict::NotPrinted,
+        _ => Verdict::Unknown,
+    }
+}
+
 /// What to do after a step.
 enum Next {
     Finished,
@@ -835,5 +884,28 @@ fn describe(e: &StepError) -> String {
         }
         StepError::PaperTimeout => "paper out".into(),
         StepError::Shutdown => "stopping".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Verdict, verdict};
+
+    #[test]
+    fn counters_decide_exactly_once() {
+        assert_eq!(verdict("printing", 7, 7), Verdict::NotPrinted);
+        assert_eq!(verdict("closing", 7, 7), Verdict::NotPrinted);
+        assert_eq!(verdict("closing", 7, 8), Verdict::Printed);
+        assert_eq!(verdict("closed", 7, 8), Verdict::Printed);
+        // The closing command was never sent, yet a document appeared: someone else printed.
+        assert_eq!(verdict("printing", 7, 8), Verdict::Unknown);
+        // The printer acknowledged the closing command but its counter did not move.
+        assert_eq!(verdict("closed", 7, 7), Verdict::Unknown);
+        assert_eq!(verdict("closing", 7, 9), Verdict::Unknown);
+        assert_eq!(
+            verdict("closing", 7, 3),
+            Verdict::Unknown,
+            "counter went backwards (printer replaced?)"
+        );
     }
 }

@@ -272,6 +272,28 @@ impl Drop for Daemon {
     }
 }
 
+/// One HTTP/1.1 request on loopback TCP.
+pub fn request_tcp(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut client = Client::connect_tcp(addr)
+            .await
+            .expect("connect to the API port");
+        client
+            .send(method, path, headers, None)
+            .await
+            .expect("response")
+    })
+}
+
 /// One HTTP/1.1 request on a Unix socket, with hyper's client.
 pub fn request(
     socket: &Path,
@@ -303,6 +325,16 @@ pub struct Client {
 impl Client {
     pub async fn connect(socket: &Path) -> std::io::Result<Client> {
         let stream = tokio::net::UnixStream::connect(socket).await?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(std::io::Error::other)?;
+        tokio::spawn(conn);
+        Ok(Client { sender })
+    }
+
+    pub async fn connect_tcp(addr: std::net::SocketAddr) -> std::io::Result<Client> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
         let (sender, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
                 .await
