@@ -30,6 +30,8 @@ pub struct AppState {
     pub submitter: crate::journal::Submitter,
     pub printers: Arc<BTreeMap<String, Arc<PrinterHandle>>>,
     pub events: broadcast::Sender<JobId>,
+    /// Cancelled when the daemon stops: long waits answer at once with the job as it stands.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// An API error: `{"error": {"code", "message", "field", "device_code"}}`.
@@ -450,10 +452,13 @@ async fn wait_for(
             return Ok(job);
         }
         loop {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Err(_) => return Ok(job),
-                Ok(Ok(changed)) if changed != id => continue,
-                Ok(_) => break, // our job changed, or we lagged: read it again
+            tokio::select! {
+                r = tokio::time::timeout_at(deadline, rx.recv()) => match r {
+                    Err(_) => return Ok(job),
+                    Ok(Ok(changed)) if changed != id => continue,
+                    Ok(_) => break, // our job changed, or we lagged: read it again
+                },
+                _ = state.shutdown.cancelled() => return Ok(job),
             }
         }
     }

@@ -80,6 +80,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         submitter,
         printers: printers.clone(),
         events,
+        shutdown: shutdown.clone(),
     };
     let socket = &config.api.socket;
     if let Ok(meta) = std::fs::symlink_metadata(socket) {

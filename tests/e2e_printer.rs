@@ -279,9 +279,41 @@ fn dropped_reply_and_line_garbage_are_recovered_without_duplicates() {
 }
 
 #[test]
-fn sigterm_stops_the_daemon_with_exit_code_zero() {
-    let (_dir, _sim, mut d) = setup(&[]);
+fn sigterm_stops_the_daemon_with_exit_code_zero_and_the_job_survives() {
+    let (_dir, sim, mut d) = setup(&[]);
+    sim.control("paper out");
+    let socket = d.socket.clone();
+    let body = receipt("Stop", 2).to_string().into_bytes();
+    // A POS waiting on a job that waits for paper must not hold up the shutdown.
+    let waiter = std::thread::spawn(move || {
+        common::request(
+            &socket,
+            "POST",
+            "/v1/receipts?wait=60",
+            &[("content-type", "application/json")],
+            Some(body),
+        )
+    });
+    wait_until(Duration::from_secs(10), "the job to start", || {
+        let (_, v) = d.get("/v1/devices");
+        (v["devices"][0]["state"] == "paper_out").then_some(())
+    });
+    let t0 = std::time::Instant::now();
     assert_eq!(d.terminate(), Some(0));
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        t0.elapsed()
+    );
+    let (status, job) = waiter.join().unwrap();
+    assert_eq!(status, 202, "{job}");
+    assert!(sim.receipts().is_empty());
+    // After a restart the interrupted job is reconciled and finishes once the paper is back.
+    d.spawn();
+    sim.control("paper back");
+    let job = d.wait_job(job["id"].as_i64().unwrap(), Duration::from_secs(30));
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(sim.receipts().len(), 1);
 }
 
 #[test]

@@ -39,6 +39,8 @@ pub struct Link {
     port: tokio_serial::SerialStream,
     decoder: FrameDecoder,
     buf: Vec<u8>,
+    /// The token the next command carries (`@NNNN`, 0..=9999).
+    next_token: u16,
     /// Shared counters, readable by the API.
     pub stats: std::sync::Arc<std::sync::Mutex<LinkStats>>,
 }
@@ -79,10 +81,16 @@ impl Link {
                 format!("cannot lock: {e}")
             }));
         }
+        // Start tokens somewhere new on every connection, so that a late reply to a command
+        // sent on an earlier connection (or by an earlier daemon) never matches.
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() / 1000);
         Ok(Link {
             port,
             decoder: FrameDecoder::new(),
             buf: vec![0; 1024],
+            next_token: (seed % 10_000) as u16,
             stats,
         })
     }
@@ -107,9 +115,15 @@ impl Link {
         Ok(())
     }
 
-    /// Read until a reply to `mnemonic` arrives or `deadline` passes. Replies to other
-    /// mnemonics (stale replies to an earlier, timed-out command) are discarded.
-    pub async fn receive(&mut self, mnemonic: &str, deadline: Instant) -> Result<Frame, LinkError> {
+    /// Read until the reply to `mnemonic` carrying `token` arrives or `deadline` passes.
+    /// Other replies (late answers to an earlier, timed-out command) are discarded. A reply
+    /// without a token is accepted by mnemonic, for printers that do not echo tokens.
+    pub async fn receive(
+        &mut self,
+        mnemonic: &str,
+        token: Option<u16>,
+        deadline: Instant,
+    ) -> Result<Frame, LinkError> {
         let want = mnemonic.trim_start_matches('!');
         loop {
             while let Some(item) = self.decoder.next_item() {
@@ -117,14 +131,11 @@ impl Link {
                     Decoded::Frame(f) => {
                         self.stat(|s| s.frames_in += 1);
                         let got = f.mnemonic.trim_start_matches('!');
-                        if got == want || f.is_frame_error() {
+                        let token_ok = f.token.is_none() || f.token == token;
+                        if token_ok && (got == want || f.is_frame_error()) {
                             return Ok(f);
                         }
-                        tracing::warn!(
-                            expected = want,
-                            got,
-                            "discarding a reply to another command"
-                        );
+                        tracing::warn!(expected = want, got, ?token, reply_token = ?f.token, "discarding a reply to another command");
                     }
                     Decoded::Invalid { error, raw } => {
                         self.stat(|s| s.frame_errors += 1);
@@ -155,20 +166,41 @@ impl Link {
         }
     }
 
-    /// Send `command` and wait up to `timeout` for its reply.
+    /// Send `command` with a fresh token and wait up to `timeout` for its reply.
+    /// Returns the reply, or the error with the token the command carried.
     pub async fn exchange(
         &mut self,
         command: &Command,
         timeout: Duration,
-    ) -> Result<Frame, LinkError> {
-        let frame = command.to_frame();
-        self.send(&frame).await?;
-        self.receive(&frame.mnemonic, Instant::now() + timeout)
+    ) -> Result<Frame, (LinkError, u16)> {
+        let token = self.next_token;
+        self.next_token = (self.next_token + 1) % 10_000;
+        let frame = command.to_frame().with_token(token);
+        self.send(&frame).await.map_err(|e| (e, token))?;
+        self.receive(&frame.mnemonic, Some(token), Instant::now() + timeout)
             .await
             .map_err(|e| match e {
-                LinkError::Timeout(_) => LinkError::Timeout(timeout),
-                e => e,
+                LinkError::Timeout(_) => (LinkError::Timeout(timeout), token),
+                e => (e, token),
             })
+    }
+
+    /// Ask the printer to repeat its answer to the command that carried `token` (`rpt`).
+    /// `Ok(None)` means the printer does not know the token: it never ran that command.
+    pub async fn repeat(
+        &mut self,
+        mnemonic: &str,
+        token: u16,
+        timeout: Duration,
+    ) -> Result<Option<Frame>, LinkError> {
+        self.send(&Command::rpt_frame(token)).await?;
+        let reply = self
+            .receive(mnemonic, Some(token), Instant::now() + timeout)
+            .await?;
+        if reply.is_frame_error() && reply.error_code == Some(13) {
+            return Ok(None);
+        }
+        Ok(Some(reply))
     }
 
     /// Forget any partial input (after a timeout the line may hold half a frame).

@@ -115,6 +115,8 @@ enum StepError {
     BadReply(String),
     /// The line failed or stayed silent: what the printer did is unknown until reconciled.
     Link(LinkError),
+    /// The printer answers status but not the command (its reply was lost).
+    NoReply,
     /// Paper (or the cover) was not fixed within `paper_wait`.
     PaperTimeout,
     /// The daemon is stopping while waiting.
@@ -360,8 +362,15 @@ impl PrinterTask {
         });
     }
 
-    /// One command: send, wait for its reply, classify error replies. While the printer
-    /// holds a command for lack of paper (or an open cover), wait up to `paper_wait`.
+    /// One command: send, wait for its reply, classify error replies.
+    ///
+    /// - While the printer holds the command for lack of paper (or an open cover), wait up
+    ///   to `paper_wait`.
+    /// - If it answers status but not the command, its reply was lost: ask for it again
+    ///   with `rpt`. A printer that does not know the token never ran the command, so it is
+    ///   sent once more.
+    /// - A frame error (e.g. a bad CRC after line noise) means the frame was not taken, so
+    ///   it is sent again, up to `FRAME_ERROR_RESENDS` times.
     async fn cmd(
         &self,
         link: &mut Link,
@@ -369,14 +378,46 @@ impl PrinterTask {
         timeout: Duration,
     ) -> Result<Frame, StepError> {
         let mut resent = 0;
+        let mut unknown_token = false;
         let frame = loop {
             let frame = match link.exchange(command, timeout).await {
                 Ok(f) => f,
-                Err(LinkError::Timeout(_)) => self.wait_held(link, command).await?,
-                Err(e) => return Err(e.into()),
+                Err((LinkError::Timeout(_), token)) => {
+                    match self.wait_held(link, command, token).await {
+                        Ok(f) => f,
+                        Err(StepError::NoReply) => {
+                            let mnemonic = command.to_frame().mnemonic;
+                            match link
+                                .repeat(&mnemonic, token, self.handle.config.command_timeout())
+                                .await?
+                            {
+                                Some(f) => {
+                                    tracing::info!(
+                                        printer = self.id(),
+                                        mnemonic,
+                                        token,
+                                        "recovered a lost reply with rpt"
+                                    );
+                                    f
+                                }
+                                None if !unknown_token => {
+                                    tracing::warn!(
+                                        printer = self.id(),
+                                        mnemonic,
+                                        token,
+                                        "the printer never got the command; sending it again"
+                                    );
+                                    unknown_token = true;
+                                    continue;
+                                }
+                                None => return Err(StepError::Link(LinkError::Timeout(timeout))),
+                            }
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err((e, _)) => return Err(e.into()),
             };
-            // A frame error means the printer did not take the frame (e.g. a bad CRC after
-            // line noise), so sending it again cannot do anything twice.
             if frame.is_frame_error() && resent < FRAME_ERROR_RESENDS {
                 resent += 1;
                 tracing::warn!(printer = self.id(), mnemonic = command.mnemonic(), code = ?frame.error_code, "frame error; sending the command again");
@@ -401,8 +442,14 @@ impl PrinterTask {
     }
 
     /// The printer did not answer in time. If it reports paper out or an open cover, it is
-    /// holding the command: keep waiting for the reply while polling its state.
-    async fn wait_held(&self, link: &mut Link, command: &Command) -> Result<Frame, StepError> {
+    /// holding the command (`token`): keep waiting for the reply while polling its state.
+    /// `NoReply` when it answers status without any reason to hold the command.
+    async fn wait_held(
+        &self,
+        link: &mut Link,
+        command: &Command,
+        token: u16,
+    ) -> Result<Frame, StepError> {
         let mnemonic = command.to_frame().mnemonic;
         let t = self.handle.config.command_timeout();
         let deadline = Instant::now() + self.handle.config.paper_wait();
@@ -411,18 +458,20 @@ impl PrinterTask {
             let sprn = match link.exchange(&Command::SPrn { immediate: true }, t).await {
                 Ok(f) if f.error_code.is_none() => Sprn::from_frame(&f)?,
                 Ok(f) => return Err(StepError::BadReply(format!("status query failed: {f:?}"))),
-                Err(e) => return Err(e.into()),
+                Err((e, _)) => return Err(e.into()),
             };
             self.apply_sprn(sprn);
             if !(sprn.paper_out() || sprn.cover_open()) {
                 if !held {
-                    // Answers status but not the command, without a paper reason: the reply was lost.
-                    return Err(StepError::Link(LinkError::Timeout(t)));
+                    return Err(StepError::NoReply);
                 }
                 // Condition cleared: the held command runs now; give it a normal timeout.
-                return match link.receive(&mnemonic, Instant::now() + t).await {
+                return match link
+                    .receive(&mnemonic, Some(token), Instant::now() + t)
+                    .await
+                {
                     Ok(f) => Ok(f),
-                    Err(LinkError::Timeout(_)) => Err(StepError::Link(LinkError::Timeout(t))),
+                    Err(LinkError::Timeout(_)) => Err(StepError::NoReply),
                     Err(e) => Err(e.into()),
                 };
             }
@@ -432,7 +481,7 @@ impl PrinterTask {
             }
             let slice = Instant::now() + Duration::from_millis(500);
             tokio::select! {
-                r = link.receive(&mnemonic, slice) => match r {
+                r = link.receive(&mnemonic, Some(token), slice) => match r {
                     Ok(f) => {
                         self.apply_sprn(Sprn { code: 0 });
                         return Ok(f);
@@ -632,8 +681,22 @@ impl PrinterTask {
             JobKind::Receipt => {
                 let r: Receipt =
                     serde_json::from_value(job.request["document"].clone()).map_err(bad)?;
-                self.cmd(link, &Command::TrInit { block_mode: false }, t)
-                    .await?;
+                let init = Command::TrInit { block_mode: false };
+                match self.cmd(link, &init, t).await {
+                    // A document was opened after our `scomm` (a command held from an earlier
+                    // connection, or another program): it is not ours, so cancel it.
+                    Err(StepError::Device { code: 2038, .. }) => {
+                        tracing::warn!(
+                            printer = self.id(),
+                            "a receipt was already open at trinit; cancelling it"
+                        );
+                        self.cmd(link, &Command::PrnCancel, t).await?;
+                        self.cmd(link, &init, t).await?;
+                    }
+                    r => {
+                        r?;
+                    }
+                }
                 if let Some(nip) = &r.buyer_nip {
                     self.cmd(link, &Command::TrNipSet { nip: nip.clone() }, t)
                         .await?;
@@ -883,6 +946,7 @@ fn describe(e: &StepError) -> String {
             )
         }
         StepError::PaperTimeout => "paper out".into(),
+        StepError::NoReply => "the printer answers status queries but not commands".into(),
         StepError::Shutdown => "stopping".into(),
     }
 }
