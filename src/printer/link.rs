@@ -85,7 +85,7 @@ impl Link {
         // sent on an earlier connection (or by an earlier daemon) never matches.
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos() / 1000);
+            .map_or(0, |d| d.subsec_micros());
         Ok(Link {
             port,
             decoder: FrameDecoder::new(),
