@@ -3,11 +3,91 @@
 
 /// Mask a PAN given as digits (and mask characters): keep at most the first 6 and the
 /// last 4 digits, replace the rest with `*`. Digits the terminal already masked stay masked.
+///
+/// Every character counts as one position; anything that is not an ASCII digit becomes `*`.
+/// Numbers of more than 10 positions keep the first 6 and the last 4; shorter ones keep
+/// only the last 4, and never more than half of their positions (an 8-digit number shows
+/// its last 4, a 6-digit one its last 3).
 pub fn mask(pan: &str) -> String {
-    todo!("helper")
+    let n = pan.chars().count();
+    let (head, tail) = if n > 10 { (6, 4) } else { (0, 4.min(n / 2)) };
+    pan.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            let shown = i < head || i >= n - tail;
+            if shown && c.is_ascii_digit() { c } else { '*' }
+        })
+        .collect()
 }
 
 /// Decode a BMP 22 value (BCD nibbles, `E` = masked digit, `F` = padding) to a masked string.
+///
+/// Decoding stops at the first `F` nibble; nibbles `A`–`E` become `*`. The result always
+/// goes through [`mask`], so a PAN the terminal sent in clear is masked here.
 pub fn from_bcd(bytes: &[u8]) -> String {
-    todo!("helper")
+    let mut digits = String::with_capacity(bytes.len() * 2);
+    for nibble in bytes.iter().flat_map(|b| [b >> 4, b & 0x0F]) {
+        match nibble {
+            0..=9 => digits.push(char::from(b'0' + nibble)),
+            0x0F => break,
+            _ => digits.push('*'),
+        }
+    }
+    mask(&digits)
+}
+
+/// Encode a masked PAN for BMP 22 (without the LLVAR prefix): digits as BCD, any other
+/// character as the mask nibble `E`, an odd count padded with `F`. Used by emulators.
+pub fn to_bcd(pan: &str) -> Vec<u8> {
+    let nibbles: Vec<u8> = pan
+        .chars()
+        .map(|c| {
+            c.to_digit(10)
+                .and_then(|d| u8::try_from(d).ok())
+                .unwrap_or(0x0E)
+        })
+        .collect();
+    nibbles
+        .chunks(2)
+        .map(|pair| match *pair {
+            [hi, lo] => hi << 4 | lo,
+            [hi] => hi << 4 | 0x0F,
+            _ => 0xFF,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks() {
+        assert_eq!(mask("5598830000008074"), "559883******8074");
+        assert_eq!(mask("4711008005757038004"), "471100*********8004");
+        assert_eq!(mask("12345678901"), "123456*8901");
+        assert_eq!(mask("1234567890"), "******7890");
+        assert_eq!(mask("12345678"), "****5678");
+        assert_eq!(mask("123456"), "***456");
+        assert_eq!(mask("1234"), "**34");
+        assert_eq!(mask("1"), "*");
+        assert_eq!(mask(""), "");
+        assert_eq!(mask("5598 83"), "*****83");
+        assert_eq!(mask("559883******8074"), "559883******8074");
+    }
+
+    #[test]
+    fn bcd() {
+        let v = [0x55, 0x98, 0x83, 0xEE, 0xEE, 0xEE, 0x80, 0x74];
+        assert_eq!(from_bcd(&v), "559883******8074");
+        assert_eq!(to_bcd("559883******8074"), v);
+        let giro = [0x47, 0x11, 0x00, 0x80, 0x05, 0x75, 0x70, 0x38, 0x00, 0x4F];
+        assert_eq!(from_bcd(&giro), "471100*********8004");
+        assert_eq!(to_bcd("123"), [0x12, 0x3F]);
+        assert_eq!(from_bcd(&[0xF1, 0x23]), "");
+        assert_eq!(
+            from_bcd(&[0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0x57, 0x26]),
+            "************5726"
+        );
+    }
 }
