@@ -343,7 +343,7 @@ fn drop_54_keeps_the_payment_approved() {
     e.t.connection_lost(e.now);
     assert!(!e.t.is_busy());
     e.advance(Duration::from_secs(120));
-    let tx = &e.t.memory().transactions[0];
+    let tx = e.t.memory().transactions[0].clone();
     assert_eq!(tx.status, "approved");
     // Recovery finds it.
     let msgs = e.run(EcrCommand::RepeatReceipt {
