@@ -340,9 +340,16 @@ fn read_tag(data: &[u8]) -> Result<(u32, usize), BmpError> {
 
 /// Parse a TLV container's content (BER tags and lengths: `nn`, `81 nn`, `82 hh ll`).
 pub fn parse_tlv(data: &[u8]) -> Result<Vec<Tlv>, BmpError> {
+    Ok(parse_tlv_spans(data)?.into_iter().map(|(t, _)| t).collect())
+}
+
+/// Like [`parse_tlv`], with the number of tag and length bytes in front of each value
+/// as they were on the wire.
+pub fn parse_tlv_spans(data: &[u8]) -> Result<Vec<(Tlv, usize)>, BmpError> {
     let mut items = Vec::new();
     let mut at = 0;
     while at < data.len() {
+        let start = at;
         let (tag, tag_len) = read_tag(&data[at..])?;
         at += tag_len;
         let (len_len, len) = read_ber_len(&data[at..])?;
@@ -350,8 +357,8 @@ pub fn parse_tlv(data: &[u8]) -> Result<Vec<Tlv>, BmpError> {
         let value = data
             .get(at..at + len)
             .ok_or(BmpError::Tlv("truncated value"))?;
+        items.push((Tlv::new(tag, value.to_vec()), at - start));
         at += len;
-        items.push(Tlv::new(tag, value.to_vec()));
     }
     Ok(items)
 }
