@@ -11,6 +11,7 @@
 //! [`SerialLink::poll_transmit`] returns, and read [`SerialLink::poll_event`]. The same
 //! machine serves both the register and the terminal side.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 pub const DLE: u8 = 0x10;
@@ -32,7 +33,11 @@ pub struct LinkConfig {
 
 impl Default for LinkConfig {
     fn default() -> Self {
-        LinkConfig { t1: Duration::from_millis(200), t2: Duration::from_secs(5), max_repeats: 2 }
+        LinkConfig {
+            t1: Duration::from_millis(200),
+            t2: Duration::from_secs(5),
+            max_repeats: 2,
+        }
     }
 }
 
@@ -54,51 +59,265 @@ pub struct Busy;
 
 /// Wire bytes of one frame for `apdu`.
 pub fn encode_frame(apdu: &[u8]) -> Vec<u8> {
-    todo!("helper")
+    let mut out = Vec::with_capacity(apdu.len() + 8);
+    out.extend_from_slice(&[DLE, STX]);
+    for &b in apdu {
+        out.push(b);
+        if b == DLE {
+            out.push(DLE);
+        }
+    }
+    out.extend_from_slice(&[DLE, ETX]);
+    out.extend_from_slice(&crate::crc::frame_checksum(apdu).to_le_bytes());
+    out
+}
+
+/// The longest APDU a frame may carry (header plus 65535 data bytes); a longer frame is
+/// NAKed.
+pub const MAX_FRAME_APDU: usize = 5 + crate::apdu::MAX_DATA;
+
+/// Where the receiver is inside a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rx {
+    /// Between frames.
+    Idle,
+    /// A DLE outside a frame; STX would start one.
+    Dle,
+    /// Inside the APDU.
+    Data,
+    /// A DLE inside the APDU: DLE (a data byte), ETX (end) or STX (a new frame) follows.
+    DataDle,
+    /// After DLE ETX: waiting for the CRC's low byte.
+    CrcLo,
+    /// Waiting for the CRC's high byte; holds the low one.
+    CrcHi(u8),
 }
 
 /// The link state machine.
+///
+/// Receiving: a frame with a good CRC is answered with ACK and reported as
+/// [`LinkEvent::Received`]; a bad CRC, a malformed DLE sequence, an oversized frame or a
+/// gap of T1 or more between two bytes of a frame is answered with NAK and the frame is
+/// dropped. Bytes between frames are ignored, except ACK and NAK while a sent frame waits
+/// for its answer.
+///
+/// ZVT frames carry no sequence number, so a frame the peer repeats because our ACK was
+/// lost cannot be told from a new one: it is ACKed and reported again, and the layer above
+/// (which knows what it expects next) deals with the duplicate.
+///
+/// Sending: [`SerialLink::send`] queues the frame and starts T2 at once (the driver writes
+/// it immediately; at 9600 baud even a 1 kB frame leaves well within T2). ACK ends the
+/// exchange with [`LinkEvent::Delivered`]; NAK or T2 repeats the frame up to
+/// `max_repeats` times, then [`LinkEvent::Failed`].
 #[derive(Debug)]
 pub struct SerialLink {
     config: LinkConfig,
-    // helper: receive state (in frame, after DLE, CRC bytes), last byte time, outgoing frame,
-    // repeats used, ack deadline, transmit queue, event queue...
+    rx: Rx,
+    /// The un-stuffed APDU received so far.
+    rx_buf: Vec<u8>,
+    /// When the last byte of the current frame arrived.
+    rx_last: Option<Instant>,
+    /// The frame waiting for ACK/NAK, its repetitions so far and its deadline.
+    outgoing: Option<Vec<u8>>,
+    repeats: u8,
+    ack_deadline: Option<Instant>,
+    transmit: VecDeque<Vec<u8>>,
+    events: VecDeque<LinkEvent>,
 }
 
 impl SerialLink {
     pub fn new(config: LinkConfig) -> Self {
-        let _ = config;
-        todo!("helper")
+        SerialLink {
+            config,
+            rx: Rx::Idle,
+            rx_buf: Vec::new(),
+            rx_last: None,
+            outgoing: None,
+            repeats: 0,
+            ack_deadline: None,
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+    /// The timer settings.
+    pub fn config(&self) -> LinkConfig {
+        self.config
     }
     /// Queue `apdu` for sending. Only one frame may wait for its ACK at a time.
     pub fn send(&mut self, apdu: &[u8], now: Instant) -> Result<(), Busy> {
-        todo!("helper")
+        if self.outgoing.is_some() {
+            return Err(Busy);
+        }
+        let frame = encode_frame(apdu);
+        self.transmit.push_back(frame.clone());
+        self.outgoing = Some(frame);
+        self.repeats = 0;
+        self.ack_deadline = Some(now + self.config.t2);
+        Ok(())
     }
     /// True while a sent frame waits for ACK/NAK.
     pub fn is_busy(&self) -> bool {
-        todo!("helper")
+        self.outgoing.is_some()
     }
     /// Bytes received from the line at `now`.
     pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
-        todo!("helper")
+        if bytes.is_empty() {
+            return;
+        }
+        // A gap the driver did not report through handle_timeout still counts.
+        self.expire_frame(now);
+        for &b in bytes {
+            self.byte(b, now);
+        }
     }
     /// Call when [`Self::poll_timeout`] has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        todo!("helper")
+        self.expire_frame(now);
+        if self.ack_deadline.is_some_and(|d| now >= d) {
+            self.repeat_or_fail(now);
+        }
     }
     /// Bytes to write to the line.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        todo!("helper")
+        self.transmit.pop_front()
     }
     /// The next moment a timer expires.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!("helper")
+        let t1 = self.t1_deadline();
+        match (t1, self.ack_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
     pub fn poll_event(&mut self) -> Option<LinkEvent> {
-        todo!("helper")
+        self.events.pop_front()
     }
-    /// Forget partial input and any unacknowledged frame (after a reconnect).
+    /// Forget partial input and any unacknowledged frame (after a reconnect), together
+    /// with queued output and unread events.
     pub fn reset(&mut self) {
-        todo!("helper")
+        *self = SerialLink::new(self.config);
+    }
+
+    fn in_frame(&self) -> bool {
+        !matches!(self.rx, Rx::Idle | Rx::Dle)
+    }
+
+    fn t1_deadline(&self) -> Option<Instant> {
+        if self.in_frame() {
+            self.rx_last.map(|t| t + self.config.t1)
+        } else {
+            None
+        }
+    }
+
+    /// NAK a frame whose bytes stopped for T1 or longer.
+    fn expire_frame(&mut self, now: Instant) {
+        if self.t1_deadline().is_some_and(|d| now >= d) {
+            self.reject();
+        }
+    }
+
+    fn reject(&mut self) {
+        self.transmit.push_back(vec![NAK]);
+        self.idle();
+    }
+
+    fn idle(&mut self) {
+        self.rx = Rx::Idle;
+        self.rx_buf.clear();
+        self.rx_last = None;
+    }
+
+    fn start_frame(&mut self, now: Instant) {
+        self.rx = Rx::Data;
+        self.rx_buf.clear();
+        self.rx_last = Some(now);
+    }
+
+    fn byte(&mut self, b: u8, now: Instant) {
+        if self.in_frame() {
+            self.rx_last = Some(now);
+        }
+        match self.rx {
+            Rx::Idle => match b {
+                DLE => self.rx = Rx::Dle,
+                ACK | NAK => self.answer(b, now),
+                _ => {}
+            },
+            Rx::Dle => match b {
+                STX => self.start_frame(now),
+                DLE => {}
+                _ => {
+                    self.rx = Rx::Idle;
+                    self.byte(b, now);
+                }
+            },
+            Rx::Data => {
+                if b == DLE {
+                    self.rx = Rx::DataDle;
+                } else {
+                    self.push_data(b);
+                }
+            }
+            Rx::DataDle => match b {
+                DLE => {
+                    self.rx = Rx::Data;
+                    self.push_data(DLE);
+                }
+                ETX => self.rx = Rx::CrcLo,
+                // A new frame starts: the peer gave up on the old one.
+                STX => self.start_frame(now),
+                _ => self.reject(),
+            },
+            Rx::CrcLo => self.rx = Rx::CrcHi(b),
+            Rx::CrcHi(lo) => {
+                if u16::from_le_bytes([lo, b]) == crate::crc::frame_checksum(&self.rx_buf) {
+                    self.transmit.push_back(vec![ACK]);
+                    let apdu = std::mem::take(&mut self.rx_buf);
+                    self.events.push_back(LinkEvent::Received(apdu));
+                    self.idle();
+                } else {
+                    self.reject();
+                }
+            }
+        }
+    }
+
+    fn push_data(&mut self, b: u8) {
+        if self.rx_buf.len() >= MAX_FRAME_APDU {
+            self.reject();
+        } else {
+            self.rx_buf.push(b);
+        }
+    }
+
+    /// ACK or NAK from the peer (ignored when nothing waits for one).
+    fn answer(&mut self, b: u8, now: Instant) {
+        if self.outgoing.is_none() {
+            return;
+        }
+        if b == ACK {
+            self.outgoing = None;
+            self.ack_deadline = None;
+            self.events.push_back(LinkEvent::Delivered);
+        } else {
+            self.repeat_or_fail(now);
+        }
+    }
+
+    fn repeat_or_fail(&mut self, now: Instant) {
+        match &self.outgoing {
+            Some(frame) if self.repeats < self.config.max_repeats => {
+                self.transmit.push_back(frame.clone());
+                self.repeats += 1;
+                self.ack_deadline = Some(now + self.config.t2);
+            }
+            Some(_) => {
+                self.outgoing = None;
+                self.ack_deadline = None;
+                self.events.push_back(LinkEvent::Failed);
+            }
+            None => self.ack_deadline = None,
+        }
     }
 }
