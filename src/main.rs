@@ -47,6 +47,8 @@ enum Cmd {
 enum SimCmd {
     /// Emulate a POSNET fiscal printer.
     Posnet(PosnetSim),
+    /// Emulate a ZVT card payment terminal (serial PTY or TCP).
+    Zvt(ZvtSim),
     /// Send a control command (e.g. "paper out") to a running emulator.
     Control {
         /// The emulator's control socket (`<link>.ctl` by default).
@@ -74,6 +76,37 @@ struct PosnetSim {
     /// A fault to apply at start, in control-command syntax (repeatable), e.g. "paper out after 3".
     #[arg(long = "fault")]
     faults: Vec<String>,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("endpoint").required(true).args(["link", "listen"])))]
+struct ZvtSim {
+    /// Serial transport: publish the device as a symlink at this path.
+    #[arg(long)]
+    link: Option<PathBuf>,
+    /// TCP transport: listen on this address, e.g. 127.0.0.1:20007.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Keep the terminal's memory in this JSON file.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Emulate the timing of a serial line at this speed (serial only).
+    #[arg(long)]
+    baud: Option<u32>,
+    /// Control socket path (default: `<link>.ctl`, else `<state>.ctl`).
+    #[arg(long)]
+    control: Option<PathBuf>,
+}
+
+/// Stop flag set by SIGTERM and SIGINT.
+fn stop_on_signals(what: &str) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            eprintln!("{what}: cannot handle signal {sig}: {e}");
+        }
+    }
+    stop
 }
 
 fn init_logging(format: LogFormat) {
@@ -124,12 +157,7 @@ fn main() -> ExitCode {
                 control: o.control,
                 faults: o.faults,
             };
-            let stop = Arc::new(AtomicBool::new(false));
-            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-                if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
-                    eprintln!("fiscald sim posnet: cannot handle signal {sig}: {e}");
-                }
-            }
+            let stop = stop_on_signals("fiscald sim posnet");
             match fiscald::sim::posnet::run(opts, stop) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -138,8 +166,33 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Sim(SimCmd::Zvt(o)) => {
+            use fiscald::sim::zvt::{Endpoint, Options};
+            let endpoint = match (o.link, o.listen) {
+                (Some(link), None) => Endpoint::Serial(link),
+                (None, Some(addr)) => Endpoint::Tcp(addr),
+                _ => {
+                    eprintln!("fiscald sim zvt: give exactly one of --link and --listen");
+                    return ExitCode::from(2);
+                }
+            };
+            let opts = Options {
+                endpoint,
+                state: o.state,
+                baud: o.baud,
+                control: o.control,
+            };
+            let stop = stop_on_signals("fiscald sim zvt");
+            match fiscald::sim::zvt::run(opts, stop) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("fiscald sim zvt: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Sim(SimCmd::Control { socket, command }) => {
-            match fiscald::sim::posnet::send_control(&socket, &command.join(" ")) {
+            match fiscald::sim::control::send_control(&socket, &command.join(" ")) {
                 Ok(answer) => {
                     println!("{answer}");
                     if answer.starts_with("ok") {

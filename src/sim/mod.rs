@@ -1,4 +1,8 @@
-//! Device emulators reached over real pseudo-terminals (`fiscald sim ...`).
+//! Device emulators reached over real pseudo-terminals or TCP (`fiscald sim ...`).
 
+pub mod control;
+pub mod line;
 pub mod posnet;
 pub mod pty;
+pub mod state;
+pub mod zvt;

@@ -9,13 +9,14 @@
 //! `garbage N` (N garbage bytes before the next reply), `clock +SECONDS` (move the
 //! printer's clock), `status` (a JSON summary). Each answer is one line: `ok ...` or `error ...`.
 
-use super::pty::{Pty, write_atomic};
+use super::control::ControlSocket;
+pub use super::control::send_control;
+use super::line::{sleep_until, write_all};
+use super::pty::Pty;
 use posnet::model::{FiscalMemory, Printer};
 use posnet::{Decoded, Frame, FrameDecoder};
-use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsFd;
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -37,11 +38,9 @@ pub struct Options {
 
 impl Options {
     pub fn control_path(&self) -> PathBuf {
-        self.control.clone().unwrap_or_else(|| {
-            let mut p = self.link.clone().into_os_string();
-            p.push(".ctl");
-            PathBuf::from(p)
-        })
+        self.control
+            .clone()
+            .unwrap_or_else(|| super::control::default_path(&self.link))
     }
 }
 
@@ -71,23 +70,11 @@ struct Emulator {
 /// Run the emulator until `stop` is set. Errors only on set-up failures.
 pub fn run(opts: Options, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let printer = match &opts.state {
-        Some(p) if p.exists() => {
-            let text = std::fs::read_to_string(p)?;
-            let mem: FiscalMemory = serde_json::from_str(&text)
-                .map_err(|e| anyhow::anyhow!("{}: not a fiscal memory file: {e}", p.display()))?;
-            Printer::from_memory(mem)
-        }
-        _ => Printer::new(),
+        Some(p) => super::state::load::<FiscalMemory>(p, "fiscal memory")?
+            .map_or_else(Printer::new, Printer::from_memory),
+        None => Printer::new(),
     };
-    let control_path = opts.control_path();
-    let _ = std::fs::remove_file(&control_path);
-    let control = UnixListener::bind(&control_path).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: cannot bind the control socket: {e}",
-            control_path.display()
-        )
-    })?;
-    control.set_nonblocking(true)?;
+    let control = ControlSocket::bind(&opts.control_path())?;
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64)
@@ -111,7 +98,7 @@ pub fn run(opts: Options, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     }
     let result = emu.main_loop(&control, &stop);
     let _ = std::fs::remove_file(&opts.link);
-    let _ = std::fs::remove_file(&control_path);
+    drop(control);
     result
 }
 
@@ -122,23 +109,16 @@ impl Emulator {
 
     fn persist(&self) -> anyhow::Result<()> {
         if let Some(path) = &self.opts.state {
-            let json = serde_json::to_vec_pretty(self.printer.memory())?;
-            write_atomic(path, &json)
-                .map_err(|e| anyhow::anyhow!("{}: cannot save state: {e}", path.display()))?;
+            super::state::save(path, self.printer.memory())?;
         }
         Ok(())
     }
 
     fn wire_time(&self, bytes: usize) -> Duration {
-        match self.opts.baud {
-            Some(b) if b > 0 => {
-                Duration::from_nanos(bytes as u64 * 10 * 1_000_000_000 / u64::from(b))
-            }
-            _ => Duration::ZERO,
-        }
+        super::line::wire_time(self.opts.baud, bytes)
     }
 
-    fn main_loop(&mut self, control: &UnixListener, stop: &AtomicBool) -> anyhow::Result<()> {
+    fn main_loop(&mut self, control: &ControlSocket, stop: &AtomicBool) -> anyhow::Result<()> {
         while !stop.load(Ordering::Relaxed) {
             let pty = Pty::create(&self.opts.link)?;
             tracing::info!(device = %pty.device.display(), link = %self.opts.link.display(), "emulated POSNET printer is on");
@@ -163,7 +143,7 @@ impl Emulator {
     fn serve(
         &mut self,
         pty: &Pty,
-        control: &UnixListener,
+        control: &ControlSocket,
         stop: &AtomicBool,
     ) -> anyhow::Result<Option<Duration>> {
         let mut decoder = FrameDecoder::new();
@@ -249,7 +229,7 @@ impl Emulator {
         }
         bytes.extend_from_slice(&reply.encode_raw());
         std::thread::sleep(self.wire_time(bytes.len()));
-        write_all(pty, &bytes);
+        write_all(&pty.master, &bytes);
         self.replies += 1;
     }
 
@@ -267,28 +247,15 @@ impl Emulator {
     }
 
     /// Accept and answer pending control connections.
-    fn poll_control(&mut self, control: &UnixListener, powered: bool) -> Option<Control> {
-        let Ok((stream, _)) = control.accept() else {
-            return None;
-        };
-        let _ = stream.set_nonblocking(false);
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-        let mut reader = BufReader::new(&stream);
-        let mut line = String::new();
-        if reader.read_line(&mut line).is_err() {
-            return None;
-        }
-        let (answer, action) = match self.control(line.trim()) {
+    fn poll_control(&mut self, control: &ControlSocket, powered: bool) -> Option<Control> {
+        control.poll(|line| match self.control(line) {
             Ok(Control::Done(msg)) => (format!("ok {msg}"), None),
             Ok(Control::PowerCycle(_)) if !powered => {
                 ("error the printer is already off".to_string(), None)
             }
             Ok(c @ Control::PowerCycle(_)) => ("ok power cycle".to_string(), Some(c)),
             Err(e) => (format!("error {e}"), None),
-        };
-        let mut w = &stream;
-        let _ = writeln!(w, "{answer}");
-        action
+        })
     }
 
     fn control(&mut self, cmd: &str) -> Result<Control, String> {
@@ -356,34 +323,6 @@ impl Emulator {
             _ => Err(format!("unknown control command {cmd:?}")),
         }
     }
-}
-
-fn sleep_until(t: Instant) {
-    let now = Instant::now();
-    if t > now {
-        std::thread::sleep(t - now);
-    }
-}
-
-fn write_all(pty: &Pty, mut bytes: &[u8]) {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while !bytes.is_empty() && Instant::now() < deadline {
-        match nix::unistd::write(&pty.master, bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(nix::errno::Errno::EAGAIN) => std::thread::sleep(Duration::from_millis(1)),
-            Err(_) => return,
-        }
-    }
-}
-
-/// Send one control command to a running emulator and return its answer line.
-pub fn send_control(path: &Path, command: &str) -> std::io::Result<String> {
-    let mut s = UnixStream::connect(path)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    writeln!(s, "{command}")?;
-    let mut answer = String::new();
-    BufReader::new(&s).read_line(&mut answer)?;
-    Ok(answer.trim().to_string())
 }
 
 /// Start the emulator on a thread of this process (for `port = "sim"`); returns when the
