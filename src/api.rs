@@ -29,6 +29,7 @@ pub struct AppState {
     pub journal: Journal,
     pub submitter: crate::journal::Submitter,
     pub printers: Arc<BTreeMap<String, Arc<PrinterHandle>>>,
+    pub terminals: Arc<BTreeMap<String, Arc<crate::terminal::TerminalHandle>>>,
     pub events: broadcast::Sender<JobId>,
     /// Cancelled when the daemon stops: long waits answer at once with the job as it stands.
     pub shutdown: tokio_util::sync::CancellationToken,
@@ -104,6 +105,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/reports/daily", post(post_daily_report))
         .route("/v1/cash", post(post_cash))
         .route("/v1/printouts", post(post_printout))
+        .route("/v1/payments", post(post_payment))
+        .route("/v1/terminals/{id}/end-of-day", post(post_end_of_day))
+        .route("/v1/sales", post(post_sale))
+        .route("/v1/sales/{id}/reverse", post(reverse_sale))
         .route("/v1/jobs", get(list_jobs))
         .route("/v1/jobs/{id}", get(get_job))
         .route("/v1/jobs/{id}/cancel", post(cancel_job))
@@ -219,13 +224,17 @@ fn device_json(p: &PrinterHandle, depth: i64) -> Value {
 async fn health(State(state): State<AppState>) -> Json<Value> {
     let mut printers = serde_json::Map::new();
     let mut degraded = false;
-    for (id, p) in state.printers.iter() {
-        let s = p.status();
+    let states = state
+        .printers
+        .iter()
+        .map(|(id, p)| (id, p.status().state))
+        .chain(state.terminals.iter().map(|(id, t)| (id, t.status().state)));
+    for (id, s) in states {
         degraded |= !matches!(
-            s.state,
+            s,
             crate::printer::DeviceState::Ready | crate::printer::DeviceState::Busy
         );
-        printers.insert(id.clone(), json!(s.state));
+        printers.insert(id.clone(), json!(s));
     }
     Json(json!({
         "status": if degraded { "degraded" } else { "ok" },
@@ -235,7 +244,12 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
 }
 
 async fn devices(State(state): State<AppState>) -> ApiResult {
-    let ids: Vec<String> = state.printers.keys().cloned().collect();
+    let ids: Vec<String> = state
+        .printers
+        .keys()
+        .chain(state.terminals.keys())
+        .cloned()
+        .collect();
     let depths = state
         .journal
         .run(move |j| {
@@ -244,12 +258,14 @@ async fn devices(State(state): State<AppState>) -> ApiResult {
                 .collect::<Result<Vec<_>, _>>()
         })
         .await?;
-    let list: Vec<Value> = state
-        .printers
-        .values()
-        .zip(depths)
-        .map(|(p, d)| device_json(p, d))
-        .collect();
+    let mut depths = depths.into_iter();
+    let mut list: Vec<Value> = Vec::new();
+    for p in state.printers.values() {
+        list.push(device_json(p, depths.next().unwrap_or(0)));
+    }
+    for t in state.terminals.values() {
+        list.push(terminal_json(t, depths.next().unwrap_or(0)));
+    }
     Ok(Json(json!({"devices": list})).into_response())
 }
 
@@ -258,7 +274,9 @@ pub fn job_json(job: &Job) -> Value {
     json!({
         "id": job.id,
         "kind": job.kind.as_str(),
-        "printer": job.device,
+        "device": job.device,
+        (if matches!(job.kind, JobKind::Payment | JobKind::EndOfDay | JobKind::Sale) { "terminal" } else { "printer" }): job.device,
+        "sale": job.parent_id,
         "state": job.state.as_str(),
         "created_at": job.created_at,
         "updated_at": job.updated_at,
@@ -369,60 +387,86 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// Which printer a request is for: the `printer` field, or the only printer.
-fn pick_printer(state: &AppState, body: &Value) -> Result<Arc<PrinterHandle>, ApiError> {
-    let named = match body.get("printer") {
+/// Which device a request is for: the `field` (`printer` or `terminal`) in the body,
+/// or the only device of that kind.
+fn pick_device<T>(
+    devices: &BTreeMap<String, Arc<T>>,
+    body: &Value,
+    field: &str,
+) -> Result<Arc<T>, ApiError> {
+    let invalid = |message: String| {
+        ApiError::invalid(Invalid {
+            field: field.into(),
+            message,
+        })
+    };
+    let named = match body.get(field) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.as_str()),
-        Some(_) => {
-            return Err(ApiError::invalid(Invalid {
-                field: "printer".into(),
-                message: "must be a printer id string".into(),
-            }));
-        }
+        Some(_) => return Err(invalid(format!("must be a {field} id string"))),
     };
     match named {
-        Some(id) => state.printers.get(id).cloned().ok_or_else(|| {
-            let known: Vec<&str> = state.printers.keys().map(String::as_str).collect();
-            ApiError::invalid(Invalid {
-                field: "printer".into(),
-                message: format!("unknown printer {id:?}; configured: {}", known.join(", ")),
-            })
+        Some(id) => devices.get(id).cloned().ok_or_else(|| {
+            let known: Vec<&str> = devices.keys().map(String::as_str).collect();
+            invalid(format!(
+                "unknown {field} {id:?}; configured: {}",
+                known.join(", ")
+            ))
         }),
-        None if state.printers.len() == 1 => Ok(state
-            .printers
-            .values()
-            .next()
-            .cloned()
-            .expect("one printer")),
-        None => Err(ApiError::invalid(Invalid {
-            field: "printer".into(),
-            message: "is required when more than one printer is configured".into(),
-        })),
+        None => match devices.values().next() {
+            Some(only) if devices.len() == 1 => Ok(only.clone()),
+            Some(_) => Err(invalid(format!(
+                "is required when more than one {field} is configured"
+            ))),
+            None => Err(invalid(format!("no {field} is configured"))),
+        },
     }
+}
+
+fn pick_printer(state: &AppState, body: &Value) -> Result<Arc<PrinterHandle>, ApiError> {
+    pick_device(&state.printers, body, "printer")
 }
 
 /// Journal a validated document as a job and answer per the `wait` rules.
 async fn submit(
     state: &AppState,
-    printer: &PrinterHandle,
+    device: (&str, &tokio::sync::Notify),
     kind: JobKind,
     document: Value,
     key: Option<String>,
     wait: Option<Duration>,
 ) -> ApiResult {
+    submit_with(state, device, kind, document, key, wait, |_| async {}).await
+}
+
+/// [`submit`], running `queued` with the job right after it is committed.
+async fn submit_with<F: std::future::Future<Output = ()>>(
+    state: &AppState,
+    device: (&str, &tokio::sync::Notify),
+    kind: JobKind,
+    document: Value,
+    key: Option<String>,
+    wait: Option<Duration>,
+    queued: impl FnOnce(JobId) -> F,
+) -> ApiResult {
     let new = NewJob {
         kind,
-        device: printer.config.id.clone(),
+        device: device.0.to_string(),
         request: json!({"document": document}),
         idempotency_key: key,
     };
     let mut rx = state.events.subscribe();
     let (job, existed) = state.submitter.submit(new).await?;
     if !existed {
-        tracing::info!(job = job.id, kind = kind.as_str(), printer = %printer.config.id, "job queued");
-        printer.wake.notify_one();
+        tracing::info!(
+            job = job.id,
+            kind = kind.as_str(),
+            device = device.0,
+            "job queued"
+        );
+        device.1.notify_one();
     }
+    queued(job.id).await;
     let job = match wait {
         Some(w) if !job.state.is_terminal() => wait_for(state, job.id, &mut rx, w).await?,
         _ => job,
@@ -483,7 +527,15 @@ async fn post_receipt(
     let receipt = document::receipt(&body, &limits, &["printer"]).map_err(ApiError::invalid)?;
     let doc = serde_json::to_value(&receipt)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    submit(&state, &printer, JobKind::Receipt, doc, key, wait).await
+    submit(
+        &state,
+        (&printer.config.id, &printer.wake),
+        JobKind::Receipt,
+        doc,
+        key,
+        wait,
+    )
+    .await
 }
 
 async fn post_daily_report(
@@ -498,7 +550,15 @@ async fn post_daily_report(
     let body = parse_body(&headers, &body)?;
     let printer = pick_printer(&state, &body)?;
     document::empty(&body, &["printer"]).map_err(ApiError::invalid)?;
-    submit(&state, &printer, JobKind::DailyReport, json!({}), key, wait).await
+    submit(
+        &state,
+        (&printer.config.id, &printer.wake),
+        JobKind::DailyReport,
+        json!({}),
+        key,
+        wait,
+    )
+    .await
 }
 
 async fn post_cash(
@@ -514,7 +574,15 @@ async fn post_cash(
     let printer = pick_printer(&state, &body)?;
     let cash = document::cash(&body, &["printer"]).map_err(ApiError::invalid)?;
     let doc = json!({"deposit": cash.deposit, "amount": cash.amount});
-    submit(&state, &printer, JobKind::Cash, doc, key, wait).await
+    submit(
+        &state,
+        (&printer.config.id, &printer.wake),
+        JobKind::Cash,
+        doc,
+        key,
+        wait,
+    )
+    .await
 }
 
 async fn post_printout(
@@ -531,7 +599,7 @@ async fn post_printout(
     let p = document::printout(&body, &["printer"]).map_err(ApiError::invalid)?;
     submit(
         &state,
-        &printer,
+        (&printer.config.id, &printer.wake),
         JobKind::Printout,
         json!({"lines": p.lines}),
         key,
@@ -604,4 +672,202 @@ async fn cancel_job(State(state): State<AppState>, Path(id): Path<String>) -> Ap
     let job = state.journal.run(move |j| j.cancel(id)).await?;
     let _ = state.events.send(id);
     Ok(Json(job_json(&job)).into_response())
+}
+
+fn terminal_json(t: &crate::terminal::TerminalHandle, depth: i64) -> Value {
+    let s = t.status();
+    json!({
+        "id": t.config.id,
+        "kind": "payment_terminal",
+        "protocol": "zvt",
+        "port": t.config.port,
+        "state": s.state,
+        "terminal_id": s.terminal_id,
+        "display": s.display,
+        "last_error": s.last_error,
+        "current_job": s.current_job,
+        "queue_depth": depth,
+        "slip": t.config.slip,
+        "link": {"bytes_out": s.bytes_out, "bytes_in": s.bytes_in},
+    })
+}
+
+fn pick_terminal(
+    state: &AppState,
+    body: &Value,
+) -> Result<Arc<crate::terminal::TerminalHandle>, ApiError> {
+    pick_device(&state.terminals, body, "terminal")
+}
+
+async fn post_payment(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let wait = parse_wait(q.as_deref())?;
+    let body = body.map_err(body_rejection)?;
+    let key = idempotency_key(&headers)?;
+    let body = parse_body(&headers, &body)?;
+    let terminal = pick_terminal(&state, &body)?;
+    let p = document::card_payment(&body, terminal.config.currency_code(), &["terminal"])
+        .map_err(ApiError::invalid)?;
+    let doc = serde_json::to_value(&p).unwrap_or(Value::Null);
+    submit(
+        &state,
+        (&terminal.config.id, &terminal.wake),
+        JobKind::Payment,
+        doc,
+        key,
+        wait,
+    )
+    .await
+}
+
+async fn post_end_of_day(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let wait = parse_wait(q.as_deref())?;
+    let body = body.map_err(body_rejection)?;
+    let key = idempotency_key(&headers)?;
+    let body = parse_body(&headers, &body)?;
+    document::empty(&body, &[]).map_err(ApiError::invalid)?;
+    let terminal = state.terminals.get(&id).cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no terminal {id:?} is configured"),
+        )
+    })?;
+    submit(
+        &state,
+        (&terminal.config.id, &terminal.wake),
+        JobKind::EndOfDay,
+        json!({}),
+        key,
+        wait,
+    )
+    .await
+}
+
+async fn post_sale(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let wait = parse_wait(q.as_deref())?;
+    let body = body.map_err(body_rejection)?;
+    let key = idempotency_key(&headers)?;
+    let body = parse_body(&headers, &body)?;
+    let printer = pick_printer(&state, &body)?;
+    let terminal = pick_terminal(&state, &body)?;
+    let active = printer.active_vat();
+    let limits = PrinterLimits {
+        max_name_length: printer.config.max_name_length,
+        active_vat: active.as_deref(),
+    };
+    let receipt =
+        document::receipt(&body, &limits, &["printer", "terminal"]).map_err(ApiError::invalid)?;
+    let amount = document::sale_card_amount(&receipt).map_err(ApiError::invalid)?;
+    let doc = json!({
+        "receipt": receipt,
+        "printer": printer.config.id,
+        "payment": {"type": "sale", "amount": amount, "currency": terminal.config.currency_code()},
+    });
+    submit(
+        &state,
+        (&terminal.config.id, &terminal.wake),
+        JobKind::Sale,
+        doc,
+        key,
+        wait,
+    )
+    .await
+}
+
+/// Reverse the card payment of a sale whose receipt was not printed.
+async fn reverse_sale(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let id = parse_id(&id)?;
+    let wait = parse_wait(q.as_deref())?;
+    let sale = state
+        .journal
+        .run(move |j| j.get(id))
+        .await?
+        .ok_or(JournalError::NotFound(id))?;
+    let conflict = |m: String| ApiError::new(StatusCode::CONFLICT, "not_reversible", m);
+    if sale.kind != JobKind::Sale {
+        return Err(conflict(format!(
+            "job {id} is a {}, not a sale",
+            sale.kind.as_str()
+        )));
+    }
+    let result = sale.result.clone().unwrap_or(Value::Null);
+    if let Some(existing) = result.get("reversal_job").and_then(Value::as_i64) {
+        let job = state
+            .journal
+            .run(move |j| j.get(existing))
+            .await?
+            .ok_or(JournalError::NotFound(existing))?;
+        return Ok((StatusCode::OK, Json(job_json(&job))).into_response());
+    }
+    if sale.state != JobState::NeedsAttention {
+        return Err(conflict(format!(
+            "sale {id} is {}; only a sale whose receipt was not printed (needs_attention) can be reversed",
+            sale.state.as_str()
+        )));
+    }
+    let payment = &result["payment"];
+    let (Some(true), Some(receipt_no), Some(amount)) = (
+        payment["approved"].as_bool(),
+        payment["terminal_receipt_number"].as_u64(),
+        payment["amount"].as_u64(),
+    ) else {
+        return Err(conflict(format!(
+            "sale {id} has no approved card payment to reverse"
+        )));
+    };
+    if let Some(rid) = result.get("receipt_job").and_then(Value::as_i64) {
+        let receipt = state.journal.run(move |j| j.get(rid)).await?;
+        if receipt.is_some_and(|r| r.state == JobState::Done) {
+            return Err(conflict(format!(
+                "the receipt of sale {id} was printed; refund the customer instead"
+            )));
+        }
+    }
+    let terminal = payment["terminal"]
+        .as_str()
+        .and_then(|t| state.terminals.get(t).cloned())
+        .ok_or_else(|| conflict(format!("the terminal of sale {id} is no longer configured")))?;
+    let doc = json!({
+        "type": "reversal",
+        "amount": amount,
+        "currency": terminal.config.currency_code(),
+        "reference": format!("sale {id}"),
+        "original_receipt_number": receipt_no,
+    });
+    let key = Some(format!("fiscald:reverse-sale:{id}"));
+    let journal = state.journal.clone();
+    submit_with(
+        &state,
+        (&terminal.config.id, &terminal.wake),
+        JobKind::Payment,
+        doc,
+        key,
+        wait,
+        |rev| async move {
+            if let Err(e) = journal.run(move |j| j.note_sale_reversal(id, rev)).await {
+                tracing::error!(sale = id, error = %e, "cannot note the reversal on the sale");
+            }
+        },
+    )
+    .await
 }

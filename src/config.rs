@@ -13,6 +13,125 @@ pub struct Config {
     pub journal: JournalConfig,
     #[serde(default, rename = "printer")]
     pub printers: Vec<PrinterConfig>,
+    #[serde(default, rename = "terminal")]
+    pub terminals: Vec<TerminalConfig>,
+    #[serde(default)]
+    pub sales: SalesConfig,
+}
+
+/// Wire protocols a terminal entry may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TerminalProtocol {
+    Zvt,
+}
+
+/// Where the card slip goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlipTarget {
+    /// Printed on the fiscal printer as a non-fiscal printout after the receipt.
+    Printer,
+    /// The terminal prints it itself.
+    Terminal,
+    /// Not printed (kept in the job's result).
+    None,
+}
+
+/// `[[terminal]]`: one card payment terminal.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerminalConfig {
+    pub id: String,
+    pub protocol: TerminalProtocol,
+    /// A device path, `"sim"` for the built-in emulator, or `tcp://host:port`.
+    pub port: String,
+    /// The terminal's ZVT password (6 digits).
+    #[serde(default = "default_password")]
+    pub password: String,
+    /// ISO 4217 code: `PLN` (default) or `EUR`.
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    #[serde(default = "default_slip")]
+    pub slip: SlipTarget,
+    #[serde(default = "default_terminal_baud")]
+    pub baud: u32,
+    /// Seconds to wait for the terminal to accept a command (T3).
+    #[serde(default = "default_command_timeout")]
+    pub command_timeout: f64,
+    /// Seconds of silence allowed during a transaction (T4; restarted by every message).
+    #[serde(default = "default_transaction_timeout")]
+    pub transaction_timeout: f64,
+    /// With `port = "sim"`: where the built-in emulator keeps its state (JSON).
+    pub sim_state: Option<PathBuf>,
+}
+
+/// `[sales]`: card payment and fiscal receipt together.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SalesConfig {
+    /// Seconds an approved sale waits for its receipt to be printed before it becomes
+    /// `needs_attention` (the payment is never reversed on its own).
+    #[serde(default = "default_print_deadline")]
+    pub print_deadline: f64,
+    /// Reverse an approved payment that recovery cannot attach to its sale when the sale's
+    /// receipt was not printed. Off by default: such payments go to `needs_attention`.
+    #[serde(default)]
+    pub reverse_unattached: bool,
+}
+
+impl Default for SalesConfig {
+    fn default() -> Self {
+        SalesConfig {
+            print_deadline: default_print_deadline(),
+            reverse_unattached: false,
+        }
+    }
+}
+
+fn default_password() -> String {
+    "000000".into()
+}
+fn default_currency() -> String {
+    "PLN".into()
+}
+fn default_slip() -> SlipTarget {
+    SlipTarget::Printer
+}
+fn default_terminal_baud() -> u32 {
+    9600
+}
+fn default_transaction_timeout() -> f64 {
+    180.0
+}
+fn default_print_deadline() -> f64 {
+    600.0
+}
+
+impl TerminalConfig {
+    pub fn command_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.command_timeout)
+    }
+    pub fn transaction_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.transaction_timeout)
+    }
+    /// The password as a number (validated: 6 digits).
+    pub fn password_number(&self) -> u32 {
+        self.password.parse().unwrap_or(0)
+    }
+    /// The ISO 4217 numeric code of `currency` (validated).
+    pub fn currency_code(&self) -> u16 {
+        currency_code(&self.currency).unwrap_or(985)
+    }
+}
+
+/// ISO 4217 numeric code for the currencies fiscald handles.
+pub fn currency_code(name: &str) -> Option<u16> {
+    match name.to_ascii_uppercase().as_str() {
+        "PLN" => Some(985),
+        "EUR" => Some(978),
+        _ => None,
+    }
 }
 
 /// `[api]`: where the local API listens.
@@ -151,6 +270,63 @@ impl Config {
             return Err("no [[printer]] entry: configure at least one printer".into());
         }
         let mut seen = std::collections::HashSet::new();
+        for (i, t) in self.terminals.iter().enumerate() {
+            let at = format!("[[terminal]] #{} (id = {:?})", i + 1, t.id);
+            if t.id.is_empty()
+                || !t
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(format!(
+                    "{at}: id must be non-empty letters, digits, '-' or '_'"
+                ));
+            }
+            if !seen.insert(t.id.as_str()) {
+                return Err(format!(
+                    "{at}: id is used twice (ids are shared by printers and terminals)"
+                ));
+            }
+            if t.password.len() != 6 || !t.password.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("{at}: password must be 6 digits"));
+            }
+            if currency_code(&t.currency).is_none() {
+                return Err(format!(
+                    "{at}: currency {:?} is not supported; use \"PLN\" or \"EUR\"",
+                    t.currency
+                ));
+            }
+            if let Some(addr) = t.port.strip_prefix("tcp://") {
+                if addr.parse::<SocketAddr>().is_err() {
+                    return Err(format!("{at}: port {:?} is not tcp://IP:PORT", t.port));
+                }
+            } else if t.port.is_empty() {
+                return Err(format!(
+                    "{at}: port is empty; give a device path, \"sim\" or tcp://IP:PORT"
+                ));
+            }
+            if !(1200..=921_600).contains(&t.baud) {
+                return Err(format!(
+                    "{at}: baud {} is out of range 1200..921600",
+                    t.baud
+                ));
+            }
+            for (name, v) in [
+                ("command_timeout", t.command_timeout),
+                ("transaction_timeout", t.transaction_timeout),
+            ] {
+                if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
+                    return Err(format!("{at}: {name} must be between 0 and 86400 seconds"));
+                }
+            }
+            if t.sim_state.is_some() && t.port != "sim" {
+                return Err(format!("{at}: sim_state only applies to port = \"sim\""));
+            }
+        }
+        let v = self.sales.print_deadline;
+        if !(v.is_finite() && v > 0.0 && v <= 7.0 * 86_400.0) {
+            return Err("[sales] print_deadline must be between 0 and 604800 seconds".into());
+        }
         for (i, p) in self.printers.iter().enumerate() {
             let at = format!("[[printer]] #{} (id = {:?})", i + 1, p.id);
             if p.id.is_empty()

@@ -640,3 +640,116 @@ mod tests {
         );
     }
 }
+
+/// A validated card payment request (`POST /v1/payments`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardPayment {
+    /// `sale`, `refund` or `reversal`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub amount: u64,
+    /// ISO 4217 numeric.
+    pub currency: u16,
+    pub reference: Option<String>,
+    pub original_receipt_number: Option<u32>,
+}
+
+/// Validate a card payment body; `default_currency` is the terminal's.
+pub fn card_payment(
+    body: &Value,
+    default_currency: u16,
+    allowed_extra: &[&str],
+) -> Result<CardPayment> {
+    let mut allowed = vec![
+        "type",
+        "amount",
+        "currency",
+        "reference",
+        "original_receipt_number",
+    ];
+    allowed.extend_from_slice(allowed_extra);
+    let obj = Obj::new(body, "", &allowed)?;
+    let kind = match obj.string("type")? {
+        Some(k @ ("sale" | "refund" | "reversal")) => k.to_string(),
+        Some(other) => {
+            return Err(Invalid::new(
+                "type",
+                format!("must be \"sale\", \"refund\" or \"reversal\" (got {other:?})"),
+            ));
+        }
+        None => return Err(Invalid::new("type", "is required")),
+    };
+    let amount = grosze(obj.required("amount")?, "amount", 1)?;
+    let currency = match obj.string("currency")? {
+        None => default_currency,
+        Some(c) => crate::config::currency_code(c).ok_or_else(|| {
+            Invalid::new(
+                "currency",
+                format!("unsupported currency {c:?}; use \"PLN\" or \"EUR\""),
+            )
+        })?,
+    };
+    let reference = match obj.string("reference")? {
+        Some(r) if r.chars().count() > 64 || r.chars().any(char::is_control) => {
+            return Err(Invalid::new(
+                "reference",
+                "must be at most 64 characters without control characters",
+            ));
+        }
+        r => r.map(String::from),
+    };
+    let original_receipt_number = match obj.get("original_receipt_number") {
+        None => None,
+        Some(v) => Some(
+            grosze(v, "original_receipt_number", 1)
+                .ok()
+                .filter(|n| *n <= 9999)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    Invalid::new(
+                        "original_receipt_number",
+                        "must be the terminal's receipt number, 1..9999",
+                    )
+                })?,
+        ),
+    };
+    if kind == "reversal" && original_receipt_number.is_none() {
+        return Err(Invalid::new(
+            "original_receipt_number",
+            "is required for a reversal",
+        ));
+    }
+    if kind != "reversal" && original_receipt_number.is_some() {
+        return Err(Invalid::new(
+            "original_receipt_number",
+            "only applies to a reversal",
+        ));
+    }
+    Ok(CardPayment {
+        kind,
+        amount,
+        currency,
+        reference,
+        original_receipt_number,
+    })
+}
+
+/// The card part of a sale: exactly one `card` payment.
+pub fn sale_card_amount(receipt: &Receipt) -> Result<u64> {
+    let cards: Vec<&Payment> = receipt
+        .payments
+        .iter()
+        .filter(|p| p.method == Method::Card)
+        .collect();
+    match cards.as_slice() {
+        [one] => Ok(one.amount),
+        [] => Err(Invalid::new(
+            "payments",
+            "a sale needs one payment with method \"card\"",
+        )),
+        _ => Err(Invalid::new(
+            "payments",
+            "a sale takes exactly one card payment",
+        )),
+    }
+}

@@ -59,6 +59,12 @@ pub enum JobKind {
     DailyReport,
     Cash,
     Printout,
+    /// A card payment (sale, refund or reversal) on a terminal.
+    Payment,
+    /// A terminal's end of day.
+    EndOfDay,
+    /// A card payment and its fiscal receipt together.
+    Sale,
 }
 
 impl JobKind {
@@ -68,6 +74,9 @@ impl JobKind {
             JobKind::DailyReport => "daily_report",
             JobKind::Cash => "cash",
             JobKind::Printout => "printout",
+            JobKind::Payment => "payment",
+            JobKind::EndOfDay => "end_of_day",
+            JobKind::Sale => "sale",
         }
     }
     fn parse(s: &str) -> JobKind {
@@ -75,6 +84,9 @@ impl JobKind {
             "daily_report" => JobKind::DailyReport,
             "cash" => JobKind::Cash,
             "printout" => JobKind::Printout,
+            "payment" => JobKind::Payment,
+            "end_of_day" => JobKind::EndOfDay,
+            "sale" => JobKind::Sale,
             _ => JobKind::Receipt,
         }
     }
@@ -94,6 +106,8 @@ pub struct Job {
     pub error: Option<Value>,
     /// Device counters recorded before the fiscal document was started.
     pub counters_before: Option<Value>,
+    /// The sale a receipt or slip belongs to.
+    pub parent_id: Option<JobId>,
     pub attempts: i64,
     pub created_at: String,
     pub updated_at: String,
@@ -144,6 +158,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     result          TEXT,
     error           TEXT,
     counters_before TEXT,
+    parent_id       INTEGER REFERENCES jobs(id),
     attempts        INTEGER NOT NULL DEFAULT 0,
     created_at      TEXT NOT NULL,
     updated_at      TEXT NOT NULL
@@ -156,6 +171,17 @@ CREATE TABLE IF NOT EXISTS job_events (
     detail  TEXT
 );
 CREATE INDEX IF NOT EXISTS job_events_job ON job_events(job_id);
+CREATE INDEX IF NOT EXISTS jobs_parent ON jobs(parent_id);
+-- Every card transaction outcome seen from a terminal; only masked card numbers.
+CREATE TABLE IF NOT EXISTS card_transactions (
+    terminal        TEXT NOT NULL,
+    trace_number    INTEGER NOT NULL,
+    receipt_number  INTEGER,
+    job_id          INTEGER REFERENCES jobs(id),
+    result          TEXT NOT NULL,
+    at              TEXT NOT NULL,
+    PRIMARY KEY (terminal, trace_number)
+);
 "#;
 
 /// Idempotency keys are kept at least this long (the contract says 7 days).
@@ -297,7 +323,7 @@ impl Journal {
     fn get_in(conn: &Connection, id: JobId) -> Result<Option<Job>, JournalError> {
         Ok(conn
             .query_row(
-                "SELECT id, kind, device, state, step, request, result, error, counters_before, attempts, created_at, updated_at
+                "SELECT id, kind, device, state, step, request, result, error, counters_before, attempts, created_at, updated_at, parent_id
                  FROM jobs WHERE id = ?1",
                 [id],
                 row_to_job,
@@ -314,7 +340,7 @@ impl Journal {
     pub fn list(&self, state: Option<JobState>, limit: u32) -> Result<Vec<Job>, JournalError> {
         let conn = self.lock();
         let mut stmt = conn.prepare(
-            "SELECT id, kind, device, state, step, request, result, error, counters_before, attempts, created_at, updated_at
+            "SELECT id, kind, device, state, step, request, result, error, counters_before, attempts, created_at, updated_at, parent_id
              FROM jobs WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![state.map(JobState::as_str), limit], row_to_job)?;
@@ -435,17 +461,37 @@ impl Journal {
         Ok(())
     }
 
-    /// End a job in a terminal state with its result or error.
+    /// End a job in a terminal state with its result or error. A sale's receipt also
+    /// settles the sale, in the same transaction; its id is returned.
     pub fn finish(
         &self,
         id: JobId,
         state: JobState,
         result: Option<&Value>,
         error: Option<&Value>,
-    ) -> Result<(), JournalError> {
+    ) -> Result<Option<JobId>, JournalError> {
         debug_assert!(state.is_terminal());
         let mut conn = self.lock();
         let tx = conn.transaction()?;
+        Self::finish_in(&tx, id, state, result, error)?;
+        let mut settled = None;
+        if let Some(job) = Self::get_in(&tx, id)?
+            && let (Some(parent), JobKind::Receipt) = (job.parent_id, job.kind)
+        {
+            Self::settle_sale(&tx, parent, &job)?;
+            settled = Some(parent);
+        }
+        tx.commit()?;
+        Ok(settled)
+    }
+
+    fn finish_in(
+        tx: &Connection,
+        id: JobId,
+        state: JobState,
+        result: Option<&Value>,
+        error: Option<&Value>,
+    ) -> Result<(), JournalError> {
         let t = now();
         tx.execute(
             "UPDATE jobs SET state = ?2, step = NULL, result = ?3, error = ?4, updated_at = ?5 WHERE id = ?1",
@@ -455,7 +501,196 @@ impl Journal {
             "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, ?3, ?4)",
             params![id, t, state.as_str(), error.map(Value::to_string)],
         )?;
+        Ok(())
+    }
+
+    /// A sale's receipt ended: the sale is done with both parts, or needs attention with
+    /// the approved payment in its result (the payment is never reversed on its own).
+    fn settle_sale(tx: &Connection, sale_id: JobId, receipt: &Job) -> Result<(), JournalError> {
+        let Some(sale) = Self::get_in(tx, sale_id)? else {
+            return Ok(());
+        };
+        if sale.state != JobState::Running {
+            return Ok(());
+        }
+        let mut result = sale.result.clone().unwrap_or_else(|| serde_json::json!({}));
+        result["receipt"] = receipt.result.clone().unwrap_or(Value::Null);
+        result["receipt_job"] = receipt.id.into();
+        if receipt.state == JobState::Done {
+            Self::finish_in(tx, sale_id, JobState::Done, Some(&result), None)
+        } else {
+            let why = receipt
+                .error
+                .as_ref()
+                .and_then(|e| e["message"].as_str())
+                .unwrap_or("the receipt was not printed")
+                .to_string();
+            let error = serde_json::json!({
+                "code": "receipt_not_printed",
+                "message": format!(
+                    "the card payment was approved but the fiscal receipt (job {}) ended {}: {why}. \
+                     Print the receipt again or reverse the payment with POST /v1/sales/{sale_id}/reverse.",
+                    receipt.id, receipt.state.as_str()
+                ),
+                "field": null,
+                "device_code": receipt.error.as_ref().and_then(|e| e.get("device_code").cloned()),
+            });
+            Self::finish_in(
+                tx,
+                sale_id,
+                JobState::NeedsAttention,
+                Some(&result),
+                Some(&error),
+            )
+        }
+    }
+
+    /// Store a job's partial result (e.g. an approved payment) and step, in one transaction
+    /// with the card transaction record: this is committed before the terminal is told the
+    /// register accepted the result.
+    pub fn record_card_result(
+        &self,
+        job_id: JobId,
+        terminal: &str,
+        trace_number: u32,
+        receipt_number: Option<u32>,
+        card: &Value,
+        step: &str,
+        partial_result: &Value,
+    ) -> Result<(), JournalError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let t = now();
+        tx.execute(
+            "INSERT OR REPLACE INTO card_transactions (terminal, trace_number, receipt_number, job_id, result, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![terminal, trace_number, receipt_number, job_id, card.to_string(), t],
+        )?;
+        tx.execute(
+            "UPDATE jobs SET step = ?2, result = ?3, updated_at = ?4 WHERE id = ?1",
+            params![job_id, step, partial_result.to_string(), t],
+        )?;
+        tx.execute(
+            "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, ?3, NULL)",
+            params![job_id, t, step],
+        )?;
         tx.commit()?;
+        Ok(())
+    }
+
+    /// The job a terminal's trace number belongs to, if any.
+    pub fn job_for_trace(
+        &self,
+        terminal: &str,
+        trace_number: u32,
+    ) -> Result<Option<JobId>, JournalError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT job_id FROM card_transactions WHERE terminal = ?1 AND trace_number = ?2",
+                params![terminal, trace_number],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// An approved sale moves on to printing: record the payment in the sale and queue its
+    /// receipt (and slip) on the printer, in one transaction. Returns the receipt job's id.
+    pub fn queue_sale_receipt(
+        &self,
+        sale_id: JobId,
+        printer: &str,
+        receipt: &Value,
+        slip: Option<&Value>,
+        sale_result: &Value,
+    ) -> Result<JobId, JournalError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let t = now();
+        let insert = |kind: JobKind, request: &Value| -> Result<JobId, JournalError> {
+            let hash = request_hash(kind, printer, request);
+            tx.execute(
+                "INSERT INTO jobs (kind, device, state, request, request_hash, parent_id, created_at, updated_at)
+                 VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?6)",
+                params![kind.as_str(), printer, request.to_string(), hash, sale_id, t],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, 'queued', ?3)",
+                params![id, t, format!("for sale {sale_id}")],
+            )?;
+            Ok(id)
+        };
+        let receipt_id = insert(JobKind::Receipt, receipt)?;
+        let mut result = sale_result.clone();
+        result["receipt_job"] = receipt_id.into();
+        if let Some(slip) = slip {
+            result["slip_job"] = insert(JobKind::Printout, slip)?.into();
+        }
+        tx.execute(
+            "UPDATE jobs SET step = 'printing', result = ?2, updated_at = ?3 WHERE id = ?1",
+            params![sale_id, result.to_string(), t],
+        )?;
+        tx.execute(
+            "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, 'printing', ?3)",
+            params![sale_id, t, format!("receipt job {receipt_id}")],
+        )?;
+        tx.commit()?;
+        Ok(receipt_id)
+    }
+
+    /// Sales still waiting for their receipt after `deadline`: cancel receipts that have not
+    /// started and put the sales in `needs_attention`. Returns the sales settled.
+    pub fn expire_sales(&self, older_than: &str) -> Result<Vec<JobId>, JournalError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let mut stmt = tx.prepare(
+            "SELECT s.id, r.id FROM jobs s JOIN jobs r ON r.parent_id = s.id AND r.kind = 'receipt'
+             WHERE s.kind = 'sale' AND s.state = 'running' AND s.step = 'printing'
+               AND s.updated_at < ?1 AND r.state = 'queued'",
+        )?;
+        let pairs: Vec<(JobId, JobId)> = stmt
+            .query_map([older_than], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        drop(stmt);
+        let mut settled = Vec::new();
+        for (sale, receipt) in pairs {
+            let err = serde_json::json!({
+                "code": "printer_unavailable",
+                "message": "the printer did not start the receipt before the sale's print deadline; the receipt was cancelled",
+                "field": null, "device_code": null,
+            });
+            Self::finish_in(&tx, receipt, JobState::Cancelled, None, Some(&err))?;
+            tx.execute(
+                "UPDATE jobs SET state = 'cancelled', updated_at = ?2 WHERE parent_id = ?1 AND state = 'queued'",
+                params![sale, now()],
+            )?;
+            if let Some(job) = Self::get_in(&tx, receipt)? {
+                Self::settle_sale(&tx, sale, &job)?;
+            }
+            settled.push(sale);
+        }
+        tx.commit()?;
+        Ok(settled)
+    }
+
+    /// Record that a sale's payment is being reversed by `reversal_job`.
+    pub fn note_sale_reversal(
+        &self,
+        sale_id: JobId,
+        reversal_job: JobId,
+    ) -> Result<(), JournalError> {
+        let conn = self.lock();
+        let t = now();
+        conn.execute(
+            "UPDATE jobs SET result = json_set(COALESCE(result, '{}'), '$.reversal_job', ?2), updated_at = ?3 WHERE id = ?1",
+            params![sale_id, reversal_job, t],
+        )?;
+        conn.execute(
+            "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, 'reversal', ?3)",
+            params![sale_id, t, format!("reversal job {reversal_job}")],
+        )?;
         Ok(())
     }
 }
@@ -539,6 +774,7 @@ fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         attempts: r.get(9)?,
         created_at: r.get(10)?,
         updated_at: r.get(11)?,
+        parent_id: r.get(12)?,
     })
 }
 

@@ -11,3 +11,4 @@ pub mod journal;
 pub mod printer;
 pub mod serve;
 pub mod sim;
+pub mod terminal;

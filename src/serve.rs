@@ -5,6 +5,7 @@ use crate::api::{self, AppState, Tokens};
 use crate::config::Config;
 use crate::journal::Journal;
 use crate::printer::{PrinterHandle, PrinterTask};
+use crate::terminal::{TerminalHandle, TerminalTask};
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -61,6 +62,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let printers = Arc::new(printers);
+    let mut terminals = BTreeMap::new();
+    for t in &config.terminals {
+        let target = if t.port == "sim" {
+            anyhow::bail!(
+                "[[terminal]] {}: the built-in terminal emulator is not available yet; run `fiscald sim zvt` and point port at it",
+                t.id
+            );
+        } else {
+            t.port.clone()
+        };
+        terminals.insert(
+            t.id.clone(),
+            Arc::new(TerminalHandle::new(t.clone(), target)),
+        );
+    }
+    let terminals = Arc::new(terminals);
 
     let mut tasks = tokio::task::JoinSet::new();
     for handle in printers.values() {
@@ -72,6 +89,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         };
         tasks.spawn(task.run());
     }
+    for handle in terminals.values() {
+        let task = TerminalTask {
+            handle: handle.clone(),
+            journal: journal.clone(),
+            events: events.clone(),
+            shutdown: shutdown.clone(),
+            printers: printers.clone(),
+            reverse_unattached: config.sales.reverse_unattached,
+        };
+        tasks.spawn(task.run());
+    }
+    if !terminals.is_empty() {
+        tasks.spawn(expire_sales(
+            journal.clone(),
+            config.sales.print_deadline,
+            events.clone(),
+            shutdown.clone(),
+        ));
+    }
 
     let submitter = crate::journal::Submitter::start(journal.clone())
         .context("cannot start the journal writer")?;
@@ -79,6 +115,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         journal: journal.clone(),
         submitter,
         printers: printers.clone(),
+        terminals: terminals.clone(),
         events,
         shutdown: shutdown.clone(),
     };
@@ -159,4 +196,34 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(socket);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Settles sales whose receipt has not started printing within `[sales] print_deadline`.
+async fn expire_sales(
+    journal: Journal,
+    deadline_s: f64,
+    events: broadcast::Sender<crate::journal::JobId>,
+    shutdown: CancellationToken,
+) {
+    let deadline = chrono::Duration::milliseconds((deadline_s * 1000.0) as i64);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let cutoff =
+            (chrono::Utc::now() - deadline).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        match journal.run(move |j| j.expire_sales(&cutoff)).await {
+            Ok(settled) => {
+                for sale in settled {
+                    tracing::warn!(
+                        sale,
+                        "the sale's receipt missed its print deadline; the sale needs attention"
+                    );
+                    let _ = events.send(sale);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot check sale deadlines"),
+        }
+    }
 }

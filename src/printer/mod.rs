@@ -115,6 +115,8 @@ enum StepError {
     BadReply(String),
     /// The line failed or stayed silent: what the printer did is unknown until reconciled.
     Link(LinkError),
+    /// The job itself cannot be carried out (a kind or request the printer cannot take).
+    BadJob(String),
     /// The printer answers status but not the command (its reply was lost).
     NoReply,
     /// Paper (or the cover) was not fixed within `paper_wait`.
@@ -518,7 +520,7 @@ impl PrinterTask {
             .run(move |j| j.finish(id, state, result.as_ref(), error.as_ref()))
             .await;
         match r {
-            Ok(()) => {
+            Ok(settled) => {
                 tracing::info!(
                     printer = self.id(),
                     job = id,
@@ -526,6 +528,9 @@ impl PrinterTask {
                     "job finished"
                 );
                 let _ = self.events.send(id);
+                if let Some(sale) = settled {
+                    let _ = self.events.send(sale);
+                }
             }
             Err(e) => {
                 tracing::error!(printer = self.id(), job = id, error = %e, "cannot journal the job's end")
@@ -589,6 +594,13 @@ impl PrinterTask {
                     return Ok(());
                 }
                 Err(StepError::Shutdown) => return Ok(()),
+                Err(StepError::BadJob(why)) => {
+                    // Nothing can have been printed for a job that could not be read.
+                    let err =
+                        error_json("invalid_job", format!("printer {}: {why}", self.id()), None);
+                    self.finish(id, JobState::Failed, None, Some(err)).await;
+                    return Ok(());
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -600,6 +612,8 @@ impl PrinterTask {
             JobKind::Receipt => c.last_receipt,
             JobKind::DailyReport => c.daily_reports,
             JobKind::Cash | JobKind::Printout => c.next_printout,
+            // Not printer jobs (refused in `work`); never counted.
+            JobKind::Payment | JobKind::EndOfDay | JobKind::Sale => c.last_receipt,
         }
     }
 
@@ -675,7 +689,7 @@ impl PrinterTask {
     ) -> Result<(), StepError> {
         let t = self.handle.config.command_timeout();
         let bad = |e: serde_json::Error| {
-            StepError::BadReply(format!("journaled request is unreadable: {e}"))
+            StepError::BadJob(format!("journaled request is unreadable: {e}"))
         };
         match job.kind {
             JobKind::Receipt => {
@@ -804,6 +818,12 @@ impl PrinterTask {
                 *closing = true;
                 self.cmd(link, &Command::FormEnd { form: FORM }, t).await?;
             }
+            JobKind::Payment | JobKind::EndOfDay | JobKind::Sale => {
+                return Err(StepError::BadJob(format!(
+                    "a {} job cannot run on a printer",
+                    job.kind.as_str()
+                )));
+            }
         }
         Ok(())
     }
@@ -894,6 +914,7 @@ impl PrinterTask {
                 "printed_at": printed_at,
                 "printer": self.id(),
             }),
+            JobKind::Payment | JobKind::EndOfDay | JobKind::Sale => json!({}),
         }
     }
 }
@@ -947,6 +968,7 @@ fn describe(e: &StepError) -> String {
         }
         StepError::PaperTimeout => "paper out".into(),
         StepError::NoReply => "the printer answers status queries but not commands".into(),
+        StepError::BadJob(m) => m.clone(),
         StepError::Shutdown => "stopping".into(),
     }
 }
