@@ -713,8 +713,9 @@ impl PtMessage {
     }
 }
 
-/// `04 FF <status> [<timeout BCD>] [06 TLV]`. A byte after the status is a timeout unless
-/// the rest reads as a field list on its own (`06 …`) and not with the timeout taken out.
+/// `04 FF <status> [<timeout BCD>] [06 TLV]`. A byte after the status is the timeout when it
+/// is the last byte, or when a readable `06` container follows it; otherwise the fields
+/// start right after the status.
 fn intermediate_status(d: &[u8]) -> Result<PtMessage, MessageError> {
     let (&status, rest) = d
         .split_first()
@@ -722,10 +723,11 @@ fn intermediate_status(d: &[u8]) -> Result<PtMessage, MessageError> {
     let (timeout, fields) = match rest {
         [] => (None, Vec::new()),
         [t] => (Some(*t), Vec::new()),
-        [t, tail @ ..] => match parse_fields(tail) {
-            Ok(f) => (Some(*t), f),
-            Err(_) => (None, parse_fields_partial(rest).0),
-        },
+        // After a timeout only the TLV container is expected.
+        [t, tail @ ..] if tail.first() == Some(&0x06) && parse_fields(tail).is_ok() => {
+            (Some(*t), parse_fields(tail).unwrap_or_default())
+        }
+        _ => (None, parse_fields_partial(rest).0),
     };
     let text = lines_in(&tlv_of(&fields), 0x24).map(|l| l.join("\n"));
     let timeout_minutes = timeout.and_then(|t| bcd_to_u64(&[t])).map(|m| m as u8);
