@@ -113,6 +113,7 @@ pub struct TransactionResult {
 
 /// A message the terminal sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // the public shape is fixed; messages are short-lived
 pub enum PtMessage {
     /// `80 00 00` (also `84 00`).
     Ack,
@@ -216,7 +217,7 @@ fn bcd_field(bmp: u8, value: u64, len: usize) -> Field {
     Field::new(bmp, u64_to_bcd_saturating(value, len))
 }
 
-fn field<'a>(fields: &'a [Field], bmp: u8) -> Option<&'a [u8]> {
+fn field(fields: &[Field], bmp: u8) -> Option<&[u8]> {
     fields
         .iter()
         .find(|f| f.bmp == bmp)

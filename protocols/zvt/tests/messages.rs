@@ -313,7 +313,7 @@ fn pt_messages_exact() {
     assert_eq!(pt(&apdu("84 00 00")), PtMessage::Ack);
     assert_eq!(pt(&apdu("84 1E 03 6F 09 85")), PtMessage::Nack(0x1E));
     assert!(!PtMessage::Ack.needs_ack());
-    assert!(PtMessage::Nack(1).needs_ack() == false);
+    assert!(!PtMessage::Nack(1).needs_ack());
     assert!(pt(&apdu("06 0F 00")).needs_ack());
 }
 
