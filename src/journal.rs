@@ -121,6 +121,14 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
 }
 
+/// A card transaction outcome as a terminal reported it (masked card data only).
+pub struct CardRecord {
+    pub terminal: String,
+    pub trace_number: u32,
+    pub receipt_number: Option<u32>,
+    pub result: Value,
+}
+
 /// The outcome of one submission: the job and whether it already existed.
 pub type Submitted = Result<(Job, bool), JournalError>;
 
@@ -388,6 +396,7 @@ impl Journal {
         let id: Option<JobId> = conn
             .query_row(
                 "SELECT id FROM jobs WHERE device = ?1 AND state IN ('running', 'queued')
+                   AND NOT (kind = 'sale' AND COALESCE(step, '') = 'printing')
                  ORDER BY CASE state WHEN 'running' THEN 0 ELSE 1 END, id LIMIT 1",
                 [device],
                 |r| r.get(0),
@@ -417,33 +426,37 @@ impl Journal {
         Ok(n == 1)
     }
 
-    /// Record a recovery step (committed before the step goes to the device).
+    /// Record a recovery step (committed before the step goes to the device). Returns false,
+    /// changing nothing, when the job is no longer running (it was cancelled meanwhile).
     pub fn set_step(
         &self,
         id: JobId,
         step: &str,
         counters_before: Option<&Value>,
         detail: Option<&str>,
-    ) -> Result<(), JournalError> {
+    ) -> Result<bool, JournalError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let t = now();
-        match counters_before {
+        let changed = match counters_before {
             Some(c) => tx.execute(
-                "UPDATE jobs SET step = ?2, counters_before = ?3, updated_at = ?4 WHERE id = ?1",
+                "UPDATE jobs SET step = ?2, counters_before = ?3, updated_at = ?4 WHERE id = ?1 AND state = 'running'",
                 params![id, step, c.to_string(), t],
             )?,
             None => tx.execute(
-                "UPDATE jobs SET step = ?2, updated_at = ?3 WHERE id = ?1",
+                "UPDATE jobs SET step = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'running'",
                 params![id, step, t],
             )?,
         };
+        if changed == 0 {
+            return Ok(false);
+        }
         tx.execute(
             "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, ?3, ?4)",
             params![id, t, step, detail],
         )?;
         tx.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     /// Start another attempt of a running job (after reconciliation showed nothing was printed).
@@ -485,6 +498,7 @@ impl Journal {
         Ok(settled)
     }
 
+    /// Terminal states never change again: a job already ended is left as it is.
     fn finish_in(
         tx: &Connection,
         id: JobId,
@@ -494,8 +508,15 @@ impl Journal {
     ) -> Result<(), JournalError> {
         let t = now();
         tx.execute(
-            "UPDATE jobs SET state = ?2, step = NULL, result = ?3, error = ?4, updated_at = ?5 WHERE id = ?1",
-            params![id, state.as_str(), result.map(Value::to_string), error.map(Value::to_string), t],
+            "UPDATE jobs SET state = ?2, step = NULL, result = ?3, error = ?4, updated_at = ?5
+             WHERE id = ?1 AND state IN ('queued', 'running')",
+            params![
+                id,
+                state.as_str(),
+                result.map(Value::to_string),
+                error.map(Value::to_string),
+                t
+            ],
         )?;
         tx.execute(
             "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, ?3, ?4)",
@@ -551,10 +572,7 @@ impl Journal {
     pub fn record_card_result(
         &self,
         job_id: JobId,
-        terminal: &str,
-        trace_number: u32,
-        receipt_number: Option<u32>,
-        card: &Value,
+        card: &CardRecord,
         step: &str,
         partial_result: &Value,
     ) -> Result<(), JournalError> {
@@ -564,7 +582,7 @@ impl Journal {
         tx.execute(
             "INSERT OR REPLACE INTO card_transactions (terminal, trace_number, receipt_number, job_id, result, at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![terminal, trace_number, receipt_number, job_id, card.to_string(), t],
+            params![card.terminal, card.trace_number, card.receipt_number, job_id, card.result.to_string(), t],
         )?;
         tx.execute(
             "UPDATE jobs SET step = ?2, result = ?3, updated_at = ?4 WHERE id = ?1",
@@ -648,7 +666,8 @@ impl Journal {
         let mut stmt = tx.prepare(
             "SELECT s.id, r.id FROM jobs s JOIN jobs r ON r.parent_id = s.id AND r.kind = 'receipt'
              WHERE s.kind = 'sale' AND s.state = 'running' AND s.step = 'printing'
-               AND s.updated_at < ?1 AND r.state = 'queued'",
+               AND s.updated_at < ?1
+               AND (r.state = 'queued' OR (r.state = 'running' AND r.step = 'prepare'))",
         )?;
         let pairs: Vec<(JobId, JobId)> = stmt
             .query_map([older_than], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -663,7 +682,8 @@ impl Journal {
             });
             Self::finish_in(&tx, receipt, JobState::Cancelled, None, Some(&err))?;
             tx.execute(
-                "UPDATE jobs SET state = 'cancelled', updated_at = ?2 WHERE parent_id = ?1 AND state = 'queued'",
+                "UPDATE jobs SET state = 'cancelled', updated_at = ?2
+                 WHERE parent_id = ?1 AND (state = 'queued' OR (state = 'running' AND step = 'prepare'))",
                 params![sale, now()],
             )?;
             if let Some(job) = Self::get_in(&tx, receipt)? {

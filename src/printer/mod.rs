@@ -117,6 +117,8 @@ enum StepError {
     Link(LinkError),
     /// The job itself cannot be carried out (a kind or request the printer cannot take).
     BadJob(String),
+    /// The job was cancelled (a sale past its print deadline) before anything fiscal was sent.
+    Cancelled,
     /// The printer answers status but not the command (its reply was lost).
     NoReply,
     /// Paper (or the cover) was not fixed within `paper_wait`.
@@ -502,10 +504,16 @@ impl PrinterTask {
         step: &'static str,
         counters: Option<Value>,
     ) -> Result<(), StepError> {
-        self.journal
+        let still_running = self
+            .journal
             .run(move |j| j.set_step(id, step, counters.as_ref(), None))
             .await
-            .map_err(|e| StepError::BadReply(format!("journal write failed: {e}")))
+            .map_err(|e| StepError::BadReply(format!("journal write failed: {e}")))?;
+        if still_running {
+            Ok(())
+        } else {
+            Err(StepError::Cancelled)
+        }
     }
 
     async fn finish(
@@ -594,6 +602,15 @@ impl PrinterTask {
                     return Ok(());
                 }
                 Err(StepError::Shutdown) => return Ok(()),
+                Err(StepError::Cancelled) => {
+                    tracing::info!(
+                        printer = self.id(),
+                        job = id,
+                        "the job was cancelled before printing"
+                    );
+                    let _ = self.events.send(id);
+                    return Ok(());
+                }
                 Err(StepError::BadJob(why)) => {
                     // Nothing can have been printed for a job that could not be read.
                     let err =
@@ -969,6 +986,7 @@ fn describe(e: &StepError) -> String {
         StepError::PaperTimeout => "paper out".into(),
         StepError::NoReply => "the printer answers status queries but not commands".into(),
         StepError::BadJob(m) => m.clone(),
+        StepError::Cancelled => "the job was cancelled".into(),
         StepError::Shutdown => "stopping".into(),
     }
 }

@@ -390,7 +390,12 @@ impl TerminalTask {
         let Some(trace) = r.trace_number else {
             return Ok(()); // declines without a trace number carry nothing to reconcile by
         };
-        let card = serde_json::to_value(r).unwrap_or(Value::Null);
+        let card = crate::journal::CardRecord {
+            terminal: terminal.to_string(),
+            trace_number: trace,
+            receipt_number: r.receipt_number,
+            result: serde_json::to_value(r).unwrap_or(Value::Null),
+        };
         let step = if r.result_code == 0 {
             "approved"
         } else {
@@ -398,11 +403,9 @@ impl TerminalTask {
         };
         let mut partial = job.result.clone().unwrap_or_else(|| json!({}));
         partial["payment"] = self.payment_json(r, slip);
-        let (id, terminal, receipt) = (job.id, terminal.to_string(), r.receipt_number);
+        let id = job.id;
         self.journal
-            .run(move |j| {
-                j.record_card_result(id, &terminal, trace, receipt, &card, step, &partial)
-            })
+            .run(move |j| j.record_card_result(id, &card, step, &partial))
             .await
             .map_err(|e| TermError::Journal(e.to_string()))
     }
@@ -455,7 +458,9 @@ impl TerminalTask {
         self.journal
             .run(move |j| j.set_step(id, step, None, None))
             .await
-            .map_err(|e| TermError::Journal(e.to_string()))
+            .map_err(|e| TermError::Journal(e.to_string()))?
+            .then_some(())
+            .ok_or_else(|| TermError::BadJob(format!("job {id} is no longer running")))
     }
 
     /// Work on one job: start it, or reconcile it if it was interrupted.
@@ -727,18 +732,12 @@ impl TerminalTask {
             Err(e) => return Err(e),
         };
         // 3. Match it.
-        let recorded: Option<TransactionResult> = job
+        // The trace number journaled for this job, if its outcome was seen before.
+        let recorded: Option<u32> = job
             .result
             .as_ref()
-            .and_then(|r| r.get("payment"))
-            .and_then(|p| p.get("trace_number"))
-            .and_then(Value::as_u64)
-            .and_then(|trace| {
-                Some(TransactionResult {
-                    trace_number: u32::try_from(trace).ok(),
-                    ..TransactionResult::default()
-                })
-            });
+            .and_then(|r| r["payment"]["trace_number"].as_u64())
+            .and_then(|t| u32::try_from(t).ok());
         let ours = match &last {
             Some(r) => {
                 let owner = match r.trace_number {

@@ -376,3 +376,112 @@ impl Client {
         Ok((status, value))
     }
 }
+
+/// The ZVT terminal emulator as its own process, on TCP or on a serial PTY.
+pub struct ZvtSim {
+    pub dir: PathBuf,
+    pub state: PathBuf,
+    pub control: PathBuf,
+    /// `tcp://127.0.0.1:PORT` or the PTY link path: what a `[[terminal]] port` points at.
+    pub port: String,
+    child: Option<Child>,
+}
+
+impl ZvtSim {
+    /// Start on loopback TCP (`serial = false`) or on a PTY link (`serial = true`).
+    pub fn start(dir: &Path, serial: bool) -> ZvtSim {
+        let state = dir.join("terminal.json");
+        let control = dir.join("terminal.ctl");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["sim", "zvt", "--state"])
+            .arg(&state)
+            .arg("--control")
+            .arg(&control);
+        let port = if serial {
+            let link = dir.join("terminal.tty");
+            let _ = std::fs::remove_file(&link);
+            cmd.arg("--link").arg(&link);
+            link.display().to_string()
+        } else {
+            let p = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            cmd.args(["--listen", &format!("127.0.0.1:{p}")]);
+            format!("tcp://127.0.0.1:{p}")
+        };
+        let child = cmd
+            .env("FISCALD_LOG", "debug")
+            .stdout(log_file(dir, "zvt-sim.log"))
+            .stderr(log_file(dir, "zvt-sim.log"))
+            .spawn()
+            .expect("start the terminal emulator");
+        let ctl = control.clone();
+        wait_until(
+            Duration::from_secs(10),
+            "the terminal emulator's control socket",
+            || std::os::unix::net::UnixStream::connect(&ctl).ok(),
+        );
+        ZvtSim {
+            dir: dir.to_path_buf(),
+            state,
+            control,
+            port,
+            child: Some(child),
+        }
+    }
+
+    /// The terminal's memory file.
+    pub fn memory(&self) -> Value {
+        std::fs::read_to_string(&self.state)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    pub fn transactions(&self) -> Vec<Value> {
+        self.memory()["transactions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Send a control command; panics unless the emulator answers `ok`.
+    pub fn control(&self, cmd: &str) -> String {
+        let answer =
+            fiscald::sim::posnet::send_control(&self.control, cmd).expect("control socket");
+        assert!(
+            answer.starts_with("ok"),
+            "terminal emulator refused {cmd:?}: {answer}"
+        );
+        answer
+    }
+}
+
+impl Drop for ZvtSim {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A `[[terminal]]` table for `port`, with short timeouts for tests.
+pub fn terminal_config(port: &str, extra: &str) -> String {
+    format!(
+        "\n[[terminal]]\nid = \"t1\"\nprotocol = \"zvt\"\nport = \"{port}\"\npassword = \"123456\"\ncommand_timeout = 3\ntransaction_timeout = 4\n{extra}\n"
+    )
+}
