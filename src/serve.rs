@@ -65,10 +65,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let mut terminals = BTreeMap::new();
     for t in &config.terminals {
         let target = if t.port == "sim" {
-            anyhow::bail!(
-                "[[terminal]] {}: the built-in terminal emulator is not available yet; run `fiscald sim zvt` and point port at it",
-                t.id
-            );
+            let link = run_dir.join(format!("fiscald-sim-{}.tty", t.id));
+            let opts = crate::sim::zvt::Options {
+                endpoint: crate::sim::zvt::Endpoint::Serial(link.clone()),
+                state: t.sim_state.clone(),
+                baud: Some(t.baud),
+                control: None,
+            };
+            sims.push(crate::sim::zvt::spawn(opts, sim_stop.clone())?);
+            tracing::info!(terminal = %t.id, link = %link.display(), "built-in terminal emulator started");
+            link.to_string_lossy().into_owned()
         } else {
             t.port.clone()
         };
