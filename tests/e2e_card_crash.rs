@@ -45,7 +45,10 @@ fn sigkill_during_card_sales_never_charges_twice() {
             let key = format!("card-crash-{i}");
             let (status, job) = d.post_with(
                 "/v1/sales",
-                &[("content-type", "application/json"), ("idempotency-key", &key)],
+                &[
+                    ("content-type", "application/json"),
+                    ("idempotency-key", &key),
+                ],
                 body.to_string().as_bytes(),
             );
             assert!(status == 202 || status == 200, "{status} {job}");
@@ -62,14 +65,19 @@ fn sigkill_during_card_sales_never_charges_twice() {
     let mut jobs = BTreeMap::new();
     for (i, (id, _)) in &acked {
         let job = d.wait_job(*id, Duration::from_secs(180));
-        *states.entry(job["state"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+        *states
+            .entry(job["state"].as_str().unwrap_or("?").to_string())
+            .or_default() += 1;
         jobs.insert(*i, job);
     }
     let transactions = terminal.transactions();
     let receipts = printer.receipts();
     for (i, (_, amount)) in &acked {
         let job = &jobs[i];
-        let charges = transactions.iter().filter(|t| t["status"] == "approved" && t["amount"] == *amount).count();
+        let charges = transactions
+            .iter()
+            .filter(|t| t["status"] == "approved" && t["amount"] == *amount)
+            .count();
         let printed = receipts.iter().filter(|r| r["total"] == *amount).count();
         assert!(charges <= 1, "sale {i} charged {charges} times: {job}");
         assert!(printed <= 1, "sale {i} printed {printed} times: {job}");
@@ -83,9 +91,20 @@ fn sigkill_during_card_sales_never_charges_twice() {
             other => panic!("sale {i} ended {other:?}: {job}"),
         }
         if *amount % 100 == 51 {
-            assert_eq!(job["state"], "failed", "a declined card never becomes a sale: {job}");
+            assert_eq!(
+                job["state"], "failed",
+                "a declined card never becomes a sale: {job}"
+            );
         }
     }
-    assert_eq!(receipts.len(), states.get("done").copied().unwrap_or(0), "no receipt beyond the done sales");
-    eprintln!("{} sales after {kills} kills: {states:?}; {} terminal transactions", acked.len(), transactions.len());
+    assert_eq!(
+        receipts.len(),
+        states.get("done").copied().unwrap_or(0),
+        "no receipt beyond the done sales"
+    );
+    eprintln!(
+        "{} sales after {kills} kills: {states:?}; {} terminal transactions",
+        acked.len(),
+        transactions.len()
+    );
 }

@@ -143,6 +143,17 @@ impl Core {
                 self.delay = Duration::from_millis(num(ms)?);
                 Ok(("delay set".into(), None))
             }
+            ["pan", "clear"] => {
+                self.terminal.set_clear_pan(true);
+                Ok((
+                    "the terminal now sends full card numbers (a non-compliant terminal)".into(),
+                    None,
+                ))
+            }
+            ["pan", "masked"] => {
+                self.terminal.set_clear_pan(false);
+                Ok(("the terminal sends masked card numbers".into(), None))
+            }
             ["silence", n] => {
                 self.silence = u32::try_from(num(n)?).unwrap_or(u32::MAX);
                 Ok(("commands will be ignored".into(), None))

@@ -347,7 +347,9 @@ impl TerminalTask {
                 PtMessage::from_apdu(&apdu).map_err(|e| TermError::Protocol(e.to_string()))?;
             match msg {
                 PtMessage::IntermediateStatus { status, text, .. } => {
-                    let shown = text.unwrap_or_else(|| intermediate_text(status).to_string());
+                    let shown = text
+                        .map(|t| zvt::pan::mask_in_text(&t))
+                        .unwrap_or_else(|| intermediate_text(status).to_string());
                     self.handle.update(|s| s.display = Some(shown));
                 }
                 PtMessage::StatusInformation(r) => {
@@ -356,8 +358,12 @@ impl TerminalTask {
                     }
                     flow.result = Some(r);
                 }
-                PtMessage::PrintLine { text, .. } => flow.slip.push(text),
-                PtMessage::PrintTextBlock { lines, .. } => flow.slip.extend(lines),
+                // Receipt text is free text: mask any card number a terminal prints in clear.
+                PtMessage::PrintLine { text, .. } => flow.slip.push(zvt::pan::mask_in_text(&text)),
+                PtMessage::PrintTextBlock { lines, .. } => {
+                    flow.slip
+                        .extend(lines.iter().map(|l| zvt::pan::mask_in_text(l)));
+                }
                 PtMessage::Completion {
                     terminal_status,
                     terminal_id,

@@ -244,7 +244,13 @@ pub struct Terminal {
     events: VecDeque<Event>,
     /// Local wall-clock seconds since 1970 (see [`Terminal::set_clock`]).
     clock: i64,
+    /// Send [`TEST_PAN`] in clear on the wire, like a terminal that breaks PCI rules.
+    clear_pan: bool,
 }
+
+/// A well-known test card number (Luhn-valid), sent only in "clear PAN" mode so tests can
+/// prove the register never stores or logs a full card number. Never stored in memory.
+pub const TEST_PAN: &str = "5454545454545454";
 
 impl Terminal {
     pub fn new() -> Self {
@@ -265,6 +271,7 @@ impl Terminal {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             clock: 0,
+            clear_pan: false,
         }
     }
     pub fn memory(&self) -> &TerminalMemory {
@@ -317,7 +324,17 @@ impl Terminal {
         if out.drop_after {
             self.events.push_back(Event::DropConnection);
         }
-        Some(out.apdu)
+        Some(if self.clear_pan {
+            leak_pan(out.apdu)
+        } else {
+            out.apdu
+        })
+    }
+
+    /// Misbehave like a terminal that sends full card numbers (BMP 22 and receipt
+    /// lines carry [`TEST_PAN`]); stored transactions stay masked.
+    pub fn set_clear_pan(&mut self, on: bool) {
+        self.clear_pan = on;
     }
     pub fn poll_timeout(&self) -> Option<Instant> {
         let flow = self.flow.as_ref()?;
@@ -1002,5 +1019,36 @@ mod tests {
             assert_eq!(pan.len(), 16);
             assert_eq!(&pan[6..12], "******");
         }
+    }
+}
+
+/// Put [`TEST_PAN`] in clear into a Status-Information's BMP 22 and into any receipt line
+/// that shows a masked card number.
+fn leak_pan(apdu: Apdu) -> Apdu {
+    match (apdu.class, apdu.instr) {
+        (0x04, 0x0F) => {
+            let Ok(mut fields) = crate::bmp::parse_fields(&apdu.data) else {
+                return apdu;
+            };
+            for f in fields.iter_mut().filter(|f| f.bmp == 0x22) {
+                f.value = crate::pan::to_bcd(TEST_PAN);
+            }
+            Apdu::new(apdu.class, apdu.instr, crate::bmp::encode_fields(&fields))
+        }
+        (0x06, 0xD1) if apdu.data.windows(6).any(|w| w == b"******") => {
+            let mut data = vec![apdu.data.first().copied().unwrap_or(0)];
+            data.extend_from_slice(
+                format!(
+                    "{} {} {} {}",
+                    &TEST_PAN[..4],
+                    &TEST_PAN[4..8],
+                    &TEST_PAN[8..12],
+                    &TEST_PAN[12..]
+                )
+                .as_bytes(),
+            );
+            Apdu::new(apdu.class, apdu.instr, data)
+        }
+        _ => apdu,
     }
 }

@@ -91,3 +91,83 @@ mod tests {
         );
     }
 }
+
+/// Mask every card number inside free text (receipt lines, display texts): a run of
+/// 13–19 digits, single spaces or dashes allowed between them, that passes the Luhn check
+/// keeps its first 6 and last 4 digits; the others become `*`. Other text is unchanged.
+pub fn mask_in_text(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = chars.clone();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        // Collect a run of digits with single separators between them.
+        let start = i;
+        let mut positions = Vec::new();
+        while i < chars.len() {
+            if chars[i].is_ascii_digit() {
+                positions.push(i);
+                i += 1;
+            } else if (chars[i] == ' ' || chars[i] == '-')
+                && chars.get(i + 1).is_some_and(char::is_ascii_digit)
+            {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        let _ = start;
+        let digits: String = positions.iter().map(|&p| chars[p]).collect();
+        if (13..=19).contains(&digits.len()) && luhn_valid(&digits) {
+            let n = positions.len();
+            for (k, &p) in positions.iter().enumerate() {
+                if k >= 6 && k < n - 4 {
+                    out[p] = '*';
+                }
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The Luhn check over a digit string.
+fn luhn_valid(digits: &str) -> bool {
+    let sum: u32 = digits
+        .chars()
+        .rev()
+        .filter_map(|c| c.to_digit(10))
+        .enumerate()
+        .map(|(i, d)| {
+            if i % 2 == 1 {
+                if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::mask_in_text;
+
+    #[test]
+    fn card_numbers_in_text_are_masked() {
+        assert_eq!(mask_in_text("5454 5454 5454 5454"), "5454 54** **** 5454");
+        assert_eq!(
+            mask_in_text("PAN 5454545454545454 OK"),
+            "PAN 545454******5454 OK"
+        );
+        assert_eq!(
+            mask_in_text("TRACE 000001  PARAGON 0001"),
+            "TRACE 000001  PARAGON 0001"
+        );
+        assert_eq!(mask_in_text("545454******5454"), "545454******5454");
+        // Not Luhn-valid: left alone (e.g. a long reference number).
+        assert_eq!(mask_in_text("1234567890123"), "1234567890123");
+    }
+}
