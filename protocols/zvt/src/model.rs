@@ -1001,27 +1001,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_844), (2024, 5, 1));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-    }
-
-    #[test]
-    fn cards_are_masked() {
-        for t in 0..1000 {
-            let (_, pan, _) = card_for(t);
-            assert_eq!(pan.len(), 16);
-            assert_eq!(&pan[6..12], "******");
-        }
-    }
-}
-
 /// Put [`TEST_PAN`] in clear into a Status-Information's BMP 22 and into any receipt line
 /// that shows a masked card number.
 fn leak_pan(apdu: Apdu) -> Apdu {
@@ -1050,5 +1029,26 @@ fn leak_pan(apdu: Apdu) -> Apdu {
             Apdu::new(apdu.class, apdu.instr, data)
         }
         _ => apdu,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_844), (2024, 5, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn cards_are_masked() {
+        for t in 0..1000 {
+            let (_, pan, _) = card_for(t);
+            assert_eq!(pan.len(), 16);
+            assert_eq!(&pan[6..12], "******");
+        }
     }
 }
