@@ -9,7 +9,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{Daemon, Sim, config_text};
+use common::{Daemon, Sim, ZvtSim, config_text, terminal_config};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -69,6 +69,66 @@ fn wire_ratio(baud: u32, runs: usize) {
         ratios[ratios.len() - 1],
     );
     drop(sim);
+}
+
+fn device_bytes(d: &Daemon, kind: &str) -> u64 {
+    let (_, v) = d.get("/v1/devices");
+    let dev = v["devices"]
+        .as_array()
+        .and_then(|l| l.iter().find(|x| x["kind"] == kind).cloned())
+        .unwrap_or_default();
+    dev["link"]["bytes_in"].as_u64().unwrap_or(0) + dev["link"]["bytes_out"].as_u64().unwrap_or(0)
+}
+
+/// A card sale (payment on a serial ZVT terminal, then the fiscal receipt) at `baud` on
+/// both lines: end-to-end time over the wire time of every byte on both lines.
+fn card_sale_ratio(baud: u32, runs: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let baud_s = baud.to_string();
+    let printer = Sim::start(dir.path(), &["--baud", &baud_s]);
+    let terminal_dir = dir.path().join("t");
+    std::fs::create_dir_all(&terminal_dir).unwrap();
+    let terminal = ZvtSim::start_with(&terminal_dir, true, &["--baud", &baud_s]);
+    let mut cfg = config_text(dir.path(), &printer.link.display().to_string(), "").replace(
+        "baud = 115200",
+        &format!("baud = {baud}\nstatus_poll = 3600"),
+    );
+    cfg.push_str(
+        &terminal_config(&terminal.port, &format!("baud = {baud}\nslip = \"none\""))
+            .replace("transaction_timeout = 4", "transaction_timeout = 30"),
+    );
+    let d = Daemon::start(dir.path(), &cfg);
+    d.wait_ready();
+    let sale = |tag: &str| {
+        json!({"lines": [{"name": format!("Kawa {tag}"), "quantity": "1", "unit_price": 1500, "vat": "A"},
+                         {"name": "Ciastko", "quantity": "2", "unit_price": 450, "vat": "B"}],
+               "payments": [{"method": "card", "amount": 2400}]})
+    };
+    let (_, j) = d.post("/v1/sales?wait=60", &sale("warm"));
+    assert_eq!(j["state"], "done", "{j}");
+    let mut ratios = Vec::new();
+    let mut last = (Duration::ZERO, Duration::ZERO, 0);
+    for run in 0..runs {
+        let before = link_bytes(&d) + device_bytes(&d, "payment_terminal");
+        let t0 = Instant::now();
+        let (status, j) = d.post("/v1/sales?wait=60", &sale(&run.to_string()));
+        let elapsed = t0.elapsed();
+        assert_eq!((status, j["state"].as_str()), (200, Some("done")), "{j}");
+        let bytes = link_bytes(&d) + device_bytes(&d, "payment_terminal") - before;
+        let wire = Duration::from_nanos(bytes * 10 * 1_000_000_000 / u64::from(baud));
+        ratios.push(elapsed.as_secs_f64() / wire.as_secs_f64());
+        last = (elapsed, wire, bytes);
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "card sale at {baud:>6} baud:        end-to-end {:>7.1} ms, wire {:>7.1} ms ({} bytes); ratio median {:.3} (min {:.3}, max {:.3}, {runs} runs)",
+        last.0.as_secs_f64() * 1e3,
+        last.1.as_secs_f64() * 1e3,
+        last.2,
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1],
+    );
 }
 
 fn accept_latency(clients: usize, per_client: usize) {
@@ -160,6 +220,7 @@ fn main() {
     println!("fiscald end-to-end benchmark (emulator in its own process, real PTY)");
     wire_ratio(9600, runs);
     wire_ratio(115_200, runs);
+    card_sale_ratio(9600, runs);
     accept_latency(8, if quick { 5 } else { 100 });
     idle_memory();
 }

@@ -188,15 +188,16 @@ impl TerminalTask {
     pub async fn run(self) {
         let mut backoff = Duration::from_millis(200);
         let mut conn: Option<Transport> = None;
+        let mut poll = false;
         while !self.shutdown.is_cancelled() {
-            let r = self.round(&mut conn).await;
+            let r = self.round(&mut conn, std::mem::take(&mut poll)).await;
             match r {
                 Ok(true) => backoff = Duration::from_millis(200),
                 Ok(false) => {
                     tokio::select! {
                         _ = self.handle.wake.notified() => {}
                         _ = self.shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                        _ = tokio::time::sleep(IDLE_POLL) => poll = true,
                     }
                 }
                 Err(e) => {
@@ -220,9 +221,10 @@ impl TerminalTask {
         tracing::info!(terminal = self.id(), "terminal task stopped");
     }
 
-    /// One round: make sure the terminal is reachable, then run the next job if any.
+    /// One round: make sure the terminal is reachable, then run the next job if any; when
+    /// idle and `poll` is set, ask the terminal for its status.
     /// `Ok(true)` if a job was handled, `Ok(false)` when idle.
-    async fn round(&self, conn: &mut Option<Transport>) -> Result<bool, TermError> {
+    async fn round(&self, conn: &mut Option<Transport>, poll: bool) -> Result<bool, TermError> {
         if conn.is_none() {
             let mut t = self.open().await?;
             self.identify(&mut t).await?;
@@ -238,6 +240,9 @@ impl TerminalTask {
             .await
             .map_err(|e| TermError::Journal(e.to_string()))?;
         let Some(job) = next else {
+            if !poll {
+                return Ok(false);
+            }
             // Idle: a status enquiry keeps the terminal's state fresh (and is what ZVT asks for).
             let flow = self
                 .flow(
@@ -783,7 +788,37 @@ impl TerminalTask {
         }
         if recorded.is_some() {
             // We journaled an approval, but the terminal's last transaction is another one:
-            // its commit cannot be confirmed.
+            // its commit cannot be confirmed. A sale's receipt was never queued (that happens
+            // only after the approval is settled), so it may be reversed if configured.
+            let receipt_no = job
+                .result
+                .as_ref()
+                .and_then(|r| r["payment"]["terminal_receipt_number"].as_u64());
+            if self.reverse_unattached
+                && job.kind == JobKind::Sale
+                && let Some(receipt_number) = receipt_no.and_then(|n| u32::try_from(n).ok())
+            {
+                let cmd = EcrCommand::Reversal {
+                    password: cfg.password_number(),
+                    receipt_number,
+                };
+                let reversed = matches!(self.flow(t, &cmd, None).await, Ok(Flow { result: Some(ref r), .. }) if r.result_code == 0);
+                if reversed {
+                    let err = error_json(
+                        "payment_reversed",
+                        format!(
+                            "terminal {}: the payment of sale {} could not be confirmed and its receipt was not printed, \
+                             so it was reversed ([sales] reverse_unattached); nothing was charged",
+                            self.id(),
+                            job.id
+                        ),
+                        None,
+                    );
+                    self.finish(job.id, JobState::Failed, job.result.clone(), Some(err))
+                        .await;
+                    return Ok(());
+                }
+            }
             let err = error_json(
                 "needs_attention",
                 format!(

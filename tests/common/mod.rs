@@ -390,6 +390,11 @@ pub struct ZvtSim {
 impl ZvtSim {
     /// Start on loopback TCP (`serial = false`) or on a PTY link (`serial = true`).
     pub fn start(dir: &Path, serial: bool) -> ZvtSim {
+        Self::start_with(dir, serial, &[])
+    }
+
+    /// [`ZvtSim::start`] with extra emulator arguments (e.g. `--baud`).
+    pub fn start_with(dir: &Path, serial: bool, extra: &[&str]) -> ZvtSim {
         let state = dir.join("terminal.json");
         let control = dir.join("terminal.ctl");
         let mut cmd = Command::new(BIN);
@@ -412,6 +417,7 @@ impl ZvtSim {
             format!("tcp://127.0.0.1:{p}")
         };
         let child = cmd
+            .args(extra)
             .env("FISCALD_LOG", "debug")
             .stdout(log_file(dir, "zvt-sim.log"))
             .stderr(log_file(dir, "zvt-sim.log"))
