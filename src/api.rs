@@ -1,19 +1,20 @@
 //! The local HTTP/JSON API. Handlers validate, journal and read; they never touch a port.
 
+use crate::auth::{self, Principal, Role};
 use crate::document::{self, Invalid, PrinterLimits};
-use crate::journal::{Job, JobId, JobKind, JobState, Journal, JournalError, NewJob};
+use crate::journal::{Actor, Job, JobId, JobKind, JobState, Journal, JournalError, NewJob};
 use crate::printer::PrinterHandle;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -66,7 +67,7 @@ impl ApiError {
 impl From<JournalError> for ApiError {
     fn from(e: JournalError) -> Self {
         match e {
-            JournalError::IdempotencyConflict(_) => {
+            JournalError::IdempotencyConflict(_) | JournalError::IdempotencyOwner(_) => {
                 ApiError::new(StatusCode::CONFLICT, "idempotency_conflict", e.to_string())
             }
             JournalError::NotFound(_) => {
@@ -90,14 +91,87 @@ impl From<JournalError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message, "field": self.field, "device_code": null}});
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        resp.extensions_mut().insert(ErrorCode(self.code));
+        resp
+    }
+}
+
+/// The error code of a response, for the audit log.
+#[derive(Clone, Copy)]
+struct ErrorCode(&'static str);
+
+/// Set on a response whose audit entry was written with its job, in the same transaction.
+#[derive(Clone, Copy)]
+struct AuditRecorded;
+
+/// The job a fiscal response is about, and whether it was a replay, for the audit log.
+#[derive(Clone, Copy)]
+struct AuditJob {
+    id: JobId,
+    replayed: bool,
+}
+
+/// The client behind a request and what it asks for, set once it is authorised.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub who: Principal,
+    /// e.g. `POST /v1/receipts`.
+    pub operation: String,
+}
+
+impl Caller {
+    fn actor(&self) -> Actor {
+        Actor {
+            name: self.who.name.clone(),
+            role: self.who.role.as_str().into(),
+            operation: self.operation.clone(),
+            may_replay_others: self.who.sees_all_jobs(),
+        }
+    }
+    /// 403 unless the table allows this caller `payment_type` on this route.
+    fn require(&self, payment_type: Option<&str>) -> Result<(), ApiError> {
+        let (method, route) = self.operation.split_once(' ').unwrap_or(("", ""));
+        let roles = auth::allowed_roles(method, route, payment_type);
+        if roles.contains(&self.who.role) {
+            return Ok(());
+        }
+        let what = match payment_type {
+            Some(t) => format!("{} with type {t:?}", self.operation),
+            None => self.operation.clone(),
+        };
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "{} has the {} role and may not run {what}; it needs the {} role (ask a manager, or use a token with that role)",
+                self.who.name,
+                self.who.role.as_str(),
+                auth::role_list(&roles)
+            ),
+        ))
     }
 }
 
 type ApiResult = Result<Response, ApiError>;
 
-/// The router, without authentication (the Unix socket).
-pub fn router(state: AppState) -> Router {
+pub use crate::auth::Tokens;
+
+/// How a listener identifies its clients.
+#[derive(Clone)]
+pub struct Auth {
+    pub tokens: Tokens,
+    /// Whether the token file was configured (so tokens can be checked at all).
+    pub has_token_file: bool,
+    /// The role of a request without a token; None: every request needs a token (TCP).
+    pub anonymous_role: Option<Role>,
+    /// `socket` or `tcp`: the principal a request without a valid token is audited under.
+    pub listener: &'static str,
+}
+
+/// The router for one listener: authentication (401), the access table (403) and the
+/// audit log wrap every route.
+pub fn router(state: AppState, auth: Auth) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/devices", get(devices))
@@ -112,77 +186,180 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs", get(list_jobs))
         .route("/v1/jobs/{id}", get(get_job))
         .route("/v1/jobs/{id}/cancel", post(cancel_job))
+        .route("/v1/audit", get(get_audit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), auth),
+            authenticate,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
-/// Bearer tokens accepted on TCP, by SHA-256 hash.
-#[derive(Clone, Default)]
-pub struct Tokens {
-    by_hash: Arc<HashMap<String, String>>,
+/// `METHOD /path` for the audit log of a request that matched no route (kept short).
+fn raw_operation(req: &Request) -> String {
+    let path: String = req.uri().path().chars().take(120).collect();
+    format!("{} {path}", req.method())
 }
 
-impl Tokens {
-    /// Read a token file: one `<sha256-hex> <name> [role]` per line; `#` comments.
-    /// The file must not be readable by group or others.
-    pub fn load(path: &std::path::Path) -> Result<Tokens, String> {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(format!(
-                "{}: token file is readable by others; chmod 600 it",
-                path.display()
-            ));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut by_hash = HashMap::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let mut parts = line.split_whitespace();
-            let hash = parts.next().unwrap_or_default().to_ascii_lowercase();
-            let name = parts.next().unwrap_or("token").to_string();
-            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!(
-                    "{}:{}: expected a SHA-256 hex digest first",
-                    path.display(),
-                    n + 1
-                ));
-            }
-            by_hash.insert(hash, name);
-        }
-        Ok(Tokens {
-            by_hash: Arc::new(by_hash),
+/// The job id in `/v1/jobs/{id}/...` or `/v1/sales/{id}/...`, for the audit log.
+fn path_job(route: &str, path: &str) -> Option<JobId> {
+    if route.starts_with("/v1/jobs/{id}") || route.starts_with("/v1/sales/{id}") {
+        path.split('/').nth(3).and_then(|id| id.parse().ok())
+    } else {
+        None
+    }
+}
+
+/// Append to the audit log; a failure is logged (the answer to the client stands).
+async fn audit(
+    state: &AppState,
+    principal: &str,
+    role: Option<Role>,
+    operation: &str,
+    job: Option<JobId>,
+    outcome: String,
+    detail: Option<&'static str>,
+) {
+    let (principal, operation) = (principal.to_string(), operation.to_string());
+    let r = state
+        .journal
+        .run(move |j| {
+            j.audit(
+                &principal,
+                role.map(Role::as_str),
+                &operation,
+                job,
+                &outcome,
+                detail,
+            )
         })
-    }
-
-    fn check(&self, token: &str) -> Option<&str> {
-        use sha2::Digest;
-        let h = hex::encode(sha2::Sha256::digest(token.as_bytes()));
-        self.by_hash.get(&h).map(String::as_str)
+        .await;
+    if let Err(e) = r {
+        tracing::error!(error = %e, "cannot write the audit log");
     }
 }
 
-/// Middleware for the TCP listener: every request needs a valid bearer token.
-pub async fn require_token(State(tokens): State<Tokens>, req: Request, next: Next) -> Response {
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match token.and_then(|t| tokens.check(t.trim())) {
-        Some(_) => next.run(req).await,
-        None => ApiError::new(
+fn outcome(status: StatusCode, replayed: bool) -> String {
+    match status.as_u16() {
+        200..=299 if replayed => "replayed".into(),
+        200..=299 => "accepted".into(),
+        s @ (401 | 403) => format!("refused:{s}"),
+        s @ 400..=499 => format!("invalid:{s}"),
+        s => format!("error:{s}"),
+    }
+}
+
+/// Every request: who is it? A valid bearer token gives its name and role; without one,
+/// the Unix socket gives `socket_role` and TCP answers 401. A token that is not in the
+/// token file is 401 on either listener.
+async fn authenticate(
+    State((state, auth)): State<(AppState, Auth)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let refused = match req.headers().get(header::AUTHORIZATION) {
+        None => match auth.anonymous_role {
+            Some(role) => {
+                req.extensions_mut().insert(Principal {
+                    name: auth::SOCKET.into(),
+                    role,
+                });
+                return next.run(req).await;
+            }
+            None => "this listener needs `Authorization: Bearer <token>` with a token from the token file".to_string(),
+        },
+        Some(v) => {
+            let token = v
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+                .map(str::trim);
+            match token.and_then(|t| auth.tokens.check(t)) {
+                Some(p) => {
+                    let p = p.clone();
+                    req.extensions_mut().insert(p);
+                    return next.run(req).await;
+                }
+                None if token.is_none() => {
+                    "the Authorization header must be `Bearer <token>`".to_string()
+                }
+                None if !auth.has_token_file => "no token file is configured ([api] token_file), so no token is valid; send the request without Authorization to get the socket's role".to_string(),
+                None => "the bearer token is not in the token file; check the token, or ask for its SHA-256 hash to be added to the token file".to_string(),
+            }
+        }
+    };
+    let op = raw_operation(&req);
+    let err = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", refused);
+    audit(
+        &state,
+        auth.listener,
+        None,
+        &op,
+        None,
+        outcome(err.status, false),
+        Some(err.code),
+    )
+    .await;
+    err.into_response()
+}
+
+/// Every route: the access table (403), then the audit log of fiscal operations.
+async fn authorize(
+    State(state): State<AppState>,
+    matched: MatchedPath,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let route = matched.as_str().to_string();
+    let method = req.method().as_str().to_string();
+    let Some(who) = req.extensions().get::<Principal>().cloned() else {
+        return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "this listener needs `Authorization: Bearer <token>` with a token from the token file",
+            "the request carries no identity; send `Authorization: Bearer <token>`",
         )
-        .into_response(),
+        .into_response();
+    };
+    let caller = Caller {
+        who,
+        operation: format!("{method} {route}"),
+    };
+    let job = path_job(&route, req.uri().path());
+    if let Err(e) = caller.require(None) {
+        audit(
+            &state,
+            &caller.who.name,
+            Some(caller.who.role),
+            &caller.operation,
+            job,
+            outcome(e.status, false),
+            Some(e.code),
+        )
+        .await;
+        return e.into_response();
     }
+    req.extensions_mut().insert(caller.clone());
+    let resp = next.run(req).await;
+    if auth::audited(&method, &route) && resp.extensions().get::<AuditRecorded>().is_none() {
+        let done = resp.extensions().get::<AuditJob>().copied();
+        audit(
+            &state,
+            &caller.who.name,
+            Some(caller.who.role),
+            &caller.operation,
+            done.map(|d| d.id).or(job),
+            outcome(resp.status(), done.is_some_and(|d| d.replayed)),
+            resp.extensions().get::<ErrorCode>().map(|c| c.0),
+        )
+        .await;
+    }
+    resp
 }
 
 async fn not_found() -> ApiError {
@@ -277,6 +454,7 @@ pub fn job_json(job: &Job) -> Value {
         "device": job.device,
         (if matches!(job.kind, JobKind::Payment | JobKind::EndOfDay | JobKind::Sale) { "terminal" } else { "printer" }): job.device,
         "sale": job.parent_id,
+        "owner": job.owner,
         "state": job.state.as_str(),
         "created_at": job.created_at,
         "updated_at": job.updated_at,
@@ -430,18 +608,31 @@ fn pick_printer(state: &AppState, body: &Value) -> Result<Arc<PrinterHandle>, Ap
 /// Journal a validated document as a job and answer per the `wait` rules.
 async fn submit(
     state: &AppState,
+    caller: &Caller,
     device: (&str, &tokio::sync::Notify),
     kind: JobKind,
     document: Value,
     key: Option<String>,
     wait: Option<Duration>,
 ) -> ApiResult {
-    submit_with(state, device, kind, document, key, wait, |_| async {}).await
+    submit_with(
+        state,
+        caller,
+        device,
+        kind,
+        document,
+        key,
+        wait,
+        |_| async {},
+    )
+    .await
 }
 
 /// [`submit`], running `queued` with the job right after it is committed.
+#[allow(clippy::too_many_arguments)]
 async fn submit_with<F: std::future::Future<Output = ()>>(
     state: &AppState,
+    caller: &Caller,
     device: (&str, &tokio::sync::Notify),
     kind: JobKind,
     document: Value,
@@ -454,6 +645,7 @@ async fn submit_with<F: std::future::Future<Output = ()>>(
         device: device.0.to_string(),
         request: json!({"document": document}),
         idempotency_key: key,
+        actor: Some(caller.actor()),
     };
     let mut rx = state.events.subscribe();
     let (job, existed) = state.submitter.submit(new).await?;
@@ -476,7 +668,9 @@ async fn submit_with<F: std::future::Future<Output = ()>>(
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((status, Json(job_json(&job))).into_response())
+    let mut resp = (status, Json(job_json(&job))).into_response();
+    resp.extensions_mut().insert(AuditRecorded);
+    Ok(resp)
 }
 
 async fn wait_for(
@@ -510,6 +704,7 @@ async fn wait_for(
 
 async fn post_receipt(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -529,6 +724,7 @@ async fn post_receipt(
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     submit(
         &state,
+        &caller,
         (&printer.config.id, &printer.wake),
         JobKind::Receipt,
         doc,
@@ -540,6 +736,7 @@ async fn post_receipt(
 
 async fn post_daily_report(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -552,6 +749,7 @@ async fn post_daily_report(
     document::empty(&body, &["printer"]).map_err(ApiError::invalid)?;
     submit(
         &state,
+        &caller,
         (&printer.config.id, &printer.wake),
         JobKind::DailyReport,
         json!({}),
@@ -563,6 +761,7 @@ async fn post_daily_report(
 
 async fn post_cash(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -576,6 +775,7 @@ async fn post_cash(
     let doc = json!({"deposit": cash.deposit, "amount": cash.amount});
     submit(
         &state,
+        &caller,
         (&printer.config.id, &printer.wake),
         JobKind::Cash,
         doc,
@@ -587,6 +787,7 @@ async fn post_cash(
 
 async fn post_printout(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -599,6 +800,7 @@ async fn post_printout(
     let p = document::printout(&body, &["printer"]).map_err(ApiError::invalid)?;
     submit(
         &state,
+        &caller,
         (&printer.config.id, &printer.wake),
         JobKind::Printout,
         json!({"lines": p.lines}),
@@ -620,6 +822,7 @@ fn parse_id(id: &str) -> Result<JobId, ApiError> {
 
 async fn get_job(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
@@ -630,6 +833,8 @@ async fn get_job(
         .journal
         .run(move |j| j.get(id))
         .await?
+        // A cashier sees only its own jobs; another's is "not found", so ids leak nothing.
+        .filter(|job| caller.who.sees_all_jobs() || job.owner.as_deref() == Some(&caller.who.name))
         .ok_or(JournalError::NotFound(id))?;
     let job = match wait {
         Some(w) if !job.state.is_terminal() => wait_for(&state, id, &mut rx, w).await?,
@@ -647,6 +852,7 @@ struct ListQuery {
 
 async fn list_jobs(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
     let Query(q) =
@@ -663,7 +869,11 @@ async fn list_jobs(
         })?),
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    let jobs = state.journal.run(move |j| j.list(filter, limit)).await?;
+    let owner = (!caller.who.sees_all_jobs()).then_some(caller.who.name);
+    let jobs = state
+        .journal
+        .run(move |j| j.list(filter, limit, owner.as_deref()))
+        .await?;
     Ok(Json(json!({"jobs": jobs.iter().map(job_json).collect::<Vec<_>>()})).into_response())
 }
 
@@ -701,6 +911,7 @@ fn pick_terminal(
 
 async fn post_payment(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -709,12 +920,18 @@ async fn post_payment(
     let body = body.map_err(body_rejection)?;
     let key = idempotency_key(&headers)?;
     let body = parse_body(&headers, &body)?;
+    if let Some(kind) = body.get("type").and_then(Value::as_str)
+        && auth::RULES.iter().any(|r| r.payment_type == Some(kind))
+    {
+        caller.require(Some(kind))?;
+    }
     let terminal = pick_terminal(&state, &body)?;
     let p = document::card_payment(&body, terminal.config.currency_code(), &["terminal"])
         .map_err(ApiError::invalid)?;
     let doc = serde_json::to_value(&p).unwrap_or(Value::Null);
     submit(
         &state,
+        &caller,
         (&terminal.config.id, &terminal.wake),
         JobKind::Payment,
         doc,
@@ -726,6 +943,7 @@ async fn post_payment(
 
 async fn post_end_of_day(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
@@ -745,6 +963,7 @@ async fn post_end_of_day(
     })?;
     submit(
         &state,
+        &caller,
         (&terminal.config.id, &terminal.wake),
         JobKind::EndOfDay,
         json!({}),
@@ -756,6 +975,7 @@ async fn post_end_of_day(
 
 async fn post_sale(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -781,6 +1001,7 @@ async fn post_sale(
     });
     submit(
         &state,
+        &caller,
         (&terminal.config.id, &terminal.wake),
         JobKind::Sale,
         doc,
@@ -793,6 +1014,7 @@ async fn post_sale(
 /// Reverse the card payment of a sale whose receipt was not printed.
 async fn reverse_sale(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
@@ -817,7 +1039,12 @@ async fn reverse_sale(
             .run(move |j| j.get(existing))
             .await?
             .ok_or(JournalError::NotFound(existing))?;
-        return Ok((StatusCode::OK, Json(job_json(&job))).into_response());
+        let mut resp = (StatusCode::OK, Json(job_json(&job))).into_response();
+        resp.extensions_mut().insert(AuditJob {
+            id: existing,
+            replayed: true,
+        });
+        return Ok(resp);
     }
     if sale.state != JobState::NeedsAttention {
         return Err(conflict(format!(
@@ -858,6 +1085,7 @@ async fn reverse_sale(
     let journal = state.journal.clone();
     submit_with(
         &state,
+        &caller,
         (&terminal.config.id, &terminal.wake),
         JobKind::Payment,
         doc,
@@ -870,4 +1098,39 @@ async fn reverse_sale(
         },
     )
     .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<u32>,
+    before: Option<i64>,
+}
+
+/// `GET /v1/audit?limit=&before=`: the audit log, newest first, a page at a time.
+async fn get_audit(
+    State(state): State<AppState>,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(q) = q.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("{}; use limit=1..1000 and before=<audit id>", e.body_text()),
+        )
+    })?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let before = q.before;
+    let mut entries = state
+        .journal
+        .run(move |j| j.audit_page(before, limit + 1))
+        .await?;
+    let more = entries.len() > limit as usize;
+    entries.truncate(limit as usize);
+    let next_before = if more {
+        entries.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok(Json(json!({"entries": entries, "next_before": next_before})).into_response())
 }

@@ -142,8 +142,16 @@ pub struct ApiConfig {
     pub socket: PathBuf,
     /// Optional loopback TCP address, e.g. `127.0.0.1:8787`; needs `token_file`.
     pub listen: Option<SocketAddr>,
-    /// File of accepted bearer tokens for TCP (`<sha256-hex> <name> [role]` per line).
+    /// File of accepted bearer tokens (`<sha256-hex> <name> [role]` per line). Needed
+    /// with `listen`; on the socket a token is optional and gives the token's role.
     pub token_file: Option<PathBuf>,
+    /// The role of a request on the Unix socket without a token (default `cashier`).
+    #[serde(default = "default_socket_role")]
+    pub socket_role: crate::auth::Role,
+}
+
+fn default_socket_role() -> crate::auth::Role {
+    crate::auth::Role::Cashier
 }
 
 /// `[journal]`: the SQLite job journal.
@@ -417,6 +425,27 @@ port = "sim"
         let e = parse(&typo).unwrap_err().to_string();
         assert!(
             e.contains("test.toml:8:1") && e.contains("unknown field `protocl`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn socket_role_defaults_to_cashier_and_takes_the_three_roles() {
+        use crate::auth::Role;
+        assert_eq!(parse(GOOD).unwrap().api.socket_role, Role::Cashier);
+        let with =
+            |r: &str| GOOD.replace("[journal]", &format!("socket_role = \"{r}\"\n[journal]"));
+        assert_eq!(
+            parse(&with("manager")).unwrap().api.socket_role,
+            Role::Manager
+        );
+        assert_eq!(
+            parse(&with("technician")).unwrap().api.socket_role,
+            Role::Technician
+        );
+        let e = parse(&with("admin")).unwrap_err().to_string();
+        assert!(
+            e.starts_with("test.toml:4:15:") && e.contains("cashier"),
             "{e}"
         );
     }

@@ -111,6 +111,8 @@ pub struct Job {
     pub attempts: i64,
     pub created_at: String,
     pub updated_at: String,
+    /// Who created it: a token's name, or `socket` (None for jobs from before access levels).
+    pub owner: Option<String>,
 }
 
 /// A job to be queued.
@@ -119,6 +121,39 @@ pub struct NewJob {
     pub device: String,
     pub request: Value,
     pub idempotency_key: Option<String>,
+    /// Who asks for it: becomes the job's owner, and the audit entry is written in the
+    /// same transaction as the job.
+    pub actor: Option<Actor>,
+}
+
+/// The client behind a job-creating request.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// A token's name, or `socket`.
+    pub name: String,
+    pub role: String,
+    /// e.g. `POST /v1/receipts`.
+    pub operation: String,
+    /// Whether an `Idempotency-Key` another client used may return that client's job.
+    pub may_replay_others: bool,
+}
+
+/// One entry of the append-only audit log.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: String,
+    /// A token's name, or `socket`; for a request without a valid token, the listener
+    /// (`tcp` or `socket`).
+    pub principal: String,
+    /// None when no valid token was given (401).
+    pub role: Option<String>,
+    pub operation: String,
+    pub job: Option<JobId>,
+    /// `accepted`, `replayed`, `refused:401`, `refused:403`, `invalid:422`, ...
+    pub outcome: String,
+    /// The error code of a refusal, e.g. `forbidden` or `invalid_request`.
+    pub detail: Option<String>,
 }
 
 /// A card transaction outcome as a terminal reported it (masked card data only).
@@ -137,6 +172,10 @@ pub type Submitted = Result<(Job, bool), JournalError>;
 pub enum JournalError {
     #[error("Idempotency-Key {0:?} was already used with a different request")]
     IdempotencyConflict(String),
+    #[error(
+        "Idempotency-Key {0:?} was already used by another client; every client needs its own keys"
+    )]
+    IdempotencyOwner(String),
     #[error("job {0} not found")]
     NotFound(JobId),
     #[error("job {id} is {state} and can no longer be cancelled")]
@@ -169,7 +208,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     parent_id       INTEGER REFERENCES jobs(id),
     attempts        INTEGER NOT NULL DEFAULT 0,
     created_at      TEXT NOT NULL,
-    updated_at      TEXT NOT NULL
+    updated_at      TEXT NOT NULL,
+    owner           TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_device_state ON jobs(device, state, id);
 CREATE TABLE IF NOT EXISTS job_events (
@@ -190,7 +230,25 @@ CREATE TABLE IF NOT EXISTS card_transactions (
     at              TEXT NOT NULL,
     PRIMARY KEY (terminal, trace_number)
 );
+-- Every fiscal operation and every refused request: append-only.
+CREATE TABLE IF NOT EXISTS audit (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          TEXT NOT NULL,
+    principal   TEXT NOT NULL,
+    role        TEXT,
+    operation   TEXT NOT NULL,
+    job_id      INTEGER,
+    outcome     TEXT NOT NULL,
+    detail      TEXT
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 "#;
+
+/// Columns of a job, in `row_to_job`'s order.
+const JOB_COLUMNS: &str = "id, kind, device, state, step, request, result, error, counters_before, attempts, created_at, updated_at, parent_id, owner";
 
 /// Idempotency keys are kept at least this long (the contract says 7 days).
 const IDEMPOTENCY_RETENTION_DAYS: i64 = 30;
@@ -234,6 +292,22 @@ impl Journal {
         conn.execute_batch(
             "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
         )?;
+        let has_jobs: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'",
+            [],
+            |r| r.get(0),
+        )?;
+        if has_jobs {
+            // Journals from before access levels: jobs get an owner column.
+            let has_owner: bool = conn.query_row(
+                "SELECT COUNT(*) > 0 FROM pragma_table_info('jobs') WHERE name = 'owner'",
+                [],
+                |r| r.get(0),
+            )?;
+            if !has_owner {
+                conn.execute_batch("ALTER TABLE jobs ADD COLUMN owner TEXT")?;
+            }
+        }
         conn.execute_batch(SCHEMA)?;
         let cutoff = (chrono::Utc::now() - chrono::Duration::days(IDEMPOTENCY_RETENTION_DAYS))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -298,41 +372,120 @@ impl Journal {
     fn submit_in(tx: &rusqlite::Transaction<'_>, new: NewJob) -> Result<(Job, bool), JournalError> {
         let hash = request_hash(new.kind, &new.device, &new.request);
         if let Some(key) = &new.idempotency_key {
-            let found: Option<(JobId, String)> = tx
+            let found: Option<(JobId, String, Option<String>)> = tx
                 .query_row(
-                    "SELECT id, request_hash FROM jobs WHERE idempotency_key = ?1",
+                    "SELECT id, request_hash, owner FROM jobs WHERE idempotency_key = ?1",
                     [key],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()?;
-            if let Some((id, existing_hash)) = found {
+            if let Some((id, existing_hash, owner)) = found {
+                if let (Some(actor), Some(owner)) = (&new.actor, owner)
+                    && owner != actor.name
+                    && !actor.may_replay_others
+                {
+                    return Err(JournalError::IdempotencyOwner(key.clone()));
+                }
                 if existing_hash != hash {
                     return Err(JournalError::IdempotencyConflict(key.clone()));
                 }
                 let job = Self::get_in(tx, id)?.ok_or(JournalError::NotFound(id))?;
+                if let Some(actor) = &new.actor {
+                    Self::audit_in(tx, actor, Some(id), "replayed", None)?;
+                }
                 return Ok((job, true));
             }
         }
         let t = now();
         tx.execute(
-            "INSERT INTO jobs (kind, device, state, request, request_hash, idempotency_key, created_at, updated_at)
-             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?6)",
-            params![new.kind.as_str(), new.device, new.request.to_string(), hash, new.idempotency_key, t],
+            "INSERT INTO jobs (kind, device, state, request, request_hash, idempotency_key, created_at, updated_at, owner)
+             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?6, ?7)",
+            params![new.kind.as_str(), new.device, new.request.to_string(), hash, new.idempotency_key, t,
+                    new.actor.as_ref().map(|a| a.name.as_str())],
         )?;
         let id = tx.last_insert_rowid();
         tx.execute(
             "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, 'queued', NULL)",
             params![id, t],
         )?;
+        if let Some(actor) = &new.actor {
+            Self::audit_in(tx, actor, Some(id), "accepted", None)?;
+        }
         let job = Self::get_in(tx, id)?.ok_or(JournalError::NotFound(id))?;
         Ok((job, false))
+    }
+
+    fn audit_in(
+        conn: &Connection,
+        actor: &Actor,
+        job: Option<JobId>,
+        outcome: &str,
+        detail: Option<&str>,
+    ) -> Result<(), JournalError> {
+        conn.execute(
+            "INSERT INTO audit (at, principal, role, operation, job_id, outcome, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                now(),
+                actor.name,
+                actor.role,
+                actor.operation,
+                job,
+                outcome,
+                detail
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Append an audit entry on its own (a refused request, a cancel).
+    pub fn audit(
+        &self,
+        principal: &str,
+        role: Option<&str>,
+        operation: &str,
+        job: Option<JobId>,
+        outcome: &str,
+        detail: Option<&str>,
+    ) -> Result<(), JournalError> {
+        self.lock().execute(
+            "INSERT INTO audit (at, principal, role, operation, job_id, outcome, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![now(), principal, role, operation, job, outcome, detail],
+        )?;
+        Ok(())
+    }
+
+    /// Audit entries, newest first, with ids below `before` when given.
+    pub fn audit_page(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT id, at, principal, role, operation, job_id, outcome, detail FROM audit
+             WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![before, limit], |r| {
+            Ok(AuditEntry {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                principal: r.get(2)?,
+                role: r.get(3)?,
+                operation: r.get(4)?,
+                job: r.get(5)?,
+                outcome: r.get(6)?,
+                detail: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     fn get_in(conn: &Connection, id: JobId) -> Result<Option<Job>, JournalError> {
         Ok(conn
             .query_row(
-                "SELECT id, kind, device, state, step, request, result, error, counters_before, attempts, created_at, updated_at, parent_id
-                 FROM jobs WHERE id = ?1",
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
                 [id],
                 row_to_job,
             )
@@ -344,14 +497,22 @@ impl Journal {
         Self::get_in(&self.lock(), id)
     }
 
-    /// Jobs, newest first, optionally in one state.
-    pub fn list(&self, state: Option<JobState>, limit: u32) -> Result<Vec<Job>, JournalError> {
+    /// Jobs, newest first, optionally in one state and only those of one owner.
+    pub fn list(
+        &self,
+        state: Option<JobState>,
+        limit: u32,
+        owner: Option<&str>,
+    ) -> Result<Vec<Job>, JournalError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(
-            "SELECT id, kind, device, state, step, request, result, error, counters_before, attempts, created_at, updated_at, parent_id
-             FROM jobs WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2",
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE (?1 IS NULL OR state = ?1)
+               AND (?3 IS NULL OR owner = ?3) ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(
+            params![state.map(JobState::as_str), limit, owner],
+            row_to_job,
         )?;
-        let rows = stmt.query_map(params![state.map(JobState::as_str), limit], row_to_job)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
@@ -629,8 +790,8 @@ impl Journal {
         let insert = |kind: JobKind, request: &Value| -> Result<JobId, JournalError> {
             let hash = request_hash(kind, printer, request);
             tx.execute(
-                "INSERT INTO jobs (kind, device, state, request, request_hash, parent_id, created_at, updated_at)
-                 VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?6)",
+                "INSERT INTO jobs (kind, device, state, request, request_hash, parent_id, created_at, updated_at, owner)
+                 VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?6, (SELECT owner FROM jobs WHERE id = ?5))",
                 params![kind.as_str(), printer, request.to_string(), hash, sale_id, t],
             )?;
             let id = tx.last_insert_rowid();
@@ -795,6 +956,7 @@ fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         created_at: r.get(10)?,
         updated_at: r.get(11)?,
         parent_id: r.get(12)?,
+        owner: r.get(13)?,
     })
 }
 
@@ -815,6 +977,7 @@ mod tests {
             device: "fp1".into(),
             request: body,
             idempotency_key: key.map(String::from),
+            actor: None,
         }
     }
 
@@ -862,5 +1025,92 @@ mod tests {
         ));
         assert_eq!(j.cancel(a.id).unwrap().state, JobState::Cancelled);
         assert!(!j.start(a.id).unwrap());
+    }
+
+    fn actor(name: &str, may_replay_others: bool) -> Actor {
+        Actor {
+            name: name.into(),
+            role: "cashier".into(),
+            operation: "POST /v1/receipts".into(),
+            may_replay_others,
+        }
+    }
+
+    #[test]
+    fn jobs_keep_their_owner_and_keys_are_not_shared_between_cashiers() {
+        let (_d, j) = journal();
+        let mut a = new(Some("k1"), json!({"x": 1}));
+        a.actor = Some(actor("pos-1", false));
+        let (job, _) = j.submit(a).unwrap();
+        assert_eq!(job.owner.as_deref(), Some("pos-1"));
+        let mut other = new(Some("k1"), json!({"x": 1}));
+        other.actor = Some(actor("pos-2", false));
+        assert!(matches!(
+            j.submit(other),
+            Err(JournalError::IdempotencyOwner(_))
+        ));
+        let mut boss = new(Some("k1"), json!({"x": 1}));
+        boss.actor = Some(actor("boss", true));
+        let (replayed, existed) = j.submit(boss).unwrap();
+        assert!(existed);
+        assert_eq!(replayed.id, job.id);
+        assert_eq!(j.list(None, 10, Some("pos-1")).unwrap().len(), 1);
+        assert!(j.list(None, 10, Some("pos-2")).unwrap().is_empty());
+        let audit = j.audit_page(None, 10).unwrap();
+        let outcomes: Vec<&str> = audit.iter().map(|e| e.outcome.as_str()).collect();
+        assert_eq!(outcomes, ["replayed", "accepted"]);
+        assert_eq!(audit[1].principal, "pos-1");
+        assert_eq!(audit[1].job, Some(job.id));
+    }
+
+    #[test]
+    fn the_audit_log_is_append_only_and_pages_newest_first() {
+        let (_d, j) = journal();
+        for i in 0..5 {
+            j.audit(
+                "socket",
+                Some("cashier"),
+                "POST /v1/cash",
+                None,
+                "refused:403",
+                Some(&i.to_string()),
+            )
+            .unwrap();
+        }
+        let page = j.audit_page(None, 2).unwrap();
+        assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [5, 4]);
+        let page = j.audit_page(Some(4), 10).unwrap();
+        assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [3, 2, 1]);
+        let conn = j.lock();
+        let e = conn
+            .execute("UPDATE audit SET outcome = 'accepted'", [])
+            .unwrap_err();
+        assert!(e.to_string().contains("append-only"), "{e}");
+        assert!(conn.execute("DELETE FROM audit", []).is_err());
+    }
+
+    #[test]
+    fn an_old_journal_gets_the_owner_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, device TEXT NOT NULL,
+                 state TEXT NOT NULL, step TEXT, request TEXT NOT NULL, request_hash TEXT NOT NULL,
+                 idempotency_key TEXT UNIQUE, result TEXT, error TEXT, counters_before TEXT,
+                 parent_id INTEGER REFERENCES jobs(id), attempts INTEGER NOT NULL DEFAULT 0,
+                 created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+                 INSERT INTO jobs (kind, device, state, request, request_hash, created_at, updated_at)
+                 VALUES ('receipt', 'fp1', 'done', '{}', 'h', 't', 't');",
+            )
+            .unwrap();
+        }
+        let j = Journal::open(&path).unwrap();
+        let job = j.get(1).unwrap().unwrap();
+        assert_eq!(job.owner, None);
+        let mut a = new(None, json!(1));
+        a.actor = Some(actor("pos-1", false));
+        assert_eq!(j.submit(a).unwrap().0.owner.as_deref(), Some("pos-1"));
     }
 }

@@ -5,6 +5,7 @@
 //! its jobs; [`sim`] holds the device emulators.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod document;
 pub mod journal;

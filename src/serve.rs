@@ -24,6 +24,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Tokens first, so a bad token file stops the daemon before anything starts. They are
+    // required on TCP; on the socket a token is optional and gives its own role.
+    let tokens = match &config.api.token_file {
+        Some(path) => Tokens::load(path).map_err(anyhow::Error::msg)?,
+        None => Tokens::default(),
+    };
     let journal = Journal::open(&config.journal.path)
         .with_context(|| format!("cannot open the journal {}", config.journal.path.display()))?;
     let shutdown = CancellationToken::new();
@@ -147,7 +153,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
     }
     let mut servers = tokio::task::JoinSet::new();
-    let app = api::router(state.clone());
+    let app = api::router(
+        state.clone(),
+        api::Auth {
+            tokens: tokens.clone(),
+            has_token_file: config.api.token_file.is_some(),
+            anonymous_role: Some(config.api.socket_role),
+            listener: "socket",
+        },
+    );
     let stop = shutdown.clone();
     servers.spawn(async move {
         axum::serve(unix, app)
@@ -155,19 +169,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .await
     });
     if let Some(addr) = config.api.listen {
-        let token_file = config
+        config
             .api
             .token_file
             .as_ref()
             .context("[api] listen needs token_file")?;
-        let tokens = Tokens::load(token_file).map_err(anyhow::Error::msg)?;
         let tcp = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
-        let app = api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
-            tokens,
-            api::require_token,
-        ));
+        let app = api::router(
+            state.clone(),
+            api::Auth {
+                tokens,
+                has_token_file: true,
+                anonymous_role: None,
+                listener: "tcp",
+            },
+        );
         let stop = shutdown.clone();
         servers.spawn(async move {
             axum::serve(tcp, app)

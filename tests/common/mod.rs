@@ -135,12 +135,14 @@ pub struct Daemon {
     child: Option<Child>,
 }
 
-/// A configuration for one printer on `port`, with short timeouts for tests.
+/// A configuration for one printer on `port`, with short timeouts for tests. The socket
+/// has the manager role, so tests can run every operation on it (the line numbers of the
+/// printer's keys are unchanged: tests check them in error messages).
 pub fn config_text(dir: &Path, port: &str, extra_printer: &str) -> String {
     format!(
         r#"[api]
 socket = "{sock}"
-
+socket_role = "manager"
 [journal]
 path = "{journal}"
 
