@@ -41,6 +41,8 @@ enum Cmd {
     /// Device emulators on pseudo-terminals.
     #[command(subcommand)]
     Sim(SimCmd),
+    /// The command-line client: talk to a running daemon over its API.
+    Ctl(fiscald::ctl::CtlArgs),
 }
 
 #[derive(Subcommand)]
@@ -149,6 +151,7 @@ fn main() -> ExitCode {
                 }
             },
         },
+        Cmd::Ctl(args) => fiscald::ctl::run(args),
         Cmd::Sim(SimCmd::Posnet(o)) => {
             let opts = fiscald::sim::posnet::Options {
                 link: o.link,
