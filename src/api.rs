@@ -29,6 +29,8 @@ pub const MAX_WAIT_SECONDS: f64 = 60.0;
 pub struct AppState {
     pub journal: Journal,
     pub submitter: crate::journal::Submitter,
+    /// Refusals go to the audit log through this writer (batched).
+    pub audit: crate::journal::AuditWriter,
     pub printers: Arc<BTreeMap<String, Arc<PrinterHandle>>>,
     pub terminals: Arc<BTreeMap<String, Arc<crate::terminal::TerminalHandle>>>,
     pub events: broadcast::Sender<JobId>,
@@ -216,7 +218,8 @@ fn path_job(route: &str, path: &str) -> Option<JobId> {
     }
 }
 
-/// Append to the audit log; a failure is logged (the answer to the client stands).
+/// Append to the audit log (committed in the background, within milliseconds; readers of
+/// the log flush first). A failure is logged: the answer to the client stands.
 async fn audit(
     state: &AppState,
     principal: &str,
@@ -226,23 +229,14 @@ async fn audit(
     outcome: String,
     detail: Option<&'static str>,
 ) {
-    let (principal, operation) = (principal.to_string(), operation.to_string());
-    let r = state
-        .journal
-        .run(move |j| {
-            j.audit(
-                &principal,
-                role.map(Role::as_str),
-                &operation,
-                job,
-                &outcome,
-                detail,
-            )
-        })
-        .await;
-    if let Err(e) = r {
-        tracing::error!(error = %e, "cannot write the audit log");
-    }
+    state.audit.append(crate::journal::NewAudit {
+        principal: principal.to_string(),
+        role: role.map(Role::as_str),
+        operation: operation.to_string(),
+        job,
+        outcome,
+        detail,
+    });
 }
 
 fn outcome(status: StatusCode, replayed: bool) -> String {
@@ -1121,6 +1115,7 @@ async fn get_audit(
     })?;
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let before = q.before;
+    state.audit.flush().await;
     let mut entries = state
         .journal
         .run(move |j| j.audit_page(before, limit + 1))

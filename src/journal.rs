@@ -456,6 +456,29 @@ impl Journal {
         Ok(())
     }
 
+    /// Append several audit entries in one transaction.
+    pub fn audit_batch(&self, entries: &[NewAudit]) -> Result<(), JournalError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        for e in entries {
+            tx.execute(
+                "INSERT INTO audit (at, principal, role, operation, job_id, outcome, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    now(),
+                    e.principal,
+                    e.role,
+                    e.operation,
+                    e.job,
+                    e.outcome,
+                    e.detail
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Audit entries, newest first, with ids below `before` when given.
     pub fn audit_page(
         &self,
@@ -873,6 +896,80 @@ impl Journal {
             params![sale_id, t, format!("reversal job {reversal_job}")],
         )?;
         Ok(())
+    }
+}
+
+/// An audit entry to append, without its id and time.
+pub struct NewAudit {
+    pub principal: String,
+    pub role: Option<&'static str>,
+    pub operation: String,
+    pub job: Option<JobId>,
+    pub outcome: String,
+    pub detail: Option<&'static str>,
+}
+
+enum AuditMsg {
+    Entry(NewAudit),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Appends refusal entries to the audit log from one thread, many per transaction, so a
+/// stream of bad requests does not cost an fsync each. Readers call [`AuditWriter::flush`]
+/// first. (An accepted job's entry is written in the job's own transaction instead.)
+#[derive(Clone)]
+pub struct AuditWriter {
+    queue: std::sync::mpsc::Sender<AuditMsg>,
+}
+
+impl AuditWriter {
+    pub fn start(journal: Journal) -> std::io::Result<AuditWriter> {
+        let (queue, rx) = std::sync::mpsc::channel::<AuditMsg>();
+        std::thread::Builder::new()
+            .name("journal-audit".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut group = vec![first];
+                    while group.len() < 1024 {
+                        match rx.try_recv() {
+                            Ok(next) => group.push(next),
+                            Err(_) => break,
+                        }
+                    }
+                    let mut flushes = Vec::new();
+                    let mut entries = Vec::new();
+                    for m in group {
+                        match m {
+                            AuditMsg::Entry(e) => entries.push(e),
+                            AuditMsg::Flush(f) => flushes.push(f),
+                        }
+                    }
+                    if !entries.is_empty()
+                        && let Err(e) = journal.audit_batch(&entries)
+                    {
+                        tracing::error!(error = %e, lost = entries.len(), "cannot write the audit log");
+                    }
+                    for f in flushes {
+                        let _ = f.send(());
+                    }
+                }
+            })?;
+        Ok(AuditWriter { queue })
+    }
+
+    /// Queue an entry; it is committed shortly after.
+    pub fn append(&self, entry: NewAudit) {
+        if self.queue.send(AuditMsg::Entry(entry)).is_err() {
+            tracing::error!("the audit writer has stopped; an audit entry was lost");
+        }
+    }
+
+    /// Wait until every entry queued so far is committed.
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.queue.send(AuditMsg::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
     }
 }
 

@@ -123,9 +123,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     let submitter = crate::journal::Submitter::start(journal.clone())
         .context("cannot start the journal writer")?;
+    let audit = crate::journal::AuditWriter::start(journal.clone())
+        .context("cannot start the audit log writer")?;
     let state = AppState {
         journal: journal.clone(),
         submitter,
+        audit,
         printers: printers.clone(),
         terminals: terminals.clone(),
         events,
