@@ -11,6 +11,7 @@ pub mod ctl;
 pub mod document;
 pub mod journal;
 pub mod printer;
+pub mod probe;
 pub mod serve;
 pub mod sim;
 pub mod terminal;

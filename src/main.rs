@@ -43,6 +43,9 @@ enum Cmd {
     Sim(SimCmd),
     /// The command-line client: talk to a running daemon over its API.
     Ctl(fiscald::ctl::CtlArgs),
+    /// Find printers and card terminals: try the serial ports with read-only
+    /// identification commands and print a configuration block for what answered.
+    Probe(fiscald::probe::ProbeArgs),
 }
 
 #[derive(Subcommand)]
@@ -152,6 +155,7 @@ fn main() -> ExitCode {
             },
         },
         Cmd::Ctl(args) => fiscald::ctl::run(args),
+        Cmd::Probe(args) => fiscald::probe::main(args),
         Cmd::Sim(SimCmd::Posnet(o)) => {
             let opts = fiscald::sim::posnet::Options {
                 link: o.link,
