@@ -455,3 +455,57 @@ fn ctl_over_loopback_tcp_with_a_token() {
     assert_eq!(code(&o), 2, "{}", show(&o));
     assert!(err(&o).contains("401"), "{}", show(&o));
 }
+
+#[test]
+fn ctl_card_payment_and_sale() {
+    use common::{ZvtSim, terminal_config};
+    let dir = tempfile::tempdir().unwrap();
+    let printer = Sim::start(dir.path(), &[]);
+    let terminal = ZvtSim::start(dir.path(), false);
+    let mut cfg = config_text(dir.path(), &printer.link.display().to_string(), "");
+    cfg.push_str(&terminal_config(&terminal.port, ""));
+    let d = Daemon::start(dir.path(), &cfg);
+    d.wait_ready();
+    wait_until(Duration::from_secs(20), "the terminal to be ready", || {
+        let (_, v) = d.get("/v1/devices");
+        let t = v["devices"]
+            .as_array()?
+            .iter()
+            .find(|x| x["kind"] == "payment_terminal")?
+            .clone();
+        (t["state"] == "ready").then_some(())
+    });
+
+    let o = ctl_on(&d, &["devices"], None);
+    assert!(out(&o).contains("payment_terminal"), "{}", show(&o));
+
+    let o = ctl_on(
+        &d,
+        &["payment", "--type", "sale", "--amount", "12.50", "--json"],
+        None,
+    );
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let job = json_out(&o);
+    assert_eq!(job["kind"], "payment", "{job}");
+    assert_eq!(job["state"], "done", "{job}");
+    let tx = terminal.transactions();
+    assert!(
+        tx.iter()
+            .any(|t| t["amount"] == 1250 && t["status"] == "approved"),
+        "{tx:?}"
+    );
+
+    let sale = json!({
+        "lines": [{"name": "Kawa", "quantity": "1", "unit_price": 1990, "vat": "A"}],
+        "payments": [{"method": "card", "amount": 1990}]
+    })
+    .to_string();
+    let o = ctl_on(&d, &["sale"], Some(sale.as_bytes()));
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(out(&o).contains("(sale on t1): done"), "{}", show(&o));
+    assert_eq!(printer.receipts().len(), 1);
+
+    // a bad payment type is refused by the argument parser
+    let o = ctl_on(&d, &["payment", "--type", "gift", "--amount", "100"], None);
+    assert_eq!(code(&o), 2, "{}", show(&o));
+}
