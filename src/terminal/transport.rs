@@ -28,7 +28,7 @@ pub enum TransportError {
 enum Kind {
     Serial {
         port: tokio_serial::SerialStream,
-        link: SerialLink,
+        link: Box<SerialLink>,
     },
     Tcp {
         stream: tokio::net::TcpStream,
@@ -89,7 +89,7 @@ impl Transport {
             }
             Kind::Serial {
                 port,
-                link: SerialLink::new(LinkConfig::default()),
+                link: Box::new(SerialLink::new(LinkConfig::default())),
             }
         };
         Ok(Transport {

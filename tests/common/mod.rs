@@ -431,6 +431,16 @@ impl ZvtSim {
             "the terminal emulator's control socket",
             || std::os::unix::net::UnixStream::connect(&ctl).ok(),
         );
+        // The control socket comes up before the line: wait for the device link or listener.
+        let p = port.clone();
+        wait_until(
+            Duration::from_secs(10),
+            "the terminal emulator's port",
+            || match p.strip_prefix("tcp://") {
+                Some(addr) => std::net::TcpStream::connect(addr).ok().map(drop),
+                None => std::fs::symlink_metadata(&p).ok().map(drop),
+            },
+        );
         ZvtSim {
             dir: dir.to_path_buf(),
             state,

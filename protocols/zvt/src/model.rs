@@ -461,7 +461,7 @@ impl Terminal {
             EcrCommand::StatusEnquiry { .. } => {
                 let done = PtMessage::Completion {
                     terminal_status: Some(0x00),
-                    terminal_id: None,
+                    terminal_id: Some(self.memory.terminal_id.clone()),
                     sw_version: Some(SW_VERSION.to_string()),
                 };
                 self.start(vec![plain(done.to_apdu())], now);

@@ -1,0 +1,425 @@
+//! The crash-and-fault campaign.
+//!
+//! Starts the POSNET printer emulator and the ZVT terminal emulator in their own processes
+//! and the daemon, then drives a seeded random mix of receipts, card sales, cash operations,
+//! printouts and daily reports from several concurrent clients (each retrying with its
+//! `Idempotency-Key` after a failure, as a POS does). Meanwhile it kills the daemon with
+//! SIGKILL at random moments and restarts it, and injects emulator faults (paper out and
+//! back, cover open and closed, printer power cycles, dropped and delayed replies, garbage
+//! on the line, a terminal that goes silent or drops the connection, results lost after
+//! approval). At the end it compares the daemon's jobs with both emulators' memories.
+//!
+//! ```sh
+//! cargo test --release --test campaign                                  # short (CI)
+//! cargo test --release --test campaign -- --kills 1000 --seed 7         # long
+//! ```
+//! Options: `--seed N`, `--kills N`, `--clients N`. Exit status 1 if any figure other than
+//! acknowledged, kills and faults is not 0.
+
+mod common;
+
+use common::{Client, Daemon, Sim, ZvtSim, config_text, terminal_config};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A small seeded PRNG (xorshift64*), so a campaign can be replayed from its seed.
+#[derive(Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Op {
+    Receipt,
+    Sale,
+    Cash,
+    Printout,
+    DailyReport,
+}
+
+/// An acknowledged operation.
+#[derive(Debug, Clone)]
+struct Acked {
+    op: Op,
+    job: i64,
+    /// Unique text that identifies the document in the printer's memory.
+    tag: String,
+    /// Unique amount (card charge or cash operation).
+    amount: u64,
+}
+
+struct Options {
+    seed: u64,
+    kills: u32,
+    clients: usize,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        seed: 20261126,
+        kills: 8,
+        clients: 3,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let value = args.get(i + 1).and_then(|v| v.parse::<u64>().ok());
+        match (args[i].as_str(), value) {
+            ("--seed", Some(v)) => o.seed = v,
+            ("--kills", Some(v)) => o.kills = v as u32,
+            ("--clients", Some(v)) => o.clients = (v as usize).clamp(1, 32),
+            (other, _) if other.starts_with("--") && value.is_none() => {
+                // libtest-style flags passed by `cargo test` (e.g. --nocapture) are ignored.
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        i += 2;
+    }
+    o
+}
+
+fn build(op: Op, n: u64) -> (String, Value, String, u64) {
+    match op {
+        Op::Receipt => {
+            let tag = format!("Paragon {n}");
+            let body = json!({"lines": [{"name": tag, "quantity": "1", "unit_price": 100 + n % 900, "vat": "A"},
+                                        {"name": "Woda", "quantity": "2", "unit_price": 150, "vat": "B"}],
+                              "payments": [{"method": "cash", "amount": 100 + n % 900 + 300}]});
+            ("/v1/receipts".into(), body, tag, 0)
+        }
+        Op::Sale => {
+            // Unique amounts so every charge traces back to its sale; some magic endings:
+            // 51 declined, 52 result lost after approval, 54 connection dropped after the result.
+            let ending = [10, 10, 10, 51, 52, 54][(n % 6) as usize];
+            let amount = 1000 + 100 * n + ending;
+            let tag = format!("Karta {n}");
+            let body = json!({"lines": [{"name": tag, "quantity": "1", "unit_price": amount, "vat": "A"}],
+                              "payments": [{"method": "card", "amount": amount}]});
+            ("/v1/sales".into(), body, tag, amount)
+        }
+        Op::Cash => {
+            let amount = 10_000 + n;
+            (
+                "/v1/cash".into(),
+                json!({"direction": "in", "amount": amount}),
+                String::new(),
+                amount,
+            )
+        }
+        Op::Printout => {
+            let tag = format!("Wydruk {n}");
+            (
+                "/v1/printouts".into(),
+                json!({"lines": [tag, "Stolik 4"]}),
+                tag,
+                0,
+            )
+        }
+        Op::DailyReport => ("/v1/reports/daily".into(), json!({}), String::new(), 0),
+    }
+}
+
+/// Post until acknowledged (retrying with the same key while the daemon is down), or give
+/// up when `stop` is set. Returns the job id.
+fn post_until_acked(
+    socket: &std::path::Path,
+    path: &str,
+    key: &str,
+    body: &Value,
+    stop: &AtomicBool,
+) -> Option<i64> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    loop {
+        let sent = rt.block_on(async {
+            let mut c = Client::connect(socket).await?;
+            c.send(
+                "POST",
+                path,
+                &[
+                    ("content-type", "application/json"),
+                    ("idempotency-key", key),
+                ],
+                Some(body.to_string().into_bytes()),
+            )
+            .await
+        });
+        match sent {
+            Ok((200 | 202, job)) => return job["id"].as_i64(),
+            Ok((status, answer)) => panic!("unexpected {status} for {path} {body}: {answer}"),
+            Err(_) if stop.load(Ordering::Relaxed) => return None,
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn quiet_control(path: &std::path::Path, cmd: &str) -> bool {
+    fiscald::sim::posnet::send_control(path, cmd).is_ok_and(|a| a.starts_with("ok"))
+}
+
+fn main() {
+    let o = options();
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let printer = Sim::start(dir.path(), &[]);
+    let terminal = ZvtSim::start(dir.path(), false);
+    printer.control("delay 3");
+    terminal.control("delay 4");
+    let mut cfg = config_text(dir.path(), &printer.link.display().to_string(), "")
+        .replace("paper_wait = 60", "paper_wait = 120");
+    cfg.push_str(&terminal_config(&terminal.port, ""));
+    cfg.push_str("\n[sales]\nprint_deadline = 300\n");
+    let daemon = Arc::new(Mutex::new(Daemon::start(dir.path(), &cfg)));
+    let socket = daemon.lock().unwrap().socket.clone();
+    daemon.lock().unwrap().wait_ready();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let seq = Arc::new(AtomicU64::new(1));
+    let ledger: Arc<Mutex<Vec<Acked>>> = Arc::default();
+    let faults = Arc::new(AtomicU64::new(0));
+
+    // Clients.
+    let mut threads = Vec::new();
+    for c in 0..o.clients {
+        let (stop, seq, ledger, socket) =
+            (stop.clone(), seq.clone(), ledger.clone(), socket.clone());
+        let mut rng = Rng::new(o.seed ^ ((c as u64 + 1) * 0x1000_0001));
+        threads.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let op = match rng.below(100) {
+                    0..=49 => Op::Receipt,
+                    50..=74 => Op::Sale,
+                    75..=84 => Op::Cash,
+                    85..=96 => Op::Printout,
+                    _ => Op::DailyReport,
+                };
+                let n = seq.fetch_add(1, Ordering::Relaxed);
+                let (path, body, tag, amount) = build(op, n);
+                let key = format!("campaign-{n}");
+                if let Some(job) = post_until_acked(&socket, &path, &key, &body, &stop) {
+                    ledger.lock().unwrap().push(Acked {
+                        op,
+                        job,
+                        tag,
+                        amount,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(rng.between(20, 250)));
+            }
+        }));
+    }
+    // Faults.
+    {
+        let (stop, faults) = (stop.clone(), faults.clone());
+        let (pctl, tctl) = (printer.control_path(), terminal.control.clone());
+        let mut rng = Rng::new(o.seed ^ 0xFA17);
+        threads.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(rng.between(200, 1500)));
+                let pause = Duration::from_millis(rng.between(100, 1200));
+                let done = match rng.below(9) {
+                    0 => {
+                        quiet_control(&pctl, "paper out") && {
+                            std::thread::sleep(pause);
+                            quiet_control(&pctl, "paper back")
+                        }
+                    }
+                    1 => quiet_control(&pctl, "paper out after 2"),
+                    2 => {
+                        quiet_control(&pctl, "cover open") && {
+                            std::thread::sleep(pause);
+                            quiet_control(&pctl, "cover close")
+                        }
+                    }
+                    3 => quiet_control(&pctl, &format!("power cycle {}", rng.between(200, 900))),
+                    4 => quiet_control(&pctl, "drop 1"),
+                    5 => quiet_control(&pctl, "garbage 40"),
+                    6 => {
+                        quiet_control(&pctl, "delay 120") && {
+                            std::thread::sleep(pause);
+                            quiet_control(&pctl, "delay 3")
+                        }
+                    }
+                    7 => quiet_control(&tctl, "drop"),
+                    _ => quiet_control(&tctl, "silence 1"),
+                };
+                if done {
+                    faults.fetch_add(1, Ordering::Relaxed);
+                }
+                // "paper out after 2" must not leave the printer without paper for good.
+                std::thread::sleep(pause);
+                quiet_control(&pctl, "paper back");
+            }
+        }));
+    }
+    // Kills.
+    let mut rng = Rng::new(o.seed ^ 0xDEAD);
+    for _ in 0..o.kills {
+        std::thread::sleep(Duration::from_millis(rng.between(300, 2500)));
+        let mut d = daemon.lock().unwrap();
+        d.kill9();
+        d.spawn();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    // Clear every fault and let the work settle.
+    for cmd in ["paper back", "cover close", "delay 0"] {
+        quiet_control(&printer.control_path(), cmd);
+    }
+    quiet_control(&terminal.control, "delay 0");
+    let d = daemon.lock().unwrap();
+    let acked = ledger.lock().unwrap().clone();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut jobs: BTreeMap<i64, Value> = BTreeMap::new();
+    for a in &acked {
+        loop {
+            let (_, job) = d.get(&format!("/v1/jobs/{}?wait=5", a.job));
+            let state = job["state"].as_str().unwrap_or("").to_string();
+            if !matches!(state.as_str(), "queued" | "running" | "") || Instant::now() > deadline {
+                jobs.insert(a.job, job);
+                break;
+            }
+        }
+    }
+
+    // Compare with the emulators' memories.
+    let pm = printer.memory();
+    let receipts = pm["receipts"].as_array().cloned().unwrap_or_default();
+    let printouts = pm["printouts"].as_array().cloned().unwrap_or_default();
+    let cash_ops = pm["cash_operations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let charges = terminal.transactions();
+    let count_receipts = |tag: &str| {
+        receipts
+            .iter()
+            .filter(|r| r["lines"][0]["name"] == tag)
+            .count()
+    };
+    let (mut lost, mut duplicated, mut orphaned, mut open) = (0, 0, 0, 0);
+    let mut problems = Vec::new();
+    let mut by_state: BTreeMap<(Op, String), usize> = BTreeMap::new();
+    for a in &acked {
+        let job = &jobs[&a.job];
+        let state = job["state"].as_str().unwrap_or("?").to_string();
+        *by_state.entry((a.op, state.clone())).or_default() += 1;
+        let done = state == "done";
+        if matches!(state.as_str(), "queued" | "running" | "?") {
+            open += 1;
+            problems.push(format!("job {} ({:?}) still {state}", a.job, a.op));
+            continue;
+        }
+        let (printed, charged) = match a.op {
+            Op::Receipt => (count_receipts(&a.tag), 0),
+            Op::Sale => (
+                count_receipts(&a.tag),
+                charges
+                    .iter()
+                    .filter(|t| t["status"] == "approved" && t["amount"] == a.amount)
+                    .count(),
+            ),
+            Op::Cash => (
+                cash_ops.iter().filter(|c| c["amount"] == a.amount).count(),
+                0,
+            ),
+            Op::Printout => (
+                printouts
+                    .iter()
+                    .filter(|p| p["lines"][0] == a.tag.as_str())
+                    .count(),
+                0,
+            ),
+            Op::DailyReport => continue,
+        };
+        if printed > 1 || charged > 1 {
+            duplicated += 1;
+            problems.push(format!(
+                "job {} ({:?}) {state}: printed {printed}, charged {charged}",
+                a.job, a.op
+            ));
+        } else if done && (printed == 0 || (a.op == Op::Sale && charged == 0)) {
+            lost += 1;
+            problems.push(format!(
+                "job {} ({:?}) done but printed {printed}, charged {charged}: {job}",
+                a.job, a.op
+            ));
+        } else if !done && state != "needs_attention" && printed > 0 {
+            duplicated += 1; // printed while reported not done: the POS would print it again
+            problems.push(format!(
+                "job {} ({:?}) {state} but printed {printed}: {job}",
+                a.job, a.op
+            ));
+        } else if a.op == Op::Sale && charged == 1 && printed == 0 && state != "needs_attention" {
+            orphaned += 1;
+            problems.push(format!(
+                "job {} sale {state}: charged without a receipt: {job}",
+                a.job
+            ));
+        }
+    }
+    let open_receipt = pm["open_receipt"] == true;
+    let kills = o.kills;
+    println!(
+        "crash-and-fault campaign: seed {}, {} clients, {:.0} s",
+        o.seed,
+        o.clients,
+        started.elapsed().as_secs_f64()
+    );
+    println!("  operations acknowledged: {}", acked.len());
+    println!("  kills:                   {kills}");
+    println!(
+        "  faults:                  {}",
+        faults.load(Ordering::Relaxed)
+    );
+    println!("  lost:                    {lost}");
+    println!("  duplicated:              {duplicated}");
+    println!("  orphaned:                {orphaned}");
+    println!("  jobs left open:          {open}");
+    println!(
+        "  printer receipt open:    {}",
+        if open_receipt { "yes" } else { "no" }
+    );
+    let states: Vec<String> = by_state
+        .iter()
+        .map(|((op, s), n)| format!("{op:?}/{s}: {n}"))
+        .collect();
+    println!("  outcomes: {}", states.join(", "));
+    for p in problems.iter().take(20) {
+        println!("  ! {p}");
+    }
+    let bad = lost + duplicated + orphaned + open + usize::from(open_receipt);
+    println!(
+        "campaign: {} passed, {} failed",
+        usize::from(bad == 0),
+        usize::from(bad != 0)
+    );
+    if bad != 0 {
+        std::process::exit(1);
+    }
+}
