@@ -341,28 +341,11 @@ fn find_pan(text: &str) -> Option<String> {
         let after = chars.get(i).copied();
         let standalone = !before.is_some_and(|c| c.is_ascii_alphanumeric())
             && !after.is_some_and(|c| c.is_ascii_alphanumeric());
-        if standalone && (13..=19).contains(&digits.len()) && luhn(&digits) {
+        if standalone && (13..=19).contains(&digits.len()) && zvt::pan::luhn_valid(&digits) {
             return Some(digits);
         }
     }
     None
-}
-
-fn luhn(digits: &str) -> bool {
-    let sum: u32 = digits
-        .chars()
-        .rev()
-        .filter_map(|c| c.to_digit(10))
-        .enumerate()
-        .map(|(i, d)| {
-            if i % 2 == 1 {
-                if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
 }
 
 #[test]
