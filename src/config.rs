@@ -17,6 +17,9 @@ pub struct Config {
     pub terminals: Vec<TerminalConfig>,
     #[serde(default)]
     pub sales: SalesConfig,
+    /// `fiscald serve --record DIR`: record every device's wire trace into DIR.
+    #[serde(skip)]
+    pub record_dir: Option<PathBuf>,
 }
 
 /// Wire protocols a terminal entry may name.
@@ -64,6 +67,9 @@ pub struct TerminalConfig {
     pub transaction_timeout: f64,
     /// With `port = "sim"`: where the built-in emulator keeps its state (JSON).
     pub sim_state: Option<PathBuf>,
+    /// Record a wire trace (card data masked) into `traces/` next to the journal.
+    #[serde(default)]
+    pub record: bool,
 }
 
 /// `[sales]`: card payment and fiscal receipt together.
@@ -196,6 +202,9 @@ pub struct PrinterConfig {
     pub max_name_length: usize,
     /// With `port = "sim"`: where the built-in emulator keeps its fiscal memory (JSON).
     pub sim_state: Option<PathBuf>,
+    /// Record a wire trace of every byte into `traces/` next to the journal.
+    #[serde(default)]
+    pub record: bool,
 }
 
 fn default_baud() -> u32 {

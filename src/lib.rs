@@ -12,6 +12,8 @@ pub mod document;
 pub mod journal;
 pub mod printer;
 pub mod probe;
+pub mod replay;
 pub mod serve;
 pub mod sim;
 pub mod terminal;
+pub mod trace;

@@ -32,6 +32,9 @@ enum Cmd {
     Serve {
         #[arg(long, env = "FISCALD_CONFIG")]
         config: PathBuf,
+        /// Record a wire trace of every device into this directory.
+        #[arg(long, value_name = "DIR")]
+        record: Option<PathBuf>,
     },
     /// Validate a configuration file without starting anything.
     CheckConfig {
@@ -46,6 +49,12 @@ enum Cmd {
     /// Find printers and card terminals: try the serial ports with read-only
     /// identification commands and print a configuration block for what answered.
     Probe(fiscald::probe::ProbeArgs),
+    /// Write a support bundle (tar.gz): version, configuration without secrets, devices,
+    /// queue and job statistics, the last jobs and errors, recent logs; card data masked.
+    Diagnose(fiscald::diagnose::DiagnoseArgs),
+    /// Play the device side of a POSNET wire trace on a pseudo-terminal and report the
+    /// first place where the host's bytes differ from the recording.
+    Replay(fiscald::replay::ReplayArgs),
 }
 
 #[derive(Subcommand)]
@@ -141,12 +150,15 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Cmd::Serve { config } => match fiscald::config::Config::load(&config) {
+        Cmd::Serve { config, record } => match fiscald::config::Config::load(&config) {
             Err(e) => {
                 eprintln!("{e}");
                 ExitCode::from(2)
             }
-            Ok(c) => match fiscald::serve::run(c) {
+            Ok(c) => match fiscald::serve::run(fiscald::config::Config {
+                record_dir: record,
+                ..c
+            }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("fiscald: {e:#}");
@@ -156,6 +168,8 @@ fn main() -> ExitCode {
         },
         Cmd::Ctl(args) => fiscald::ctl::run(args),
         Cmd::Probe(args) => fiscald::probe::main(args),
+        Cmd::Diagnose(args) => fiscald::diagnose::main(args),
+        Cmd::Replay(args) => fiscald::replay::main(args),
         Cmd::Sim(SimCmd::Posnet(o)) => {
             let opts = fiscald::sim::posnet::Options {
                 link: o.link,

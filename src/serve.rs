@@ -90,6 +90,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let terminals = Arc::new(terminals);
+    crate::trace::start_recording(&config, &printers, &terminals)?;
 
     let mut tasks = tokio::task::JoinSet::new();
     for handle in printers.values() {

@@ -43,6 +43,8 @@ pub struct Link {
     next_token: u16,
     /// Shared counters, readable by the API.
     pub stats: std::sync::Arc<std::sync::Mutex<LinkStats>>,
+    /// The wire trace, when this port is recorded (`crate::trace`).
+    trace: Option<crate::trace::Recorder>,
 }
 
 impl Link {
@@ -92,6 +94,7 @@ impl Link {
             buf: vec![0; 1024],
             next_token: (seed % 10_000) as u16,
             stats,
+            trace: crate::trace::for_port(path),
         })
     }
 
@@ -108,6 +111,9 @@ impl Link {
             .write_all(&bytes)
             .await
             .map_err(|e| LinkError::Closed(e.to_string()))?;
+        if let Some(t) = &self.trace {
+            t.bytes(crate::trace::Dir::Out, &bytes);
+        }
         self.stat(|s| {
             s.bytes_out += bytes.len() as u64;
             s.frames_out += 1;
@@ -158,6 +164,9 @@ impl Link {
                 Ok(Ok(n)) => {
                     tracing::trace!(target: "fiscald::wire", dir = "in", hex = %hex::encode(&self.buf[..n]), "bytes");
                     let chunk = self.buf[..n].to_vec();
+                    if let Some(t) = &self.trace {
+                        t.bytes(crate::trace::Dir::In, &chunk);
+                    }
                     self.stat(|s| s.bytes_in += n as u64);
                     self.decoder.push(&chunk);
                 }

@@ -44,6 +44,8 @@ pub struct Transport {
     /// Bytes written and read, for the API's device statistics.
     pub bytes_out: u64,
     pub bytes_in: u64,
+    /// The wire trace, when this terminal is recorded (`crate::trace`; APDUs, masked).
+    trace: Option<crate::trace::Recorder>,
 }
 
 impl Transport {
@@ -98,12 +100,16 @@ impl Transport {
             buf: vec![0; 2048],
             bytes_out: 0,
             bytes_in: 0,
+            trace: crate::trace::for_port(target),
         })
     }
 
     /// Send one APDU; on serial, returns once the terminal ACKed the frame.
     pub async fn send(&mut self, apdu: &Apdu) -> Result<(), TransportError> {
         tracing::debug!(target: "fiscald::wire", dir = "out", apdu = %zvt::message::redacted_hex(apdu), "zvt");
+        if let Some(t) = &self.trace {
+            t.apdu(crate::trace::Dir::Out, apdu);
+        }
         let bytes = apdu.encode();
         match &mut self.kind {
             Kind::Tcp { stream, .. } => {
@@ -135,6 +141,9 @@ impl Transport {
         loop {
             if let Some(apdu) = self.received.pop_front() {
                 tracing::debug!(target: "fiscald::wire", dir = "in", apdu = %zvt::message::redacted_hex(&apdu), "zvt");
+                if let Some(t) = &self.trace {
+                    t.apdu(crate::trace::Dir::In, &apdu);
+                }
                 return Ok(apdu);
             }
             if tokio::time::Instant::now() >= deadline {
