@@ -34,6 +34,10 @@ pub struct AppState {
     pub printers: Arc<BTreeMap<String, Arc<PrinterHandle>>>,
     pub terminals: Arc<BTreeMap<String, Arc<crate::terminal::TerminalHandle>>>,
     pub events: broadcast::Sender<JobId>,
+    /// Device and job state changes for `GET /v1/events`.
+    pub bus: crate::events::EventBus,
+    /// Status page sessions (cookies) on loopback TCP.
+    pub sessions: Sessions,
     /// Cancelled when the daemon stops: long waits answer at once with the job as it stands.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -189,6 +193,9 @@ pub fn router(state: AppState, auth: Auth) -> Router {
         .route("/v1/jobs/{id}", get(get_job))
         .route("/v1/jobs/{id}/cancel", post(cancel_job))
         .route("/v1/audit", get(get_audit))
+        .route("/v1/events", get(get_events))
+        .route("/metrics", get(get_metrics))
+        .route("/", get(status_page))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authorize,
@@ -257,6 +264,28 @@ async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Response {
+    if req.method() == axum::http::Method::GET
+        && req.uri().path() == "/"
+        && let Some(token) = page_token(req.uri().query())
+    {
+        return page_login(&state, &auth, &token).await;
+    }
+    let bare = !req.headers().contains_key(header::AUTHORIZATION);
+    let safe = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    // A status page session: for GETs only, so the cookie never authorises a change.
+    if bare
+        && safe
+        && let Some(p) = session_cookie(req.headers()).and_then(|c| state.sessions.check(&c))
+    {
+        req.extensions_mut().insert(p);
+        return next.run(req).await;
+    }
+    if bare && safe && auth.anonymous_role.is_none() && req.uri().path() == "/" {
+        return login_page(StatusCode::UNAUTHORIZED, None);
+    }
     let refused = match req.headers().get(header::AUTHORIZATION) {
         None => match auth.anonymous_role {
             Some(role) => {
@@ -403,7 +432,9 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
     for (id, s) in states {
         degraded |= !matches!(
             s,
-            crate::printer::DeviceState::Ready | crate::printer::DeviceState::Busy
+            crate::printer::DeviceState::Ready
+                | crate::printer::DeviceState::Busy
+                | crate::printer::DeviceState::PaperLow
         );
         printers.insert(id.clone(), json!(s));
     }
@@ -650,6 +681,7 @@ async fn submit_with<F: std::future::Future<Output = ()>>(
             device = device.0,
             "job queued"
         );
+        state.bus.job(&job);
         device.1.notify_one();
     }
     queued(job.id).await;
@@ -1128,4 +1160,375 @@ async fn get_audit(
         None
     };
     Ok(Json(json!({"entries": entries, "next_before": next_before})).into_response())
+}
+
+// ---- Events, metrics and the status page -------------------------------------------
+
+/// How often an idle event stream sends a keep-alive comment.
+pub const EVENTS_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+fn sse_event(e: &crate::events::Event) -> axum::response::sse::Event {
+    axum::response::sse::Event::default()
+        .event(e.name)
+        .id(e.id.to_string())
+        .data(&e.data)
+}
+
+fn reset_event(last_id: u64, why: &str) -> axum::response::sse::Event {
+    axum::response::sse::Event::default()
+        .event("reset")
+        .id(last_id.to_string())
+        .data(json!({"type": "reset", "reason": why}).to_string())
+}
+
+/// `GET /v1/events`: device and job state changes as Server-Sent Events. With
+/// `Last-Event-ID`, the events after it come first (or `reset` when they are no longer
+/// kept: re-read the state). Cashiers get only their own jobs' events.
+async fn get_events(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> Response {
+    use crate::events::{Event, Resume};
+    use axum::response::sse::{KeepAlive, Sse};
+    use futures_util::StreamExt;
+    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let (resume, rx) = state.bus.subscribe(last);
+    let owner = (!caller.who.sees_all_jobs()).then(|| caller.who.name.clone());
+    let visible = move |e: &Event| match &owner {
+        None => true,
+        Some(me) => e.name != "job" || e.owner.as_deref() == Some(me.as_str()),
+    };
+    let first: Vec<axum::response::sse::Event> = match resume {
+        Resume::Replay(events) => events
+            .iter()
+            .filter(|e| visible(e))
+            .map(|e| sse_event(e))
+            .collect(),
+        Resume::Reset { last_id } => vec![reset_event(
+            last_id,
+            "the events after Last-Event-ID are no longer kept; read the devices and jobs again",
+        )],
+    };
+    struct Live<F> {
+        rx: broadcast::Receiver<Arc<Event>>,
+        bus: crate::events::EventBus,
+        shutdown: tokio_util::sync::CancellationToken,
+        visible: F,
+    }
+    let live = futures_util::stream::unfold(
+        Live {
+            rx,
+            bus: state.bus.clone(),
+            shutdown: state.shutdown.clone(),
+            visible,
+        },
+        |mut l| async move {
+            loop {
+                let r = tokio::select! {
+                    r = l.rx.recv() => r,
+                    // The stream ends when the daemon stops, so shutdown is not held up.
+                    _ = l.shutdown.cancelled() => return None,
+                };
+                match r {
+                    Ok(e) if (l.visible)(&e) => return Some((sse_event(&e), l)),
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        l.rx = l.rx.resubscribe();
+                        let ev = reset_event(
+                            l.bus.last_id(),
+                            "this client fell behind and missed events; read the devices and jobs again",
+                        );
+                        return Some((ev, l));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
+    let stream = futures_util::stream::iter(first)
+        .chain(live)
+        .map(Ok::<_, std::convert::Infallible>);
+    let mut resp = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(EVENTS_KEEP_ALIVE))
+        .into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+/// `GET /metrics`: Prometheus text. Device states, queue depths and link counters are
+/// read now; the rest is counted as it happens (see `crate::metrics`).
+async fn get_metrics(State(state): State<AppState>) -> ApiResult {
+    let ids: Vec<String> = state
+        .printers
+        .keys()
+        .chain(state.terminals.keys())
+        .cloned()
+        .collect();
+    let depths = {
+        let ids = ids.clone();
+        state
+            .journal
+            .run(move |j| {
+                ids.iter()
+                    .map(|id| j.queue_depth(id))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?
+    };
+    for (id, depth) in ids.iter().zip(depths) {
+        crate::metrics::queue_depth(id, depth);
+    }
+    for (id, p) in state.printers.iter() {
+        crate::metrics::register_device(id, true);
+        crate::metrics::device_state(id, "fiscal_printer", p.status().state);
+        let st = *p.stats.lock().unwrap_or_else(|e| e.into_inner());
+        crate::metrics::link(
+            id,
+            st.bytes_out,
+            st.bytes_in,
+            Some((st.frames_out, st.frames_in)),
+        );
+        crate::metrics::frame_errors(id, st.frame_errors, st.garbage_bytes);
+    }
+    for (id, t) in state.terminals.iter() {
+        let s = t.status();
+        crate::metrics::register_device(id, false);
+        crate::metrics::device_state(id, "payment_terminal", s.state);
+        crate::metrics::link(id, s.bytes_out, s.bytes_in, None);
+    }
+    metrics::gauge!("fiscald_event_subscribers").set(state.bus.subscribers() as f64);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+        .into_response())
+}
+
+/// The status page: one HTML document with its CSS and script inline.
+const STATUS_PAGE: &str = include_str!("status_page.html");
+
+/// The page's Content-Security-Policy: only its own inline script and style (by hash),
+/// and requests to the daemon itself.
+fn page_csp() -> &'static str {
+    static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CSP.get_or_init(|| {
+        use sha2::Digest;
+        let inline = |open: &str, close: &str| {
+            let start = STATUS_PAGE.find(open).map(|i| i + open.len()).unwrap_or(0);
+            let end = STATUS_PAGE[start..].find(close).map_or(start, |i| start + i);
+            let digest = sha2::Sha256::digest(&STATUS_PAGE.as_bytes()[start..end]);
+            format!("'sha256-{}'", base64(&digest))
+        };
+        format!(
+            "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; img-src 'self' data:; \
+             base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+            inline("<script>", "</script>"),
+            inline("<style>", "</style>")
+        )
+    })
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn html(status: StatusCode, body: String, csp: &str) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, csp),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /`: the status page for the technician.
+async fn status_page() -> Response {
+    html(StatusCode::OK, STATUS_PAGE.to_string(), page_csp())
+}
+
+/// The page shown on loopback TCP without a session: how to open it with a token.
+fn login_page(status: StatusCode, problem: Option<&str>) -> Response {
+    let problem = problem
+        .map(|p| format!("<p class=problem>{p}</p>"))
+        .unwrap_or_default();
+    let body = format!(
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>fiscald</title>\
+         <meta name=viewport content=\"width=device-width\"></head><body>\
+         <h1>fiscald</h1>{problem}<p>This status page needs a token from the daemon's token file.</p>\
+         <form method=get action=\"/\"><label>Token <input type=password name=token autocomplete=off autofocus></label> \
+         <button>Open</button></form></body></html>"
+    );
+    html(
+        status,
+        body,
+        "default-src 'none'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    )
+}
+
+/// The `token` query parameter of `GET /?token=...`.
+fn page_token(query: Option<&str>) -> Option<String> {
+    let uri: axum::http::Uri = format!("/?{}", query?).parse().ok()?;
+    let Query(q) = Query::<std::collections::HashMap<String, String>>::try_from_uri(&uri).ok()?;
+    q.get("token").cloned()
+}
+
+/// The status page's session cookie.
+pub const SESSION_COOKIE: &str = "fiscald_session";
+
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// `GET /?token=T`: a valid token opens a session for its principal (an `HttpOnly`,
+/// `SameSite=Strict` cookie, valid for GETs only) and redirects to `/`, so the token
+/// leaves the address bar at once.
+async fn page_login(state: &AppState, auth: &Auth, token: &str) -> Response {
+    let Some(p) = auth.tokens.check(token.trim()).cloned() else {
+        audit(
+            state,
+            auth.listener,
+            None,
+            "GET /",
+            None,
+            outcome(StatusCode::UNAUTHORIZED, false),
+            Some("unauthorized"),
+        )
+        .await;
+        return login_page(
+            StatusCode::UNAUTHORIZED,
+            Some("That token is not in the token file."),
+        );
+    };
+    let Some(id) = state.sessions.create(p) else {
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "cannot make a session id (/dev/urandom)",
+        )
+        .into_response();
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        SESSION_TTL.as_secs()
+    );
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, "/".to_string()),
+            (header::SET_COOKIE, cookie),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+            (header::REFERRER_POLICY, "no-referrer".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+/// How long a status page session lasts.
+pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Most sessions kept; the oldest goes first.
+const MAX_SESSIONS: usize = 64;
+
+/// Status page sessions: a random id (the cookie) → the token's principal. They live in
+/// memory only, so a restart ends them; the token itself is never stored in the browser.
+#[derive(Clone, Default)]
+pub struct Sessions {
+    inner:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, (Principal, std::time::Instant)>>>,
+}
+
+impl Sessions {
+    fn map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (Principal, std::time::Instant)>>
+    {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new session for `who`; None if no random id can be made.
+    pub fn create(&self, who: Principal) -> Option<String> {
+        use std::io::Read;
+        let mut raw = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut raw))
+            .ok()?;
+        let id = hex::encode(raw);
+        let mut map = self.map();
+        map.retain(|_, (_, at)| at.elapsed() < SESSION_TTL);
+        while map.len() >= MAX_SESSIONS {
+            let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            map.remove(&oldest);
+        }
+        map.insert(id.clone(), (who, std::time::Instant::now()));
+        Some(id)
+    }
+
+    /// The principal of a live session.
+    pub fn check(&self, id: &str) -> Option<Principal> {
+        let map = self.map();
+        map.get(id)
+            .filter(|(_, at)| at.elapsed() < SESSION_TTL)
+            .map(|(p, _)| p.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_the_standard() {
+        assert_eq!(super::base64(b""), "");
+        assert_eq!(super::base64(b"f"), "Zg==");
+        assert_eq!(super::base64(b"fo"), "Zm8=");
+        assert_eq!(super::base64(b"foo"), "Zm9v");
+        assert_eq!(super::base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn the_page_token_is_read_from_the_query() {
+        assert_eq!(
+            super::page_token(Some("token=a%2Bb")).as_deref(),
+            Some("a+b")
+        );
+        assert_eq!(super::page_token(Some("x=1")), None);
+        assert_eq!(super::page_token(None), None);
+    }
 }

@@ -59,6 +59,7 @@ impl Principal {
 const ALL: &[Role] = &[Role::Cashier, Role::Manager, Role::Technician];
 const SELLS: &[Role] = &[Role::Cashier, Role::Manager];
 const MANAGES: &[Role] = &[Role::Manager];
+const OPERATES: &[Role] = &[Role::Manager, Role::Technician];
 
 /// One line of the access table.
 #[derive(Debug)]
@@ -109,6 +110,9 @@ pub const RULES: &[Rule] = &[
     rule("POST", "/v1/terminals/{id}/end-of-day", MANAGES),
     rule("POST", "/v1/jobs/{id}/cancel", MANAGES),
     rule("GET", "/v1/audit", MANAGES),
+    rule("GET", "/v1/events", ALL),
+    rule("GET", "/metrics", OPERATES),
+    rule("GET", "/", ALL),
 ];
 
 /// The roles allowed to run `method route`. For `/v1/payments` with `payment_type` unknown

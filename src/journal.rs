@@ -348,6 +348,7 @@ impl Journal {
     /// Queue several jobs in one transaction (one fsync): the group commit behind
     /// [`Submitter`]. Each job gets its own outcome; a failed commit fails them all.
     pub fn submit_batch(&self, jobs: Vec<NewJob>) -> Vec<Submitted> {
+        let t0 = std::time::Instant::now();
         let mut conn = self.lock();
         let run = |conn: &mut Connection| -> Result<Vec<Submitted>, JournalError> {
             let tx = conn.transaction()?;
@@ -358,7 +359,9 @@ impl Journal {
             tx.commit()?;
             Ok(outcomes)
         };
-        match run(&mut conn) {
+        let outcome = run(&mut conn);
+        crate::metrics::journal_commit("submit_batch", t0);
+        match outcome {
             Ok(outcomes) => outcomes,
             Err(e) => {
                 let msg = e.to_string();
@@ -619,6 +622,7 @@ impl Journal {
         counters_before: Option<&Value>,
         detail: Option<&str>,
     ) -> Result<bool, JournalError> {
+        let t0 = std::time::Instant::now();
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let t = now();
@@ -640,6 +644,7 @@ impl Journal {
             params![id, t, step, detail],
         )?;
         tx.commit()?;
+        crate::metrics::journal_commit("set_step", t0);
         Ok(true)
     }
 
@@ -668,6 +673,7 @@ impl Journal {
         error: Option<&Value>,
     ) -> Result<Option<JobId>, JournalError> {
         debug_assert!(state.is_terminal());
+        let t0 = std::time::Instant::now();
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         Self::finish_in(&tx, id, state, result, error)?;
@@ -679,6 +685,7 @@ impl Journal {
             settled = Some(parent);
         }
         tx.commit()?;
+        crate::metrics::journal_commit("finish", t0);
         Ok(settled)
     }
 

@@ -34,6 +34,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the journal {}", config.journal.path.display()))?;
     let shutdown = CancellationToken::new();
     let (events, _) = broadcast::channel(1024);
+    // Metrics first, so nothing counted at startup is lost; then the event bus, which
+    // turns job changes (`events`) and device status changes into `GET /v1/events`.
+    crate::metrics::install();
+    let bus = crate::events::EventBus::default();
+    let job_changes = events.subscribe();
 
     // Built-in emulators (port = "sim") run on their own threads behind real PTYs.
     let sim_stop = Arc::new(AtomicBool::new(false));
@@ -64,7 +69,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         };
         printers.insert(
             p.id.clone(),
-            Arc::new(PrinterHandle::new(p.clone(), port_path)),
+            Arc::new(PrinterHandle::new(p.clone(), port_path).with_events(bus.clone())),
         );
     }
     let printers = Arc::new(printers);
@@ -86,13 +91,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         };
         terminals.insert(
             t.id.clone(),
-            Arc::new(TerminalHandle::new(t.clone(), target)),
+            Arc::new(TerminalHandle::new(t.clone(), target).with_events(bus.clone())),
         );
     }
     let terminals = Arc::new(terminals);
     crate::trace::start_recording(&config, &printers, &terminals)?;
 
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(
+        bus.clone()
+            .follow_jobs(journal.clone(), job_changes, shutdown.clone()),
+    );
     for handle in printers.values() {
         let task = PrinterTask {
             handle: handle.clone(),
@@ -133,6 +142,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         printers: printers.clone(),
         terminals: terminals.clone(),
         events,
+        bus,
+        sessions: Default::default(),
         shutdown: shutdown.clone(),
     };
     let socket = &config.api.socket;

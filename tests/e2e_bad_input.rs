@@ -535,7 +535,7 @@ fn generate(rng: &mut Rng) -> Bad {
         // Unknown paths.
         220..=289 => {
             let paths = [
-                "/",
+                "/index.html",
                 "/v1",
                 "/v1/",
                 "/v2/receipts",

@@ -9,7 +9,7 @@ use crate::config::PrinterConfig;
 use crate::document::{CashOperation, Printout, Receipt};
 use crate::journal::{Job, JobId, JobKind, JobState, Journal};
 use link::{Link, LinkError, LinkStats};
-use posnet::reply::{Rtc, SLOT_LETTERS, Scnt, Scomm, Sid, Sprn, VatRate, VatTable};
+use posnet::reply::{Rtc, SLOT_LETTERS, Scnt, Scomm, Sdev, Sid, Sprn, VatRate, VatTable};
 use posnet::{Command, Frame};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -27,6 +27,8 @@ pub enum DeviceState {
     Busy,
     Offline,
     PaperOut,
+    /// The paper is running low (POSNET `sdev` `pe`): documents still print.
+    PaperLow,
     CoverOpen,
     Error,
 }
@@ -64,6 +66,8 @@ pub struct PrinterHandle {
     pub stats: Arc<Mutex<LinkStats>>,
     /// Wakes the task when a job is queued.
     pub wake: Notify,
+    /// Where state changes are published (see [`PrinterHandle::with_events`]).
+    pub events: crate::events::EventBus,
 }
 
 impl PrinterHandle {
@@ -82,7 +86,14 @@ impl PrinterHandle {
             }),
             stats: Arc::default(),
             wake: Notify::new(),
+            events: crate::events::EventBus::default(),
         }
+    }
+
+    /// Publish this printer's state changes on `events`.
+    pub fn with_events(mut self, events: crate::events::EventBus) -> Self {
+        self.events = events;
+        self
     }
 
     pub fn status(&self) -> DeviceStatus {
@@ -92,8 +103,21 @@ impl PrinterHandle {
             .clone()
     }
 
+    /// The one place the status changes: a change of state (or of its detail) is
+    /// published on the event bus.
     fn update(&self, f: impl FnOnce(&mut DeviceStatus)) {
-        f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        let before = (s.state, s.last_error.clone());
+        f(&mut s);
+        if (s.state, s.last_error.as_deref()) != (before.0, before.1.as_deref()) {
+            // Under the status lock, so events leave in the order the changes were made.
+            self.events.device(
+                &self.config.id,
+                "fiscal_printer",
+                s.state,
+                s.last_error.as_deref(),
+            );
+        }
     }
 
     /// VAT letters the printer has active, once its table has been read.
@@ -274,7 +298,10 @@ impl PrinterTask {
                     tokio::select! {
                         _ = self.handle.wake.notified() => {}
                         _ = self.shutdown.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(self.handle.config.status_poll()) => self.poll_status(link).await?,
+                        _ = tokio::time::sleep(self.handle.config.status_poll()) => {
+                            self.poll_status(link).await?;
+                            self.poll_paper_low(link).await?;
+                        }
                     }
                 }
                 Err(e) => {
@@ -347,6 +374,28 @@ impl PrinterTask {
         Ok(())
     }
 
+    /// Ask whether the paper is running low (`sdev` `pe`) and show it while idle.
+    async fn poll_paper_low(&self, link: &mut Link) -> Result<(), StepError> {
+        let t = self.handle.config.command_timeout();
+        let sdev = Sdev::from_frame(
+            &self
+                .cmd(link, &Command::SDev { immediate: true }, t)
+                .await?,
+        )?;
+        self.handle.update(|s| match s.state {
+            DeviceState::Ready if sdev.paper_near_end => {
+                s.state = DeviceState::PaperLow;
+                s.last_error = Some("paper is running low: have a new roll ready".into());
+            }
+            DeviceState::PaperLow if !sdev.paper_near_end => {
+                s.state = DeviceState::Ready;
+                s.last_error = None;
+            }
+            _ => {}
+        });
+        Ok(())
+    }
+
     fn apply_sprn(&self, sprn: Sprn) {
         self.handle.update(|s| {
             let before = s.state;
@@ -396,6 +445,7 @@ impl PrinterTask {
                                 .await?
                             {
                                 Some(f) => {
+                                    crate::metrics::retry(self.id(), "rpt");
                                     tracing::info!(
                                         printer = self.id(),
                                         mnemonic,
@@ -412,6 +462,7 @@ impl PrinterTask {
                                         "the printer never got the command; sending it again"
                                     );
                                     unknown_token = true;
+                                    crate::metrics::retry(self.id(), "resend");
                                     continue;
                                 }
                                 None => return Err(StepError::Link(LinkError::Timeout(timeout))),
@@ -424,6 +475,7 @@ impl PrinterTask {
             };
             if frame.is_frame_error() && resent < FRAME_ERROR_RESENDS {
                 resent += 1;
+                crate::metrics::retry(self.id(), "frame_error");
                 tracing::warn!(printer = self.id(), mnemonic = command.mnemonic(), code = ?frame.error_code, "frame error; sending the command again");
                 continue;
             }
@@ -592,6 +644,7 @@ impl PrinterTask {
                     job.step = Some("prepare".into());
                     job.counters_before = None;
                     job.attempts += 1;
+                    crate::metrics::retry(self.id(), "reprint");
                     tracing::info!(printer = self.id(), job = id, reason = %why, "printing the document again");
                 }
                 Err(e @ (StepError::Device { .. } | StepError::Frame { .. }))
@@ -880,7 +933,17 @@ impl PrinterTask {
             Self::counter(job.kind, &before),
             Self::counter(job.kind, &after),
         );
-        match verdict(step, b, a) {
+        let verdict = verdict(step, b, a);
+        if step != "closed" {
+            // Not the check after a normal print: an interrupted job's reconciliation.
+            let outcome = match verdict {
+                Verdict::Printed => "printed",
+                Verdict::NotPrinted => "not_printed",
+                Verdict::Unknown => "needs_attention",
+            };
+            crate::metrics::reconciliation(self.id(), outcome);
+        }
+        match verdict {
             Verdict::Printed => {
                 let rtc = Rtc::from_frame(&self.cmd(link, &Command::RtcGet, t).await?)?;
                 let result = self.result(job, &after, &rtc);

@@ -43,6 +43,8 @@ pub struct TerminalHandle {
     pub target: String,
     pub status: Mutex<TerminalStatus>,
     pub wake: Notify,
+    /// Where state changes are published (see [`TerminalHandle::with_events`]).
+    pub events: crate::events::EventBus,
 }
 
 impl TerminalHandle {
@@ -60,7 +62,14 @@ impl TerminalHandle {
                 bytes_in: 0,
             }),
             wake: Notify::new(),
+            events: crate::events::EventBus::default(),
         }
+    }
+
+    /// Publish this terminal's state changes on `events`.
+    pub fn with_events(mut self, events: crate::events::EventBus) -> Self {
+        self.events = events;
+        self
     }
 
     pub fn status(&self) -> TerminalStatus {
@@ -70,8 +79,20 @@ impl TerminalHandle {
             .clone()
     }
 
+    /// The one place the status changes: a change of state (or of its detail) is
+    /// published on the event bus.
     fn update(&self, f: impl FnOnce(&mut TerminalStatus)) {
-        f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        let before = (s.state, s.last_error.clone());
+        f(&mut s);
+        if (s.state, s.last_error.as_deref()) != (before.0, before.1.as_deref()) {
+            self.events.device(
+                &self.config.id,
+                "payment_terminal",
+                s.state,
+                s.last_error.as_deref(),
+            );
+        }
     }
 }
 
@@ -771,6 +792,14 @@ impl TerminalTask {
         };
         if ours {
             let r = last.unwrap_or_default();
+            crate::metrics::reconciliation(
+                self.id(),
+                if r.result_code == 0 {
+                    "approved"
+                } else {
+                    "declined"
+                },
+            );
             if job.result.is_none() || recorded.is_none() {
                 self.journal_result(job, self.id(), &r, &[]).await?;
             }
@@ -804,6 +833,7 @@ impl TerminalTask {
                 };
                 let reversed = matches!(self.flow(t, &cmd, None).await, Ok(Flow { result: Some(ref r), .. }) if r.result_code == 0);
                 if reversed {
+                    crate::metrics::reconciliation(self.id(), "reversed");
                     let err = error_json(
                         "payment_reversed",
                         format!(
@@ -819,6 +849,7 @@ impl TerminalTask {
                     return Ok(());
                 }
             }
+            crate::metrics::reconciliation(self.id(), "needs_attention");
             let err = error_json(
                 "needs_attention",
                 format!(
@@ -839,6 +870,7 @@ impl TerminalTask {
             return Ok(());
         }
         // The terminal never processed it: nothing was charged.
+        crate::metrics::reconciliation(self.id(), "not_processed");
         let err = error_json(
             "not_charged",
             format!(
