@@ -49,6 +49,9 @@ enum Cmd {
     /// Find printers and card terminals: try the serial ports with read-only
     /// identification commands and print a configuration block for what answered.
     Probe(fiscald::probe::ProbeArgs),
+    /// Write a support bundle (tar.gz): version, configuration without secrets, devices,
+    /// queue and job statistics, the last jobs and errors, recent logs; card data masked.
+    Diagnose(fiscald::diagnose::DiagnoseArgs),
     /// Play the device side of a POSNET wire trace on a pseudo-terminal and report the
     /// first place where the host's bytes differ from the recording.
     Replay(fiscald::replay::ReplayArgs),
@@ -165,6 +168,7 @@ fn main() -> ExitCode {
         },
         Cmd::Ctl(args) => fiscald::ctl::run(args),
         Cmd::Probe(args) => fiscald::probe::main(args),
+        Cmd::Diagnose(args) => fiscald::diagnose::main(args),
         Cmd::Replay(args) => fiscald::replay::main(args),
         Cmd::Sim(SimCmd::Posnet(o)) => {
             let opts = fiscald::sim::posnet::Options {

@@ -4,12 +4,17 @@
 use crate::api::{self, AppState, Tokens};
 use crate::config::Config;
 use crate::journal::Journal;
-use crate::printer::{PrinterHandle, PrinterTask};
+use crate::printer::{DeviceState, PrinterHandle, PrinterTask};
 use crate::terminal::{TerminalHandle, TerminalTask};
 use anyhow::Context;
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -146,7 +151,132 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         sessions: Default::default(),
         shutdown: shutdown.clone(),
     };
+    // The API socket: handed over by systemd (socket activation), else bound here.
     let socket = &config.api.socket;
+    let (unix, activated) = match inherited_unix_listener()? {
+        Some(listener) => (listener, true),
+        None => (bind_unix_socket(socket)?, false),
+    };
+    let socket_name = match unix
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(|p| p.to_path_buf()))
+    {
+        Some(p) => p.display().to_string(),
+        None => socket.display().to_string(),
+    };
+    if activated {
+        tracing::info!(socket = %socket_name, "API socket inherited via LISTEN_FDS (socket activation)");
+    }
+    let mut servers = tokio::task::JoinSet::new();
+    let app = api::router(
+        state.clone(),
+        api::Auth {
+            tokens: tokens.clone(),
+            has_token_file: config.api.token_file.is_some(),
+            anonymous_role: Some(config.api.socket_role),
+            listener: "socket",
+        },
+    );
+    servers.spawn(serve_http(unix, app, shutdown.clone(), "socket"));
+    if let Some(addr) = config.api.listen {
+        config
+            .api
+            .token_file
+            .as_ref()
+            .context("[api] listen needs token_file")?;
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let app = api::router(
+            state.clone(),
+            api::Auth {
+                tokens,
+                has_token_file: true,
+                anonymous_role: None,
+                listener: "tcp",
+            },
+        );
+        servers.spawn(serve_http(tcp, app, shutdown.clone(), "tcp"));
+        tracing::info!(%addr, "listening on loopback TCP (bearer token required)");
+    }
+    tracing::info!(socket = %socket_name, "fiscald is listening");
+    println!("fiscald listening on {socket_name}");
+    println!("try: curl --unix-socket {socket_name} http://localhost/v1/devices");
+
+    // systemd: READY=1 once every device has been tried, the watchdog while running.
+    tokio::spawn(notify_ready(
+        printers.clone(),
+        terminals.clone(),
+        socket_name.clone(),
+        shutdown.clone(),
+    ));
+    let watchdog = sd_notify::watchdog_enabled()
+        .map(|interval| tokio::spawn(watchdog(journal.clone(), interval)));
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: finishing the step in progress, then stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing the step in progress, then stopping"),
+    }
+    notify(&[
+        sd_notify::NotifyState::Stopping,
+        sd_notify::NotifyState::Status("stopping: finishing the step in progress"),
+    ]);
+    shutdown.cancel();
+    while let Some(r) = servers.join_next().await {
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "API server task failed");
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    sim_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in sims {
+        let _ = s.join();
+    }
+    if !activated {
+        let _ = std::fs::remove_file(socket);
+    }
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// How long a client may take to send a request's headers, counted from when the daemon
+/// starts reading them. An idle keep-alive connection is closed after the same time.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's body, counted from the end of its
+/// headers (a total, not an idle time: one byte a second does not keep it alive).
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for requests in flight before it stops serving them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `READY=1` waits for the devices to be tried once.
+const PROBE_WAIT: Duration = Duration::from_secs(30);
+
+/// The Unix listener systemd passed as the first socket of `LISTEN_FDS`, if any.
+fn inherited_unix_listener() -> anyhow::Result<Option<tokio::net::UnixListener>> {
+    let mut fds = listenfd::ListenFd::from_env();
+    if fds.len() == 0 {
+        return Ok(None);
+    }
+    if fds.len() > 1 {
+        tracing::warn!(
+            count = fds.len(),
+            "LISTEN_FDS passes several sockets; only the first is used (the API socket)"
+        );
+    }
+    let listener = fds
+        .take_unix_listener(0)
+        .context("LISTEN_FDS: the first socket is not a Unix stream socket")?
+        .context("LISTEN_FDS: the first socket was already taken")?;
+    listener.set_nonblocking(true)?;
+    Ok(Some(tokio::net::UnixListener::from_std(listener)?))
+}
+
+/// Bind the configured socket path: replace a stale socket, create the directory, mode 0660.
+fn bind_unix_socket(socket: &Path) -> anyhow::Result<tokio::net::UnixListener> {
     if let Ok(meta) = std::fs::symlink_metadata(socket) {
         use std::os::unix::fs::FileTypeExt;
         if meta.file_type().is_socket() {
@@ -167,74 +297,199 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
     }
-    let mut servers = tokio::task::JoinSet::new();
-    let app = api::router(
-        state.clone(),
-        api::Auth {
-            tokens: tokens.clone(),
-            has_token_file: config.api.token_file.is_some(),
-            anonymous_role: Some(config.api.socket_role),
-            listener: "socket",
-        },
-    );
-    let stop = shutdown.clone();
-    servers.spawn(async move {
-        axum::serve(unix, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-    });
-    if let Some(addr) = config.api.listen {
-        config
-            .api
-            .token_file
-            .as_ref()
-            .context("[api] listen needs token_file")?;
-        let tcp = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        let app = api::router(
-            state.clone(),
-            api::Auth {
-                tokens,
-                has_token_file: true,
-                anonymous_role: None,
-                listener: "tcp",
-            },
+    Ok(unix)
+}
+
+/// Serve the API on one listener (the Unix socket or loopback TCP) until `shutdown`, then
+/// stop accepting and let the requests in flight finish (at most [`DRAIN_TIMEOUT`]).
+///
+/// Every connection gets hyper's [`HEADER_READ_TIMEOUT`] and every request body the
+/// [`BODY_READ_TIMEOUT`], so a client that trickles its request cannot keep a connection
+/// (or a printer's queue) waiting.
+async fn serve_http<L>(
+    mut listener: L,
+    app: axum::Router,
+    shutdown: CancellationToken,
+    name: &'static str,
+) where
+    L: axum::serve::Listener,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    let service = tower::ServiceBuilder::new()
+        .map_request(|req: axum::http::Request<hyper::body::Incoming>| {
+            req.map(|body| axum::body::Body::new(ReadDeadline::new(body, BODY_READ_TIMEOUT)))
+        })
+        .service(app);
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let (io, _) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.cancelled() => break,
+        };
+        let conn = http.serve_connection(
+            TokioIo::new(io),
+            hyper_util::service::TowerToHyperService::new(service.clone()),
         );
         let stop = shutdown.clone();
-        servers.spawn(async move {
-            axum::serve(tcp, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
+        connections.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let r = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = r {
+                tracing::debug!(listener = name, error = %e, "API connection ended with an error");
+            }
         });
-        tracing::info!(%addr, "listening on loopback TCP (bearer token required)");
     }
-    tracing::info!(socket = %socket.display(), "fiscald is ready");
-    println!("fiscald listening on {}", socket.display());
-    println!(
-        "try: curl --unix-socket {} http://localhost/v1/devices",
-        socket.display()
-    );
+    drop(listener);
+    connections.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = name,
+            open = connections.len(),
+            "requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway"
+        );
+    }
+}
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: finishing the step in progress, then stopping"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing the step in progress, then stopping"),
-    }
-    shutdown.cancel();
-    while let Some(r) = servers.join_next().await {
-        if let Ok(Err(e)) = r {
-            tracing::warn!(error = %e, "API server ended with an error");
+/// A request body that fails once `limit` has passed since the request's headers were read.
+struct ReadDeadline<B> {
+    body: B,
+    deadline: tokio::time::Instant,
+    limit: Duration,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<B> ReadDeadline<B> {
+    fn new(body: B, limit: Duration) -> Self {
+        ReadDeadline {
+            body,
+            deadline: tokio::time::Instant::now() + limit,
+            limit,
+            sleep: None,
         }
     }
-    while tasks.join_next().await.is_some() {}
-    sim_stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for s in sims {
-        let _ = s.join();
+}
+
+impl<B> hyper::body::Body for ReadDeadline<B>
+where
+    B: hyper::body::Body + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = B::Data;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<B::Data>, axum::BoxError>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        let deadline = this.deadline;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(format!(
+                "the body was not received within {} s",
+                this.limit.as_secs()
+            )
+            .into()))),
+            Poll::Pending => Poll::Pending,
+        }
     }
-    let _ = std::fs::remove_file(socket);
-    tracing::info!("stopped");
-    Ok(())
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Tell systemd (a no-op without `NOTIFY_SOCKET`).
+fn notify(state: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// `READY=1` once every printer and terminal task has connected or reported why not (at
+/// most [`PROBE_WAIT`]), with a `STATUS=` line naming each device's state.
+async fn notify_ready(
+    printers: Arc<BTreeMap<String, Arc<PrinterHandle>>>,
+    terminals: Arc<BTreeMap<String, Arc<TerminalHandle>>>,
+    socket: String,
+    shutdown: CancellationToken,
+) {
+    const NOT_YET: &str = "not connected yet";
+    let started = tokio::time::Instant::now();
+    loop {
+        let printers_tried = printers.values().all(|p| {
+            let s = p.status();
+            s.state != DeviceState::Offline || s.last_error.as_deref() != Some(NOT_YET)
+        });
+        let terminals_tried = terminals.values().all(|t| {
+            let s = t.status();
+            s.state != DeviceState::Offline || s.last_error.as_deref() != Some(NOT_YET)
+        });
+        if (printers_tried && terminals_tried) || started.elapsed() >= PROBE_WAIT {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+    let mut devices = Vec::new();
+    for (id, p) in printers.iter() {
+        devices.push(format!("{id} {}", state_name(p.status().state)));
+    }
+    for (id, t) in terminals.iter() {
+        devices.push(format!("{id} {}", state_name(t.status().state)));
+    }
+    let status = format!("API on {socket}; {}", devices.join(", "));
+    tracing::info!(status = %status, "ready");
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&status),
+    ]);
+}
+
+fn state_name(state: DeviceState) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{state:?}").to_lowercase())
+}
+
+/// `WATCHDOG=1` every half `interval` while the runtime and the journal answer.
+async fn watchdog(journal: Journal, interval: Duration) {
+    let period = interval / 2;
+    tracing::info!(?interval, "systemd watchdog enabled");
+    loop {
+        let check = journal.run(|j| j.get(0).is_ok());
+        match tokio::time::timeout(period, check).await {
+            Ok(true) => notify(&[sd_notify::NotifyState::Watchdog]),
+            Ok(false) => tracing::warn!("watchdog: the journal cannot be read; not pinging"),
+            Err(_) => tracing::warn!("watchdog: the journal did not answer; not pinging"),
+        }
+        tokio::time::sleep(period).await;
+    }
 }
 
 /// Settles sales whose receipt has not started printing within `[sales] print_deadline`.

@@ -979,8 +979,6 @@ fn a_slow_client_does_not_hold_up_the_printer() {
 const SLOW_CLIENT_LIMIT: Duration = Duration::from_secs(10);
 
 #[test]
-#[ignore = "the API server has no header/body read timeout yet: axum::serve sets no hyper \
-            timer, so hyper's 30 s header_read_timeout never runs (see issue 4, part 2)"]
 fn a_slow_client_is_timed_out() {
     let (_dir, _sim, d) = setup();
     let stop = Arc::new(AtomicBool::new(false));

@@ -1,0 +1,250 @@
+//! End to end: `fiscald diagnose` against a running daemon with a token file and a card
+//! terminal that sends full card numbers. The bundle holds the expected files and no
+//! token (nor its hash), no terminal password and no full card number.
+
+mod common;
+
+use common::{BIN, Daemon, Sim, ZvtSim, config_text, request, terminal_config, wait_until};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const TOKENS: [(&str, &str, &str); 2] = [
+    ("diag-cashier-token-7f3a9c", "till-1", "cashier"),
+    ("diag-manager-token-b21e44", "boss", "manager"),
+];
+const PASSWORD: &str = "123456";
+const FULL_PAN: &str = "5454545454545454";
+
+fn token_file(dir: &Path) -> (std::path::PathBuf, Vec<String>) {
+    use sha2::Digest;
+    use std::os::unix::fs::PermissionsExt;
+    let mut text = String::from("# sha256 name role\n");
+    let mut hashes = Vec::new();
+    for (token, name, role) in TOKENS {
+        let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+        text.push_str(&format!("{hash} {name} {role}\n"));
+        hashes.push(hash);
+    }
+    let path = dir.join("tokens");
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    (path, hashes)
+}
+
+/// Run `fiscald diagnose` and unpack the archive: file name (without the top directory)
+/// → text.
+fn diagnose(config: &Path, out: &Path, log: &Path) -> BTreeMap<String, String> {
+    let run = Command::new(BIN)
+        .args(["diagnose", "--config"])
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .arg("--log")
+        .arg(log)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the bundle is readable by others");
+    }
+    let gz = flate2::read::GzDecoder::new(std::fs::File::open(out).unwrap());
+    let mut archive = tar::Archive::new(gz);
+    let mut files = BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().into_owned();
+        let mut parts = path.components();
+        let top = parts
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .into_owned();
+        assert!(top.starts_with("fiscald-diagnose-"), "{}", path.display());
+        let name = parts.as_path().display().to_string();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+        files.insert(name, text);
+    }
+    files
+}
+
+fn check_no_secrets(files: &BTreeMap<String, String>, hashes: &[String]) {
+    for (name, text) in files {
+        let lower = text.to_ascii_lowercase();
+        for (token, _, _) in TOKENS {
+            assert!(!text.contains(token), "{name} holds a token");
+        }
+        for hash in hashes {
+            assert!(!lower.contains(hash.as_str()), "{name} holds a token hash");
+        }
+        assert!(
+            !text.contains(PASSWORD),
+            "{name} holds the terminal password"
+        );
+        assert!(
+            !text.contains(FULL_PAN),
+            "{name} holds the full card number"
+        );
+        assert_eq!(
+            zvt::pan::mask_in_text(text),
+            *text,
+            "{name} holds an unmasked card number"
+        );
+    }
+}
+
+#[test]
+fn the_support_bundle_has_no_secrets_and_no_card_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let printer = Sim::start(dir.path(), &[]);
+    let terminal = ZvtSim::start(dir.path(), false);
+    let (tokens, hashes) = token_file(dir.path());
+    let mut cfg = config_text(dir.path(), &printer.link.display().to_string(), "").replace(
+        "[journal]",
+        &format!("token_file = \"{}\"\n[journal]", tokens.display()),
+    );
+    cfg.push_str(&terminal_config(&terminal.port, ""));
+    assert!(cfg.contains(&format!("password = \"{PASSWORD}\"")));
+    let mut daemon = Daemon::start(dir.path(), &cfg);
+    daemon.wait_ready();
+    wait_until(Duration::from_secs(20), "the terminal to be ready", || {
+        let (_, v) = daemon.get("/v1/devices");
+        let ready = v["devices"]
+            .as_array()?
+            .iter()
+            .any(|d| d["kind"] == "payment_terminal" && d["state"] == "ready");
+        ready.then_some(())
+    });
+
+    // A non-compliant terminal: it sends the full card number.
+    terminal.control("pan clear");
+    let (status, sale) = daemon.post(
+        "/v1/sales?wait=30",
+        &json!({
+            "lines": [{"name": "Kawa", "quantity": "1", "unit_price": 1200, "vat": "A"}],
+            "payments": [{"method": "card", "amount": 1200}]
+        }),
+    );
+    assert_eq!(status, 200, "{sale}");
+    assert_eq!(sale["state"], "done", "{sale}");
+    assert_eq!(sale["result"]["payment"]["masked_pan"], "545454******5454");
+    // A declined one, for an error in the last jobs; and requests with tokens.
+    let (_, declined) = daemon.post(
+        "/v1/sales?wait=30",
+        &json!({
+            "lines": [{"name": "Herbata", "quantity": "1", "unit_price": 851, "vat": "A"}],
+            "payments": [{"method": "card", "amount": 851}]
+        }),
+    );
+    assert_eq!(declined["state"], "failed", "{declined}");
+    for (token, _, _) in TOKENS {
+        let auth = format!("Bearer {token}");
+        let (s, _) = request(
+            &daemon.socket,
+            "GET",
+            "/v1/jobs",
+            &[("authorization", &auth)],
+            None,
+        );
+        assert_eq!(s, 200);
+    }
+
+    // The log handed over, with lines a careless component might have written.
+    let log = dir.path().join("support.log");
+    let mut text = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap();
+    text.push_str(&format!(
+        "2026-01-01T00:00:00Z DEBUG request authorization=\"Bearer {}\" card={FULL_PAN}\n\
+         2026-01-01T00:00:01Z DEBUG token hash {} register 0600{PASSWORD}\n",
+        TOKENS[0].0, hashes[1]
+    ));
+    std::fs::write(&log, text).unwrap();
+
+    let files = diagnose(&daemon.config, &dir.path().join("bundle.tar.gz"), &log);
+    let names: Vec<&str> = files.keys().map(String::as_str).collect();
+    for want in [
+        "README.txt",
+        "version.txt",
+        "config.toml",
+        "config-check.txt",
+        "token-file.txt",
+        "daemon.json",
+        "journal-stats.json",
+        "jobs.json",
+        "card-transactions.json",
+        "audit.json",
+        "logs.txt",
+        "serial-ports.txt",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    check_no_secrets(&files, &hashes);
+
+    assert!(files["version.txt"].contains(env!("CARGO_PKG_VERSION")));
+    assert!(files["config.toml"].contains("password = \"<removed>\""));
+    assert!(files["config.toml"].contains(&tokens.display().to_string()));
+    assert!(files["token-file.txt"].contains("2 token entries"));
+    assert!(files["config-check.txt"].starts_with("ok"));
+    let daemon_json: Value = serde_json::from_str(&files["daemon.json"]).unwrap();
+    assert_eq!(daemon_json["running"], true, "{daemon_json}");
+    let devices = daemon_json["/v1/devices"]["body"]["devices"]
+        .as_array()
+        .unwrap();
+    assert_eq!(devices.len(), 2, "{daemon_json}");
+    let stats: Value = serde_json::from_str(&files["journal-stats.json"]).unwrap();
+    assert!(stats["jobs"].as_i64().unwrap() >= 4, "{stats}");
+    let jobs: Value = serde_json::from_str(&files["jobs.json"]).unwrap();
+    let failed = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == declined["id"])
+        .unwrap();
+    assert_eq!(failed["state"], "failed");
+    assert!(!failed["error"].is_null(), "{failed}");
+    assert!(
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j.get("request").is_none()),
+        "request bodies are in the bundle"
+    );
+    let cards: Value = serde_json::from_str(&files["card-transactions.json"]).unwrap();
+    assert!(
+        cards
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["masked_pan"] == "545454******5454"),
+        "{cards}"
+    );
+    let logs = &files["logs.txt"];
+    assert!(logs.contains("545454******5454") && logs.contains("Bearer <removed>"));
+    assert!(logs.contains("<token hash removed>") && logs.contains("<password removed>"));
+
+    // With the daemon stopped, the bundle says so and still has the journal.
+    assert_eq!(daemon.terminate(), Some(0));
+    let files = diagnose(&daemon.config, &dir.path().join("stopped.tar.gz"), &log);
+    check_no_secrets(&files, &hashes);
+    let daemon_json: Value = serde_json::from_str(&files["daemon.json"]).unwrap();
+    assert_eq!(daemon_json["running"], false, "{daemon_json}");
+    assert!(
+        daemon_json["note"]
+            .as_str()
+            .unwrap()
+            .contains("not running"),
+        "{daemon_json}"
+    );
+    let stats: Value = serde_json::from_str(&files["journal-stats.json"]).unwrap();
+    assert!(stats["jobs"].as_i64().unwrap() >= 4, "{stats}");
+}
