@@ -136,6 +136,7 @@ impl Link {
                 match item {
                     Decoded::Frame(f) => {
                         self.stat(|s| s.frames_in += 1);
+                        tracing::debug!(target: "fiscald::wire", dir = "in", frame = %crate::trace::describe_frame(&f), "frame");
                         let got = f.mnemonic.trim_start_matches('!');
                         let token_ok = f.token.is_none() || f.token == token;
                         if token_ok && (got == want || f.is_frame_error()) {

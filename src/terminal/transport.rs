@@ -106,7 +106,7 @@ impl Transport {
 
     /// Send one APDU; on serial, returns once the terminal ACKed the frame.
     pub async fn send(&mut self, apdu: &Apdu) -> Result<(), TransportError> {
-        tracing::debug!(target: "fiscald::wire", dir = "out", apdu = %zvt::message::redacted_hex(apdu), "zvt");
+        tracing::debug!(target: "fiscald::wire", dir = "out", apdu = %crate::trace::masked_apdu_hex(apdu), "zvt");
         if let Some(t) = &self.trace {
             t.apdu(crate::trace::Dir::Out, apdu);
         }
@@ -140,7 +140,7 @@ impl Transport {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(apdu) = self.received.pop_front() {
-                tracing::debug!(target: "fiscald::wire", dir = "in", apdu = %zvt::message::redacted_hex(&apdu), "zvt");
+                tracing::debug!(target: "fiscald::wire", dir = "in", apdu = %crate::trace::masked_apdu_hex(&apdu), "zvt");
                 if let Some(t) = &self.trace {
                     t.apdu(crate::trace::Dir::In, &apdu);
                 }
