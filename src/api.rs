@@ -728,17 +728,34 @@ async fn wait_for(
     }
 }
 
+/// What every job-creating request carries: `?wait=`, an optional `Idempotency-Key` and a
+/// JSON body. Extracting it checks all three, so handlers start from valid input.
+struct JobRequest {
+    wait: Option<Duration>,
+    key: Option<String>,
+    body: Value,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for JobRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let wait = parse_wait(req.uri().query())?;
+        let key = idempotency_key(req.headers())?;
+        let headers = req.headers().clone();
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
+        let body = parse_body(&headers, &bytes)?;
+        Ok(JobRequest { wait, key, body })
+    }
+}
+
 async fn post_receipt(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JobRequest { wait, key, body }: JobRequest,
 ) -> ApiResult {
-    let wait = parse_wait(q.as_deref())?;
-    let body = body.map_err(body_rejection)?;
-    let key = idempotency_key(&headers)?;
-    let body = parse_body(&headers, &body)?;
     let printer = pick_printer(&state, &body)?;
     let active = printer.active_vat();
     let limits = PrinterLimits {
@@ -763,14 +780,8 @@ async fn post_receipt(
 async fn post_daily_report(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JobRequest { wait, key, body }: JobRequest,
 ) -> ApiResult {
-    let wait = parse_wait(q.as_deref())?;
-    let body = body.map_err(body_rejection)?;
-    let key = idempotency_key(&headers)?;
-    let body = parse_body(&headers, &body)?;
     let printer = pick_printer(&state, &body)?;
     document::empty(&body, &["printer"]).map_err(ApiError::invalid)?;
     submit(
@@ -788,14 +799,8 @@ async fn post_daily_report(
 async fn post_cash(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JobRequest { wait, key, body }: JobRequest,
 ) -> ApiResult {
-    let wait = parse_wait(q.as_deref())?;
-    let body = body.map_err(body_rejection)?;
-    let key = idempotency_key(&headers)?;
-    let body = parse_body(&headers, &body)?;
     let printer = pick_printer(&state, &body)?;
     let cash = document::cash(&body, &["printer"]).map_err(ApiError::invalid)?;
     let doc = json!({"deposit": cash.deposit, "amount": cash.amount});
@@ -814,14 +819,8 @@ async fn post_cash(
 async fn post_printout(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JobRequest { wait, key, body }: JobRequest,
 ) -> ApiResult {
-    let wait = parse_wait(q.as_deref())?;
-    let body = body.map_err(body_rejection)?;
-    let key = idempotency_key(&headers)?;
-    let body = parse_body(&headers, &body)?;
     let printer = pick_printer(&state, &body)?;
     let p = document::printout(&body, &["printer"]).map_err(ApiError::invalid)?;
     submit(
@@ -938,14 +937,8 @@ fn pick_terminal(
 async fn post_payment(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JobRequest { wait, key, body }: JobRequest,
 ) -> ApiResult {
-    let wait = parse_wait(q.as_deref())?;
-    let body = body.map_err(body_rejection)?;
-    let key = idempotency_key(&headers)?;
-    let body = parse_body(&headers, &body)?;
     if let Some(kind) = body.get("type").and_then(Value::as_str)
         && auth::RULES.iter().any(|r| r.payment_type == Some(kind))
     {
@@ -971,14 +964,8 @@ async fn post_end_of_day(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JobRequest { wait, key, body }: JobRequest,
 ) -> ApiResult {
-    let wait = parse_wait(q.as_deref())?;
-    let body = body.map_err(body_rejection)?;
-    let key = idempotency_key(&headers)?;
-    let body = parse_body(&headers, &body)?;
     document::empty(&body, &[]).map_err(ApiError::invalid)?;
     let terminal = state.terminals.get(&id).cloned().ok_or_else(|| {
         ApiError::new(
@@ -1002,14 +989,8 @@ async fn post_end_of_day(
 async fn post_sale(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JobRequest { wait, key, body }: JobRequest,
 ) -> ApiResult {
-    let wait = parse_wait(q.as_deref())?;
-    let body = body.map_err(body_rejection)?;
-    let key = idempotency_key(&headers)?;
-    let body = parse_body(&headers, &body)?;
     let printer = pick_printer(&state, &body)?;
     let terminal = pick_terminal(&state, &body)?;
     let active = printer.active_vat();
