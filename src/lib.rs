@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod ctl;
+pub mod device;
 pub mod diagnose;
 pub mod document;
 pub mod events;

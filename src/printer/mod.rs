@@ -62,62 +62,48 @@ pub struct PrinterHandle {
     pub config: PrinterConfig,
     /// The path actually opened (the emulator's pseudo-terminal for `port = "sim"`).
     pub port_path: String,
-    pub status: Mutex<DeviceStatus>,
+    pub status: crate::device::StatusCell<DeviceStatus>,
     pub stats: Arc<Mutex<LinkStats>>,
     /// Wakes the task when a job is queued.
     pub wake: Notify,
-    /// Where state changes are published (see [`PrinterHandle::with_events`]).
-    pub events: crate::events::EventBus,
 }
 
 impl PrinterHandle {
     pub fn new(config: PrinterConfig, port_path: String) -> Self {
+        let id = config.id.clone();
         PrinterHandle {
             config,
             port_path,
-            status: Mutex::new(DeviceStatus {
-                state: DeviceState::Offline,
-                model: None,
-                firmware: None,
-                serial_number: None,
-                vat: None,
-                last_error: Some("not connected yet".into()),
-                current_job: None,
-            }),
+            status: crate::device::StatusCell::new(
+                &id,
+                "fiscal_printer",
+                DeviceStatus {
+                    state: DeviceState::Offline,
+                    model: None,
+                    firmware: None,
+                    serial_number: None,
+                    vat: None,
+                    last_error: Some("not connected yet".into()),
+                    current_job: None,
+                },
+            ),
             stats: Arc::default(),
             wake: Notify::new(),
-            events: crate::events::EventBus::default(),
         }
     }
 
     /// Publish this printer's state changes on `events`.
     pub fn with_events(mut self, events: crate::events::EventBus) -> Self {
-        self.events = events;
+        self.status.set_events(events);
         self
     }
 
     pub fn status(&self) -> DeviceStatus {
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.status.get()
     }
 
-    /// The one place the status changes: a change of state (or of its detail) is
-    /// published on the event bus.
     fn update(&self, f: impl FnOnce(&mut DeviceStatus)) {
-        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        let before = (s.state, s.last_error.clone());
-        f(&mut s);
-        if (s.state, s.last_error.as_deref()) != (before.0, before.1.as_deref()) {
-            // Under the status lock, so events leave in the order the changes were made.
-            self.events.device(
-                &self.config.id,
-                "fiscal_printer",
-                s.state,
-                s.last_error.as_deref(),
-            );
-        }
+        self.status.update(f);
     }
 
     /// VAT letters the printer has active, once its table has been read.
@@ -1051,6 +1037,15 @@ fn describe(e: &StepError) -> String {
         StepError::BadJob(m) => m.clone(),
         StepError::Cancelled => "the job was cancelled".into(),
         StepError::Shutdown => "stopping".into(),
+    }
+}
+
+impl crate::device::Observable for DeviceStatus {
+    fn state(&self) -> DeviceState {
+        self.state
+    }
+    fn detail(&self) -> Option<&str> {
+        self.last_error.as_deref()
     }
 }
 

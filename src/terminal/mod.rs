@@ -11,7 +11,7 @@ use crate::printer::{DeviceState, PrinterHandle, error_json};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
@@ -41,58 +41,45 @@ pub struct TerminalHandle {
     pub config: TerminalConfig,
     /// What is opened: a device path (the emulator's PTY for `"sim"`) or `tcp://...`.
     pub target: String,
-    pub status: Mutex<TerminalStatus>,
+    pub status: crate::device::StatusCell<TerminalStatus>,
     pub wake: Notify,
-    /// Where state changes are published (see [`TerminalHandle::with_events`]).
-    pub events: crate::events::EventBus,
 }
 
 impl TerminalHandle {
     pub fn new(config: TerminalConfig, target: String) -> Self {
+        let id = config.id.clone();
         TerminalHandle {
             config,
             target,
-            status: Mutex::new(TerminalStatus {
-                state: DeviceState::Offline,
-                terminal_id: None,
-                display: None,
-                last_error: Some("not connected yet".into()),
-                current_job: None,
-                bytes_out: 0,
-                bytes_in: 0,
-            }),
+            status: crate::device::StatusCell::new(
+                &id,
+                "payment_terminal",
+                TerminalStatus {
+                    state: DeviceState::Offline,
+                    terminal_id: None,
+                    display: None,
+                    last_error: Some("not connected yet".into()),
+                    current_job: None,
+                    bytes_out: 0,
+                    bytes_in: 0,
+                },
+            ),
             wake: Notify::new(),
-            events: crate::events::EventBus::default(),
         }
     }
 
     /// Publish this terminal's state changes on `events`.
     pub fn with_events(mut self, events: crate::events::EventBus) -> Self {
-        self.events = events;
+        self.status.set_events(events);
         self
     }
 
     pub fn status(&self) -> TerminalStatus {
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.status.get()
     }
 
-    /// The one place the status changes: a change of state (or of its detail) is
-    /// published on the event bus.
     fn update(&self, f: impl FnOnce(&mut TerminalStatus)) {
-        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        let before = (s.state, s.last_error.clone());
-        f(&mut s);
-        if (s.state, s.last_error.as_deref()) != (before.0, before.1.as_deref()) {
-            self.events.device(
-                &self.config.id,
-                "payment_terminal",
-                s.state,
-                s.last_error.as_deref(),
-            );
-        }
+        self.status.update(f);
     }
 }
 
@@ -938,5 +925,14 @@ fn intermediate_text(code: u8) -> &'static str {
         0x15 => "incorrect PIN",
         0x1D => "declined",
         _ => "in progress",
+    }
+}
+
+impl crate::device::Observable for TerminalStatus {
+    fn state(&self) -> DeviceState {
+        self.state
+    }
+    fn detail(&self) -> Option<&str> {
+        self.last_error.as_deref()
     }
 }

@@ -1,0 +1,54 @@
+//! What printers and terminals share: a live status that the API reads and that changes in
+//! one place, which publishes every change of state on the event bus.
+
+use crate::events::EventBus;
+use crate::printer::DeviceState;
+use std::sync::Mutex;
+
+/// A device status that knows its state and the plain-words detail of it.
+pub trait Observable {
+    fn state(&self) -> DeviceState;
+    fn detail(&self) -> Option<&str>;
+}
+
+/// A device's live status behind a lock. Changes of state (or of its detail) are published
+/// on the event bus, under the lock, so events leave in the order the changes were made.
+pub struct StatusCell<T> {
+    inner: Mutex<T>,
+    device: String,
+    kind: &'static str,
+    events: EventBus,
+}
+
+impl<T: Clone + Observable> StatusCell<T> {
+    /// `kind` is the API's device kind (`fiscal_printer`, `payment_terminal`).
+    pub fn new(device: &str, kind: &'static str, initial: T) -> Self {
+        StatusCell {
+            inner: Mutex::new(initial),
+            device: device.to_string(),
+            kind,
+            events: EventBus::default(),
+        }
+    }
+
+    /// Publish changes on `events` from now on.
+    pub fn set_events(&mut self, events: EventBus) {
+        self.events = events;
+    }
+
+    /// A copy of the current status.
+    pub fn get(&self) -> T {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Change the status; a change of state or detail is published.
+    pub fn update(&self, f: impl FnOnce(&mut T)) {
+        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let before = (s.state(), s.detail().map(String::from));
+        f(&mut s);
+        if (s.state(), s.detail()) != (before.0, before.1.as_deref()) {
+            self.events
+                .device(&self.device, self.kind, s.state(), s.detail());
+        }
+    }
+}
