@@ -151,6 +151,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         sessions: Default::default(),
         shutdown: shutdown.clone(),
     };
+    // The loopback TCP listener is bound before the socket, so that once the socket answers
+    // (what clients and tests wait for) every listener does.
+    let tcp = match config.api.listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?,
+        ),
+        None => None,
+    };
     // The API socket: handed over by systemd (socket activation), else bound here.
     let socket = &config.api.socket;
     let (unix, activated) = match inherited_unix_listener()? {
@@ -179,15 +189,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         },
     );
     servers.spawn(serve_http(unix, app, shutdown.clone(), "socket"));
-    if let Some(addr) = config.api.listen {
+    if let Some(tcp) = tcp {
         config
             .api
             .token_file
             .as_ref()
             .context("[api] listen needs token_file")?;
-        let tcp = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+        let addr = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let app = api::router(
             state.clone(),
             api::Auth {
@@ -198,7 +206,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             },
         );
         servers.spawn(serve_http(tcp, app, shutdown.clone(), "tcp"));
-        tracing::info!(%addr, "listening on loopback TCP (bearer token required)");
+        tracing::info!(addr, "listening on loopback TCP (bearer token required)");
     }
     tracing::info!(socket = %socket_name, "fiscald is listening");
     println!("fiscald listening on {socket_name}");
