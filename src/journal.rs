@@ -325,6 +325,33 @@ impl Journal {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// End a job (see [`Journal::finish`]) from a device task, log it, and announce the job
+    /// and any sale it settled to the API's waiters. A journal failure is logged; the job
+    /// then stays as it was and is picked up again.
+    pub async fn end_job(
+        &self,
+        device: &str,
+        events: &tokio::sync::broadcast::Sender<JobId>,
+        id: JobId,
+        state: JobState,
+        result: Option<Value>,
+        error: Option<Value>,
+    ) {
+        match self
+            .run(move |j| j.finish(id, state, result.as_ref(), error.as_ref()))
+            .await
+        {
+            Ok(settled) => {
+                tracing::info!(device, job = id, state = state.as_str(), "job finished");
+                let _ = events.send(id);
+                if let Some(sale) = settled {
+                    let _ = events.send(sale);
+                }
+            }
+            Err(e) => tracing::error!(device, job = id, error = %e, "cannot journal the job's end"),
+        }
+    }
+
     /// Run a blocking journal call off the async runtime.
     pub async fn run<T: Send + 'static>(
         &self,

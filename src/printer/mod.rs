@@ -561,27 +561,9 @@ impl PrinterTask {
         result: Option<Value>,
         error: Option<Value>,
     ) {
-        let r = self
-            .journal
-            .run(move |j| j.finish(id, state, result.as_ref(), error.as_ref()))
+        self.journal
+            .end_job(self.id(), &self.events, id, state, result, error)
             .await;
-        match r {
-            Ok(settled) => {
-                tracing::info!(
-                    printer = self.id(),
-                    job = id,
-                    state = state.as_str(),
-                    "job finished"
-                );
-                let _ = self.events.send(id);
-                if let Some(sale) = settled {
-                    let _ = self.events.send(sale);
-                }
-            }
-            Err(e) => {
-                tracing::error!(printer = self.id(), job = id, error = %e, "cannot journal the job's end")
-            }
-        }
     }
 
     /// Work on one job: start it, or reconcile it if it was interrupted.

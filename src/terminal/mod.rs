@@ -453,24 +453,9 @@ impl TerminalTask {
         result: Option<Value>,
         error: Option<Value>,
     ) {
-        let r = self
-            .journal
-            .run(move |j| j.finish(id, state, result.as_ref(), error.as_ref()))
+        self.journal
+            .end_job(self.id(), &self.events, id, state, result, error)
             .await;
-        match r {
-            Ok(_) => {
-                tracing::info!(
-                    terminal = self.id(),
-                    job = id,
-                    state = state.as_str(),
-                    "job finished"
-                );
-                let _ = self.events.send(id);
-            }
-            Err(e) => {
-                tracing::error!(terminal = self.id(), job = id, error = %e, "cannot journal the job's end")
-            }
-        }
     }
 
     async fn set_step(&self, id: JobId, step: &'static str) -> Result<(), TermError> {
