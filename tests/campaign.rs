@@ -76,7 +76,7 @@ struct Options {
 fn options() -> Options {
     let mut o = Options {
         seed: 20261126,
-        kills: 8,
+        kills: 20,
         clients: 3,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -176,6 +176,30 @@ fn post_until_acked(
     }
 }
 
+/// Poll a job until it ends (retrying while the daemon is down), for at most 60 s or until
+/// `stop` is set.
+fn wait_until_ended(socket: &std::path::Path, job: i64, stop: &AtomicBool) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let answer = rt.block_on(async {
+            let mut c = Client::connect(socket).await?;
+            c.send("GET", &format!("/v1/jobs/{job}?wait=5"), &[], None)
+                .await
+        });
+        match answer {
+            Ok((200, j)) if !matches!(j["state"].as_str(), Some("queued" | "running")) => return,
+            Ok(_) => {}
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
 fn quiet_control(path: &std::path::Path, cmd: &str) -> bool {
     fiscald::sim::posnet::send_control(path, cmd).is_ok_and(|a| a.starts_with("ok"))
 }
@@ -226,6 +250,9 @@ fn main() {
                         tag,
                         amount,
                     });
+                    // A till waits for its document before the next one (a closed loop), so
+                    // the queue stays as long as the number of tills.
+                    wait_until_ended(&socket, job, &stop);
                 }
                 std::thread::sleep(Duration::from_millis(rng.between(20, 250)));
             }
@@ -278,7 +305,7 @@ fn main() {
     // Kills.
     let mut rng = Rng::new(o.seed ^ 0xDEAD);
     for _ in 0..o.kills {
-        std::thread::sleep(Duration::from_millis(rng.between(300, 2500)));
+        std::thread::sleep(Duration::from_millis(rng.between(200, 1500)));
         let mut d = daemon.lock().unwrap();
         d.kill9();
         d.spawn();
