@@ -106,3 +106,36 @@ fn sigkill_mid_stream_loses_and_duplicates_nothing() {
         m["counters"]["cancelled"]
     );
 }
+
+/// Found by the long campaign: a command held by the printer (no paper) when the daemon
+/// died must run before the counters are trusted, or the document is sent a second time.
+#[test]
+fn a_held_cash_operation_is_not_sent_twice_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(dir.path(), &[]);
+    let mut d = Daemon::start(
+        dir.path(),
+        &config_text(dir.path(), &sim.link.display().to_string(), ""),
+    );
+    d.wait_ready();
+    sim.control("paper out");
+    let (status, job) = d.post("/v1/cash", &json!({"direction": "in", "amount": 777}));
+    assert_eq!(status, 202, "{job}");
+    // Let the cash command reach the printer and be held there, then crash.
+    std::thread::sleep(Duration::from_millis(1500));
+    d.kill9();
+    d.spawn();
+    std::thread::sleep(Duration::from_millis(1500));
+    sim.control("paper back");
+    let job = d.wait_job(job["id"].as_i64().unwrap(), Duration::from_secs(60));
+    assert_eq!(job["state"], "done", "{job}");
+    let ops: Vec<serde_json::Value> = sim.memory()["cash_operations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        ops.iter().filter(|o| o["amount"] == 777).count(),
+        1,
+        "{ops:?}"
+    );
+}

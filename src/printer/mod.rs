@@ -879,12 +879,46 @@ impl PrinterTask {
             ));
         };
         tracing::info!(printer = self.id(), job = job.id, step = ?job.step, "reconciling an interrupted job from the printer's counters");
+        // Commands sent before the interruption may still wait in the printer's queue (held
+        // for paper, say): the counters mean nothing until they have run.
+        self.wait_until_idle(link).await?;
         let scomm = Scomm::from_frame(&self.cmd(link, &Command::SComm, t).await?)?;
         if scomm.transaction != 0 {
             self.cmd(link, &Command::PrnCancel, t).await?;
         }
         let step = job.step.clone().unwrap_or_default();
         self.reconcile_after(link, job, before, &step).await
+    }
+
+    /// Wait until the printer's command queue is empty and it is not waiting for the
+    /// operator (`!sdev`: `qe` and `ds`), for at most `paper_wait`.
+    async fn wait_until_idle(&self, link: &mut Link) -> Result<(), StepError> {
+        let t = self.handle.config.command_timeout();
+        let deadline = Instant::now() + self.handle.config.paper_wait();
+        loop {
+            let sdev = Sdev::from_frame(
+                &self
+                    .cmd(link, &Command::SDev { immediate: true }, t)
+                    .await?,
+            )?;
+            if sdev.queue_empty && sdev.state == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(StepError::PaperTimeout);
+            }
+            tracing::info!(
+                printer = self.id(),
+                queue_empty = sdev.queue_empty,
+                state = sdev.state,
+                "waiting for the printer to finish its queued commands"
+            );
+            self.poll_status(link).await?;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = self.shutdown.cancelled() => return Err(StepError::Shutdown),
+            }
+        }
     }
 
     /// Compare the counters with those recorded before the document and decide.
