@@ -112,6 +112,17 @@ struct ZvtSim {
     control: Option<PathBuf>,
 }
 
+/// An emulator's exit: success, or its error on stderr.
+fn emulator_exit(what: &str, result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{what}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Stop flag set by SIGTERM and SIGINT.
 fn stop_on_signals(what: &str) -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -178,14 +189,8 @@ fn main() -> ExitCode {
                 control: o.control,
                 faults: o.faults,
             };
-            let stop = stop_on_signals("fiscald sim posnet");
-            match fiscald::sim::posnet::run(opts, stop) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("fiscald sim posnet: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            let what = "fiscald sim posnet";
+            emulator_exit(what, fiscald::sim::posnet::run(opts, stop_on_signals(what)))
         }
         Cmd::Sim(SimCmd::Zvt(o)) => {
             use fiscald::sim::zvt::{Endpoint, Options};
@@ -203,14 +208,8 @@ fn main() -> ExitCode {
                 baud: o.baud,
                 control: o.control,
             };
-            let stop = stop_on_signals("fiscald sim zvt");
-            match fiscald::sim::zvt::run(opts, stop) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("fiscald sim zvt: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            let what = "fiscald sim zvt";
+            emulator_exit(what, fiscald::sim::zvt::run(opts, stop_on_signals(what)))
         }
         Cmd::Sim(SimCmd::Control { socket, command }) => {
             match fiscald::sim::control::send_control(&socket, &command.join(" ")) {
