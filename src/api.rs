@@ -432,9 +432,9 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
     for (id, s) in states {
         degraded |= !matches!(
             s,
-            crate::printer::DeviceState::Ready
-                | crate::printer::DeviceState::Busy
-                | crate::printer::DeviceState::PaperLow
+            crate::device::DeviceState::Ready
+                | crate::device::DeviceState::Busy
+                | crate::device::DeviceState::PaperLow
         );
         printers.insert(id.clone(), json!(s));
     }

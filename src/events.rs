@@ -14,8 +14,8 @@
 //!   one per event, so they keep increasing across restarts (unless the clock is set
 //!   back, or more than a million events a second were published).
 
+use crate::device::DeviceState;
 use crate::journal::{Job, JobId, JobState, Journal};
-use crate::printer::DeviceState;
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

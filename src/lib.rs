@@ -14,6 +14,7 @@ pub mod document;
 pub mod events;
 pub mod journal;
 pub mod metrics;
+pub mod port;
 pub mod printer;
 pub mod probe;
 pub mod replay;

@@ -7,7 +7,7 @@
 //! - read when scraped: device states, queue depths and the link counters
 //!   (bytes, frames, frame errors), which the devices already keep.
 
-use crate::printer::DeviceState;
+use crate::device::DeviceState;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Instant;

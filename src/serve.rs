@@ -3,8 +3,9 @@
 
 use crate::api::{self, AppState, Tokens};
 use crate::config::Config;
+use crate::device::DeviceState;
 use crate::journal::Journal;
-use crate::printer::{DeviceState, PrinterHandle, PrinterTask};
+use crate::printer::{PrinterHandle, PrinterTask};
 use crate::terminal::{TerminalHandle, TerminalTask};
 use anyhow::Context;
 use std::collections::BTreeMap;

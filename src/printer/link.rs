@@ -2,11 +2,9 @@
 //! sends command frames and reads the matching reply through the sans-IO decoder.
 
 use posnet::{Command, Decoded, Frame, FrameDecoder};
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
-use tokio_serial::SerialPortBuilderExt;
 
 /// Why an exchange with the printer did not produce a reply.
 #[derive(Debug, thiserror::Error)]
@@ -20,8 +18,6 @@ pub enum LinkError {
     #[error("text cannot be sent to the printer: {0}")]
     Text(#[from] posnet::TextError),
 }
-
-const IN_USE: &str = "the port is in use by another process (is a second fiscald running?)";
 
 /// Byte and frame counters for one link, in both directions.
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
@@ -59,30 +55,8 @@ impl Link {
             path: path.to_string(),
             reason,
         };
-        let port = tokio_serial::new(path, baud)
-            .data_bits(tokio_serial::DataBits::Eight)
-            .parity(tokio_serial::Parity::None)
-            .stop_bits(tokio_serial::StopBits::One)
-            .flow_control(tokio_serial::FlowControl::None)
-            .open_native_async()
-            .map_err(|e| {
-                let text = e.to_string();
-                if text.contains("exclusive") || text.contains("Device or resource busy") {
-                    err(IN_USE.into())
-                } else {
-                    err(text)
-                }
-            })?;
-        // SAFETY: flock on a file descriptor we own for the lifetime of `port`.
-        let rc = unsafe { libc::flock(port.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                IN_USE.into()
-            } else {
-                format!("cannot lock: {e}")
-            }));
-        }
+        let port =
+            crate::port::open_exclusive(path, baud, crate::port::StopBits::One).map_err(err)?;
         // Start tokens somewhere new on every connection, so that a late reply to a command
         // sent on an earlier connection (or by an earlier daemon) never matches.
         let seed = std::time::SystemTime::now()

@@ -6,6 +6,7 @@
 pub mod link;
 
 use crate::config::PrinterConfig;
+use crate::device::DeviceState;
 use crate::document::{CashOperation, Printout, Receipt};
 use crate::journal::{Job, JobId, JobKind, JobState, Journal};
 use link::{Link, LinkError, LinkStats};
@@ -18,20 +19,6 @@ use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// What the API shows of a device's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeviceState {
-    Ready,
-    Busy,
-    Offline,
-    PaperOut,
-    /// The paper is running low (POSNET `sdev` `pe`): documents still print.
-    PaperLow,
-    CoverOpen,
-    Error,
-}
 
 /// A printer's live status, shared with the API (read-only there).
 #[derive(Debug, Clone, Serialize)]

@@ -6,8 +6,9 @@
 pub mod transport;
 
 use crate::config::{SlipTarget, TerminalConfig};
+use crate::device::DeviceState;
 use crate::journal::{Job, JobId, JobKind, JobState, Journal};
-use crate::printer::{DeviceState, PrinterHandle, error_json};
+use crate::printer::{PrinterHandle, error_json};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

@@ -3,10 +3,8 @@
 //! carrying bare APDUs.
 
 use std::collections::VecDeque;
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_serial::SerialPortBuilderExt;
 use zvt::link::{LinkConfig, LinkEvent, SerialLink};
 use zvt::{Apdu, ApduDecoder};
 
@@ -71,24 +69,8 @@ impl Transport {
                 decoder: ApduDecoder::new(),
             }
         } else {
-            let port = tokio_serial::new(target, baud)
-                .data_bits(tokio_serial::DataBits::Eight)
-                .parity(tokio_serial::Parity::None)
-                .stop_bits(tokio_serial::StopBits::Two)
-                .flow_control(tokio_serial::FlowControl::None)
-                .open_native_async()
-                .map_err(|e| {
-                    let t = e.to_string();
-                    if t.contains("exclusive") {
-                        err("the port is in use by another process".into())
-                    } else {
-                        err(t)
-                    }
-                })?;
-            // SAFETY: flock on a descriptor owned by `port` for its whole life.
-            if unsafe { libc::flock(port.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-                return Err(err("the port is in use by another process".into()));
-            }
+            let port = crate::port::open_exclusive(target, baud, crate::port::StopBits::Two)
+                .map_err(err)?;
             Kind::Serial {
                 port,
                 link: Box::new(SerialLink::new(LinkConfig::default())),

@@ -1,8 +1,8 @@
 //! What printers and terminals share: a live status that the API reads and that changes in
 //! one place, which publishes every change of state on the event bus.
 
+use super::DeviceState;
 use crate::events::EventBus;
-use crate::printer::DeviceState;
 use std::sync::Mutex;
 
 /// A device status that knows its state and the plain-words detail of it.

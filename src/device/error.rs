@@ -1,0 +1,140 @@
+//! The vendor-neutral device error: what went wrong in words a POS can act on, the
+//! category it scripts against, and the device's own code for the technician.
+
+use serde::{Deserialize, Serialize};
+
+/// The vendor-neutral category of a device error (the API's `code`).
+///
+/// Protocol drivers map their own error catalogues onto these; the job outcomes the device
+/// tasks decide (`needs_attention`, `not_charged`, ...) use the same field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCategory {
+    PaperOut,
+    CoverOpen,
+    DailyReportRequired,
+    ItemLocked,
+    TotalMismatch,
+    InvalidVat,
+    MemoryFull,
+    TransactionState,
+    InvalidField,
+    DeviceBusy,
+    DeviceFault,
+    Clock,
+    Blocked,
+    Transport,
+    Protocol,
+    Unknown,
+    /// A device error without a finer category (e.g. attempts exhausted).
+    DeviceError,
+    /// The journaled job cannot be carried out by this device.
+    InvalidJob,
+    /// Whether the device completed the job cannot be proved: a person must settle it.
+    NeedsAttention,
+    /// The card terminal declined the payment.
+    CardDeclined,
+    /// The payment was reversed on the terminal (e.g. its receipt could not be printed).
+    PaymentReversed,
+    /// The card was not charged (the terminal aborted or refused before authorising).
+    NotCharged,
+    /// A sale's receipt was not printed.
+    ReceiptNotPrinted,
+    /// The printer a sale needs is not available.
+    PrinterUnavailable,
+}
+
+impl ErrorCategory {
+    /// The snake_case API name (`paper_out`, `needs_attention`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCategory::PaperOut => "paper_out",
+            ErrorCategory::CoverOpen => "cover_open",
+            ErrorCategory::DailyReportRequired => "daily_report_required",
+            ErrorCategory::ItemLocked => "item_locked",
+            ErrorCategory::TotalMismatch => "total_mismatch",
+            ErrorCategory::InvalidVat => "invalid_vat",
+            ErrorCategory::MemoryFull => "memory_full",
+            ErrorCategory::TransactionState => "transaction_state",
+            ErrorCategory::InvalidField => "invalid_field",
+            ErrorCategory::DeviceBusy => "device_busy",
+            ErrorCategory::DeviceFault => "device_fault",
+            ErrorCategory::Clock => "clock",
+            ErrorCategory::Blocked => "blocked",
+            ErrorCategory::Transport => "transport",
+            ErrorCategory::Protocol => "protocol",
+            ErrorCategory::Unknown => "unknown",
+            ErrorCategory::DeviceError => "device_error",
+            ErrorCategory::InvalidJob => "invalid_job",
+            ErrorCategory::NeedsAttention => "needs_attention",
+            ErrorCategory::CardDeclined => "card_declined",
+            ErrorCategory::PaymentReversed => "payment_reversed",
+            ErrorCategory::NotCharged => "not_charged",
+            ErrorCategory::ReceiptNotPrinted => "receipt_not_printed",
+            ErrorCategory::PrinterUnavailable => "printer_unavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCategory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One device error, as a job's `error` and the API show it:
+/// `{"code": <category>, "message": ..., "field": null, "device_code": <the device's own code>}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceError {
+    /// The vendor-neutral category.
+    #[serde(rename = "code")]
+    pub category: ErrorCategory,
+    /// What happened, on which device, and what to do.
+    pub message: String,
+    /// Always null for device errors; present so the shape matches API validation errors.
+    #[serde(default)]
+    pub field: Option<String>,
+    /// The device's own error code (a POSNET error number, a ZVT result code), if it gave one.
+    #[serde(default)]
+    pub device_code: Option<u32>,
+}
+
+impl DeviceError {
+    /// An error of `category` with a plain message and the device's own code.
+    pub fn new(
+        category: ErrorCategory,
+        message: impl Into<String>,
+        device_code: Option<u32>,
+    ) -> Self {
+        DeviceError {
+            category,
+            message: message.into(),
+            field: None,
+            device_code,
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for DeviceError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_form_is_the_api_error_shape() {
+        let e = DeviceError::new(ErrorCategory::ItemLocked, "printer fp1 refused", Some(2106));
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"code": "item_locked", "message": "printer fp1 refused", "field": null, "device_code": 2106})
+        );
+        assert_eq!(serde_json::from_value::<DeviceError>(v).unwrap(), e);
+    }
+}

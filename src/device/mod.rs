@@ -1,0 +1,50 @@
+//! The vocabulary every device shares, whatever its protocol: its state as the API shows it,
+//! the vendor-neutral device error, and the live status cell that publishes changes.
+//!
+//! Nothing here knows a protocol. Printer and terminal drivers, the device tasks, the API,
+//! events and metrics all speak these types, so none of them imports from another.
+
+mod error;
+mod status;
+
+pub use error::{DeviceError, ErrorCategory};
+pub use status::{Observable, StatusCell};
+
+use serde::{Deserialize, Serialize};
+
+/// What the API shows of a device's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceState {
+    Ready,
+    Busy,
+    Offline,
+    PaperOut,
+    /// The paper is running low (POSNET `sdev` `pe`): documents still print.
+    PaperLow,
+    CoverOpen,
+    Error,
+}
+
+impl DeviceState {
+    /// The state as its API name (`ready`, `paper_out`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceState::Ready => "ready",
+            DeviceState::Busy => "busy",
+            DeviceState::Offline => "offline",
+            DeviceState::PaperOut => "paper_out",
+            DeviceState::PaperLow => "paper_low",
+            DeviceState::CoverOpen => "cover_open",
+            DeviceState::Error => "error",
+        }
+    }
+
+    /// Whether the device takes work in this state (health checks count it as up).
+    pub fn is_up(self) -> bool {
+        matches!(
+            self,
+            DeviceState::Ready | DeviceState::Busy | DeviceState::PaperLow
+        )
+    }
+}
