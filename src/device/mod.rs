@@ -48,3 +48,18 @@ impl DeviceState {
         )
     }
 }
+
+/// The document counters a fiscal printer keeps, in a protocol-neutral form. Recovery
+/// compares them before and after a document to decide whether it was printed.
+///
+/// The JSON field names are those the journal has always stored (POSNET `scnt`'s), so
+/// journals written before drivers existed read back unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DocumentCounters {
+    /// The number of the last completed receipt.
+    pub last_receipt: u64,
+    /// How many daily (Z) reports the printer has made.
+    pub daily_reports: u64,
+    /// The number the next non-fiscal printout (or cash operation) will get.
+    pub next_printout: u64,
+}
