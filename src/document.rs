@@ -63,21 +63,6 @@ impl Method {
         ("mobile", Method::Mobile),
         ("other", Method::Other),
     ];
-
-    /// The POSNET payment form.
-    pub fn posnet(self) -> posnet::PaymentKind {
-        use posnet::PaymentKind as K;
-        match self {
-            Method::Cash => K::Cash,
-            Method::Card => K::Card,
-            Method::Cheque => K::Cheque,
-            Method::Voucher => K::Voucher,
-            Method::Credit => K::Credit,
-            Method::Transfer => K::Transfer,
-            Method::Mobile => K::Mobile,
-            Method::Other => K::Other,
-        }
-    }
 }
 
 /// A validated receipt line.

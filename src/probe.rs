@@ -12,7 +12,8 @@
 //! Nothing fiscal and nothing that changes a device's state: no registration, no
 //! receipt, no payment.
 
-use crate::printer::link::{Link, LinkError, LinkStats};
+use crate::device::LinkStats;
+use crate::drivers::posnet::link::{Link, LinkError};
 use crate::terminal::transport::{Transport, TransportError};
 use posnet::Command;
 use posnet::reply::{SLOT_LETTERS, Scomm, Sid, VatRate, VatTable};

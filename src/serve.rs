@@ -2,8 +2,9 @@
 //! together, and shuts them down in order on SIGTERM/SIGINT.
 
 use crate::api::{self, AppState, Tokens};
-use crate::config::Config;
+use crate::config::{Config, PrinterProtocol};
 use crate::device::DeviceState;
+use crate::drivers::posnet::PosnetPrinter;
 use crate::journal::Journal;
 use crate::printer::{PrinterHandle, PrinterTask};
 use crate::terminal::{TerminalHandle, TerminalTask};
@@ -109,13 +110,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .follow_jobs(journal.clone(), job_changes, shutdown.clone()),
     );
     for handle in printers.values() {
-        let task = PrinterTask {
-            handle: handle.clone(),
-            journal: journal.clone(),
-            events: events.clone(),
-            shutdown: shutdown.clone(),
-        };
-        tasks.spawn(task.run());
+        let (h, j, e, s) = (
+            handle.clone(),
+            journal.clone(),
+            events.clone(),
+            shutdown.clone(),
+        );
+        // The driver is picked by the entry's `protocol`.
+        match handle.config.protocol {
+            PrinterProtocol::Posnet => {
+                tasks.spawn(PrinterTask::<PosnetPrinter>::new(h, j, e, s).run());
+            }
+        }
     }
     for handle in terminals.values() {
         let task = TerminalTask {

@@ -5,6 +5,7 @@
 //! events and metrics all speak these types, so none of them imports from another.
 
 mod error;
+pub mod printer;
 mod status;
 
 pub use error::{DeviceError, ErrorCategory};
@@ -62,4 +63,17 @@ pub struct DocumentCounters {
     pub daily_reports: u64,
     /// The number the next non-fiscal printout (or cash operation) will get.
     pub next_printout: u64,
+}
+
+/// Byte and frame counters of one device link, in both directions (the API's `link`).
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct LinkStats {
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    pub frames_out: u64,
+    pub frames_in: u64,
+    /// Frames that arrived damaged (bad CRC, bad structure).
+    pub frame_errors: u64,
+    /// Bytes between frames that belonged to none.
+    pub garbage_bytes: u64,
 }

@@ -8,7 +8,7 @@ pub mod transport;
 use crate::config::{SlipTarget, TerminalConfig};
 use crate::device::DeviceState;
 use crate::journal::{Job, JobId, JobKind, JobState, Journal};
-use crate::printer::{PrinterHandle, error_json};
+use crate::printer::PrinterHandle;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -18,6 +18,11 @@ use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 use transport::{Transport, TransportError};
 use zvt::{EcrCommand, PtMessage, TransactionResult};
+
+/// A job's error object as the API shows it (see [`crate::device::DeviceError`]).
+fn error_json(code: &str, message: impl Into<String>, device_code: Option<u32>) -> Value {
+    json!({"code": code, "message": message.into(), "field": null, "device_code": device_code})
+}
 
 /// ZVT registration config: the register prints receipts via print-line messages (0x80),
 /// payment receipts (0x02), wants intermediate status (0x08), amount entry (0x10) and

@@ -1,6 +1,7 @@
 //! The serial link to one POSNET printer: opens the port (with an exclusive lock),
 //! sends command frames and reads the matching reply through the sans-IO decoder.
 
+use crate::device::LinkStats;
 use posnet::{Command, Decoded, Frame, FrameDecoder};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,17 +18,6 @@ pub enum LinkError {
     Open { path: String, reason: String },
     #[error("text cannot be sent to the printer: {0}")]
     Text(#[from] posnet::TextError),
-}
-
-/// Byte and frame counters for one link, in both directions.
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
-pub struct LinkStats {
-    pub bytes_out: u64,
-    pub bytes_in: u64,
-    pub frames_out: u64,
-    pub frames_in: u64,
-    pub frame_errors: u64,
-    pub garbage_bytes: u64,
 }
 
 /// An open serial connection to a printer.

@@ -1,0 +1,465 @@
+//! The POSNET driver: a [`FiscalPrinter`] over `protocols/posnet`.
+//!
+//! It turns documents into POSNET commands (`trinit`, `trline`, `trpayment`, `trend`,
+//! `dailyrep`, `cash`, `formstart`/`formline`/`formend`), reads identity, status and
+//! counters (`sid`, `vatget`, `scomm`, `sprn`, `sdev`, `scnt`, `rtcget`), and maps POSNET
+//! error codes onto the neutral [`DeviceError`].
+
+pub mod link;
+
+use crate::device::printer::{
+    Activity, Document, DocumentSteps, FiscalPrinter, Hold, Mechanism, PrinterError,
+    PrinterIdentity, PrinterLink, VatRate, VatSlot,
+};
+use crate::device::{DeviceError, DocumentCounters, ErrorCategory};
+use crate::document::Method;
+use link::{Link, LinkError};
+use posnet::reply::{Rtc, SLOT_LETTERS, Scnt, Scomm, Sdev, Sid, Sprn, VatTable};
+use posnet::{Command, Frame};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How often a command refused with a frame error is sent again.
+const FRAME_ERROR_RESENDS: u32 = 2;
+/// The POSNET error "a receipt is already open" (at `trinit`).
+const RECEIPT_ALREADY_OPEN: u32 = 2038;
+/// The form number of non-fiscal printouts.
+const PRINTOUT_FORM: u16 = 200;
+
+/// One open connection to a POSNET printer.
+pub struct PosnetPrinter {
+    link: Link,
+    config: PrinterLink,
+}
+
+/// The neutral category of a POSNET error code.
+pub fn category(c: posnet::error::Category) -> ErrorCategory {
+    use posnet::error::Category as C;
+    match c {
+        C::PaperOut => ErrorCategory::PaperOut,
+        C::CoverOpen => ErrorCategory::CoverOpen,
+        C::DailyReportRequired => ErrorCategory::DailyReportRequired,
+        C::ItemLocked => ErrorCategory::ItemLocked,
+        C::TotalMismatch => ErrorCategory::TotalMismatch,
+        C::InvalidVat => ErrorCategory::InvalidVat,
+        C::MemoryFull => ErrorCategory::MemoryFull,
+        C::TransactionState => ErrorCategory::TransactionState,
+        C::InvalidField => ErrorCategory::InvalidField,
+        C::DeviceBusy => ErrorCategory::DeviceBusy,
+        C::DeviceFault => ErrorCategory::DeviceFault,
+        C::Clock => ErrorCategory::Clock,
+        C::Blocked => ErrorCategory::Blocked,
+        C::Transport => ErrorCategory::Transport,
+        C::Protocol => ErrorCategory::Protocol,
+        C::Unknown => ErrorCategory::Unknown,
+    }
+}
+
+/// The job error for a printer's refusal of `mnemonic` with `code` (`frame` for a frame
+/// error: the command was not taken intact).
+pub fn refusal(device: &str, mnemonic: &str, code: u32, frame: bool) -> DeviceError {
+    let info = if frame {
+        posnet::error::frame_error(code)
+    } else {
+        posnet::error::command_error(code)
+    };
+    let category = if frame {
+        ErrorCategory::Protocol
+    } else {
+        category(info.category)
+    };
+    DeviceError::new(
+        category,
+        format!(
+            "printer {device} refused `{mnemonic}` with error {code}: {}",
+            info.message
+        ),
+        Some(code),
+    )
+}
+
+/// The POSNET payment form of a neutral payment method.
+pub fn payment_kind(method: Method) -> posnet::PaymentKind {
+    use posnet::PaymentKind as K;
+    match method {
+        Method::Cash => K::Cash,
+        Method::Card => K::Card,
+        Method::Cheque => K::Cheque,
+        Method::Voucher => K::Voucher,
+        Method::Credit => K::Credit,
+        Method::Transfer => K::Transfer,
+        Method::Mobile => K::Mobile,
+        Method::Other => K::Other,
+    }
+}
+
+fn link_error(e: LinkError) -> PrinterError {
+    match e {
+        LinkError::Timeout(d) => PrinterError::Link(format!(
+            "the printer does not answer (no reply within {d:?})"
+        )),
+        LinkError::Text(t) => {
+            PrinterError::Unsupported(format!("text cannot be sent to the printer: {t}"))
+        }
+        e => PrinterError::Link(e.to_string()),
+    }
+}
+
+fn bad_reply(e: posnet::reply::ReplyError) -> PrinterError {
+    PrinterError::Protocol(e.to_string())
+}
+
+impl PosnetPrinter {
+    fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    /// One command: send, wait for its reply, classify error replies.
+    ///
+    /// - While the printer holds the command for lack of paper (or an open cover), wait as
+    ///   long as the task's paper-wait policy says.
+    /// - If it answers status but not the command, its reply was lost: ask for it again
+    ///   with `rpt`. A printer that does not know the token never ran the command, so it is
+    ///   sent once more.
+    /// - A frame error (e.g. a bad CRC after line noise) means the frame was not taken, so
+    ///   it is sent again, up to `FRAME_ERROR_RESENDS` times.
+    async fn cmd(&mut self, command: &Command, timeout: Duration) -> Result<Frame, PrinterError> {
+        let mut resent = 0;
+        let mut unknown_token = false;
+        let frame = loop {
+            let frame = match self.link.exchange(command, timeout).await {
+                Ok(f) => f,
+                Err((LinkError::Timeout(_), token)) => match self.wait_held(command, token).await {
+                    Ok(f) => f,
+                    Err(PrinterError::NoReply) => {
+                        let mnemonic = command.to_frame().mnemonic;
+                        let t = self.config.command_timeout;
+                        match self
+                            .link
+                            .repeat(&mnemonic, token, t)
+                            .await
+                            .map_err(link_error)?
+                        {
+                            Some(f) => {
+                                crate::metrics::retry(self.id(), "rpt");
+                                tracing::info!(
+                                    printer = self.id(),
+                                    mnemonic,
+                                    token,
+                                    "recovered a lost reply with rpt"
+                                );
+                                f
+                            }
+                            None if !unknown_token => {
+                                tracing::warn!(
+                                    printer = self.id(),
+                                    mnemonic,
+                                    token,
+                                    "the printer never got the command; sending it again"
+                                );
+                                unknown_token = true;
+                                crate::metrics::retry(self.id(), "resend");
+                                continue;
+                            }
+                            None => return Err(link_error(LinkError::Timeout(timeout))),
+                        }
+                    }
+                    Err(e) => return Err(e),
+                },
+                Err((e, _)) => return Err(link_error(e)),
+            };
+            if frame.is_frame_error() && resent < FRAME_ERROR_RESENDS {
+                resent += 1;
+                crate::metrics::retry(self.id(), "frame_error");
+                tracing::warn!(printer = self.id(), mnemonic = command.mnemonic(), code = ?frame.error_code, "frame error; sending the command again");
+                continue;
+            }
+            break frame;
+        };
+        if let Some(code) = frame.error_code {
+            return Err(PrinterError::Refused(refusal(
+                self.id(),
+                command.mnemonic(),
+                code,
+                frame.is_frame_error(),
+            )));
+        }
+        Ok(frame)
+    }
+
+    /// The printer did not answer in time. If it reports paper out or an open cover, it is
+    /// holding the command (`token`): keep waiting for the reply while polling its state.
+    /// `NoReply` when it answers status without any reason to hold the command.
+    async fn wait_held(&mut self, command: &Command, token: u16) -> Result<Frame, PrinterError> {
+        let mnemonic = command.to_frame().mnemonic;
+        let t = self.config.command_timeout;
+        let since = Instant::now();
+        let mut held = false;
+        loop {
+            let sprn = match self
+                .link
+                .exchange(&Command::SPrn { immediate: true }, t)
+                .await
+            {
+                Ok(f) if f.error_code.is_none() => Sprn::from_frame(&f).map_err(bad_reply)?,
+                Ok(f) => {
+                    return Err(PrinterError::Protocol(format!(
+                        "status query failed: {f:?}"
+                    )));
+                }
+                Err((e, _)) => return Err(link_error(e)),
+            };
+            let state = mechanism_of(sprn);
+            self.config.observer.mechanism(state);
+            if !state.holds() {
+                if !held {
+                    return Err(PrinterError::NoReply);
+                }
+                // Condition cleared: the held command runs now; give it a normal timeout.
+                return match self
+                    .link
+                    .receive(&mnemonic, Some(token), Instant::now() + t)
+                    .await
+                {
+                    Ok(f) => Ok(f),
+                    Err(LinkError::Timeout(_)) => Err(PrinterError::NoReply),
+                    Err(e) => Err(link_error(e)),
+                };
+            }
+            held = true;
+            match self.config.observer.hold(since) {
+                Hold::Wait => {}
+                Hold::GiveUp => return Err(PrinterError::PaperTimeout),
+                Hold::Stop => {
+                    return Err(PrinterError::Aborted(
+                        crate::device::printer::Abort::Shutdown,
+                    ));
+                }
+            }
+            let slice = Instant::now() + Duration::from_millis(500);
+            match self.link.receive(&mnemonic, Some(token), slice).await {
+                Ok(f) => {
+                    self.config.observer.mechanism(Mechanism::default());
+                    return Ok(f);
+                }
+                Err(LinkError::Timeout(_)) => {}
+                Err(e) => return Err(link_error(e)),
+            }
+        }
+    }
+
+    async fn query(&mut self, command: &Command) -> Result<Frame, PrinterError> {
+        let t = self.config.command_timeout;
+        self.cmd(command, t).await
+    }
+
+    async fn receipt(
+        &mut self,
+        r: &crate::document::Receipt,
+        steps: &mut impl DocumentSteps,
+    ) -> Result<(), PrinterError> {
+        let init = Command::TrInit { block_mode: false };
+        match self.query(&init).await {
+            // A document was opened after our `scomm` (a command held from an earlier
+            // connection, or another program): it is not ours, so cancel it.
+            Err(PrinterError::Refused(DeviceError {
+                device_code: Some(RECEIPT_ALREADY_OPEN),
+                ..
+            })) => {
+                tracing::warn!(
+                    printer = self.id(),
+                    "a receipt was already open at trinit; cancelling it"
+                );
+                self.query(&Command::PrnCancel).await?;
+                self.query(&init).await?;
+            }
+            r => {
+                r?;
+            }
+        }
+        if let Some(nip) = &r.buyer_nip {
+            self.query(&Command::TrNipSet { nip: nip.clone() }).await?;
+        }
+        for l in &r.lines {
+            let line = posnet::Line {
+                name: l.name.clone(),
+                vat_slot: (l.vat as u8).saturating_sub(b'A'),
+                unit_price: l.unit_price,
+                quantity: l.quantity,
+                amount: l.amount,
+                unit: l.unit.clone(),
+            };
+            self.query(&Command::TrLine(line)).await?;
+        }
+        for p in &r.payments {
+            let c = Command::TrPayment {
+                kind: payment_kind(p.method),
+                amount: p.amount,
+                name: None,
+                change: false,
+            };
+            self.query(&c).await?;
+        }
+        let change = r.change();
+        if change > 0 {
+            let c = Command::TrPayment {
+                kind: posnet::PaymentKind::Cash,
+                amount: change,
+                name: None,
+                change: true,
+            };
+            self.query(&c).await?;
+        }
+        steps.closing().await.map_err(PrinterError::Aborted)?;
+        self.query(&Command::TrEnd {
+            total: r.total,
+            payments: r.paid(),
+            change,
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn printout(
+        &mut self,
+        p: &crate::document::Printout,
+        steps: &mut impl DocumentSteps,
+    ) -> Result<(), PrinterError> {
+        self.query(&Command::FormStart {
+            form: PRINTOUT_FORM,
+            header: None,
+        })
+        .await?;
+        for (i, text) in p.lines.iter().enumerate() {
+            // The printer takes no empty line: a space prints as one.
+            let text = if text.is_empty() {
+                " ".to_string()
+            } else {
+                text.clone()
+            };
+            let line = u16::try_from(i).unwrap_or(u16::MAX);
+            self.query(&Command::FormLine {
+                form: PRINTOUT_FORM,
+                line,
+                text,
+            })
+            .await?;
+        }
+        steps.closing().await.map_err(PrinterError::Aborted)?;
+        self.query(&Command::FormEnd {
+            form: PRINTOUT_FORM,
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+fn mechanism_of(sprn: Sprn) -> Mechanism {
+    Mechanism {
+        paper_out: sprn.paper_out(),
+        cover_open: sprn.cover_open(),
+    }
+}
+
+fn vat_slots(table: &VatTable) -> Vec<VatSlot> {
+    table
+        .0
+        .iter()
+        .zip(SLOT_LETTERS)
+        .map(|(rate, letter)| VatSlot {
+            letter,
+            rate: match rate {
+                posnet::reply::VatRate::Percent(bp) => VatRate::BasisPoints(*bp),
+                posnet::reply::VatRate::Exempt => VatRate::Exempt,
+                posnet::reply::VatRate::Inactive => VatRate::Inactive,
+            },
+        })
+        .collect()
+}
+
+impl FiscalPrinter for PosnetPrinter {
+    async fn open(config: PrinterLink) -> Result<Self, PrinterError> {
+        let link =
+            Link::open(&config.path, config.baud, config.stats.clone()).map_err(link_error)?;
+        Ok(PosnetPrinter { link, config })
+    }
+
+    async fn identify(&mut self) -> Result<PrinterIdentity, PrinterError> {
+        self.link.reset_input();
+        let sid = Sid::from_frame(&self.query(&Command::SId).await?).map_err(bad_reply)?;
+        let vat = VatTable::from_frame(&self.query(&Command::VatGet).await?).map_err(bad_reply)?;
+        let scomm = Scomm::from_frame(&self.query(&Command::SComm).await?).map_err(bad_reply)?;
+        Ok(PrinterIdentity {
+            model: sid.name,
+            firmware: sid.version,
+            serial_number: scomm.unique_number,
+            vat: vat_slots(&vat),
+            read_only: scomm.read_only,
+        })
+    }
+
+    async fn mechanism(&mut self) -> Result<Mechanism, PrinterError> {
+        let f = self.query(&Command::SPrn { immediate: true }).await?;
+        Ok(mechanism_of(Sprn::from_frame(&f).map_err(bad_reply)?))
+    }
+
+    async fn activity(&mut self) -> Result<Activity, PrinterError> {
+        let f = self.query(&Command::SDev { immediate: true }).await?;
+        let sdev = Sdev::from_frame(&f).map_err(bad_reply)?;
+        Ok(Activity {
+            paper_low: sdev.paper_near_end,
+            queue_empty: sdev.queue_empty,
+            waiting_for_operator: sdev.state != 0,
+        })
+    }
+
+    async fn document_open(&mut self) -> Result<bool, PrinterError> {
+        let f = self.query(&Command::SComm).await?;
+        Ok(Scomm::from_frame(&f).map_err(bad_reply)?.transaction != 0)
+    }
+
+    async fn cancel_document(&mut self) -> Result<(), PrinterError> {
+        self.query(&Command::PrnCancel).await.map(|_| ())
+    }
+
+    async fn counters(&mut self) -> Result<DocumentCounters, PrinterError> {
+        let f = self.query(&Command::SCnt).await?;
+        let c = Scnt::from_frame(&f).map_err(bad_reply)?;
+        Ok(DocumentCounters {
+            last_receipt: c.last_receipt,
+            daily_reports: c.daily_reports,
+            next_printout: c.next_printout,
+        })
+    }
+
+    async fn clock(&mut self) -> Result<chrono::NaiveDateTime, PrinterError> {
+        let f = self.query(&Command::RtcGet).await?;
+        Ok(Rtc::from_frame(&f).map_err(bad_reply)?.datetime)
+    }
+
+    async fn print<S: DocumentSteps>(
+        &mut self,
+        document: Document<'_>,
+        steps: &mut S,
+    ) -> Result<(), PrinterError> {
+        match document {
+            Document::Receipt(r) => self.receipt(r, steps).await,
+            Document::DailyReport => {
+                let date = self.clock().await?.date();
+                steps.closing().await.map_err(PrinterError::Aborted)?;
+                let t = self.config.report_timeout;
+                self.cmd(&Command::DailyRep { date }, t).await.map(|_| ())
+            }
+            Document::Cash(c) => {
+                steps.closing().await.map_err(PrinterError::Aborted)?;
+                self.query(&Command::Cash {
+                    amount: c.amount,
+                    deposit: c.deposit,
+                })
+                .await
+                .map(|_| ())
+            }
+            Document::Printout(p) => self.printout(p, steps).await,
+        }
+    }
+}

@@ -1,0 +1,477 @@
+//! One printer job through its journal steps: start, record the counters, print through
+//! the driver (journaling `closing` before the closing command), check the counters, and
+//! reconcile a job that was interrupted. Protocol-neutral.
+
+use super::PrinterTask;
+use super::verdict::{Verdict, counter, verdict};
+use crate::device::printer::{Abort, Document, DocumentSteps, FiscalPrinter, PrinterError};
+use crate::device::{DeviceError, DocumentCounters, ErrorCategory};
+use crate::document::{CashOperation, Printout, Receipt};
+use crate::journal::{Job, JobId, JobKind, JobState, Journal, JournalError};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Attempts before a job whose document was never printed is given up as failed.
+const MAX_ATTEMPTS: i64 = 5;
+/// How long to wait before committing a journal write again after it failed.
+const JOURNAL_RETRY: Duration = Duration::from_secs(1);
+
+/// A printer job's document, as journaled.
+enum OwnedDocument {
+    Receipt(Receipt),
+    DailyReport,
+    Cash(CashOperation),
+    Printout(Printout),
+}
+
+impl OwnedDocument {
+    /// The document of `job`, or why it cannot be printed.
+    fn of(job: &Job) -> Result<OwnedDocument, String> {
+        let doc = || job.request["document"].clone();
+        let bad = |e: serde_json::Error| format!("journaled request is unreadable: {e}");
+        Ok(match job.kind {
+            JobKind::Receipt => OwnedDocument::Receipt(serde_json::from_value(doc()).map_err(bad)?),
+            JobKind::DailyReport => OwnedDocument::DailyReport,
+            JobKind::Cash => OwnedDocument::Cash(serde_json::from_value(doc()).map_err(bad)?),
+            JobKind::Printout => {
+                OwnedDocument::Printout(serde_json::from_value(doc()).map_err(bad)?)
+            }
+            JobKind::Payment | JobKind::EndOfDay | JobKind::Sale => {
+                return Err(format!(
+                    "a {} job cannot run on a printer",
+                    job.kind.as_str()
+                ));
+            }
+        })
+    }
+
+    fn as_document(&self) -> Document<'_> {
+        match self {
+            OwnedDocument::Receipt(r) => Document::Receipt(r),
+            OwnedDocument::DailyReport => Document::DailyReport,
+            OwnedDocument::Cash(c) => Document::Cash(c),
+            OwnedDocument::Printout(p) => Document::Printout(p),
+        }
+    }
+
+    /// The total the result repeats (receipts only).
+    fn total(&self) -> Option<u64> {
+        match self {
+            OwnedDocument::Receipt(r) => Some(r.total),
+            _ => None,
+        }
+    }
+}
+
+/// The last step the journal recorded for `job` (`prepare` when none).
+fn step_of(job: &Job) -> &str {
+    job.step.as_deref().unwrap_or("prepare")
+}
+
+/// The counters recorded before `job`'s document was started.
+fn counters_of(job: &Job) -> Option<DocumentCounters> {
+    job.counters_before
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok())
+}
+
+/// What to do after an attempt.
+enum Next {
+    Finished,
+    Retry(String),
+}
+
+/// The steps of one document: `closing` is journaled before the closing command.
+struct Steps<'a> {
+    journal: &'a Journal,
+    shutdown: &'a tokio_util::sync::CancellationToken,
+    job: JobId,
+    /// Set once `closing` is committed: the closing command may have been sent.
+    closing: bool,
+}
+
+impl DocumentSteps for Steps<'_> {
+    async fn closing(&mut self) -> Result<(), Abort> {
+        set_step(self.journal, self.shutdown, self.job, "closing", None).await?;
+        self.closing = true;
+        Ok(())
+    }
+}
+
+/// Commit `f` to the journal, trying again while the journal fails: a journal failure
+/// never becomes a device error, and the device is not touched until the step is recorded.
+async fn commit<T: Send + 'static>(
+    journal: &Journal,
+    shutdown: &tokio_util::sync::CancellationToken,
+    what: &'static str,
+    f: impl Fn(&Journal) -> Result<T, JournalError> + Clone + Send + 'static,
+) -> Result<T, Abort> {
+    loop {
+        let g = f.clone();
+        match journal.run(move |j| g(j)).await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                tracing::error!(error = %e, what, "journal write failed; trying again without touching the device");
+                tokio::select! {
+                    _ = tokio::time::sleep(JOURNAL_RETRY) => {}
+                    _ = shutdown.cancelled() => return Err(Abort::Shutdown),
+                }
+            }
+        }
+    }
+}
+
+/// Record a recovery step; `Cancelled` when the job is no longer running.
+async fn set_step(
+    journal: &Journal,
+    shutdown: &tokio_util::sync::CancellationToken,
+    id: JobId,
+    step: &'static str,
+    counters: Option<DocumentCounters>,
+) -> Result<(), Abort> {
+    let counters = counters.map(|c| serde_json::to_value(c).unwrap_or(Value::Null));
+    let running = commit(journal, shutdown, step, move |j| {
+        j.set_step(id, step, counters.as_ref(), None)
+    })
+    .await?;
+    if running {
+        Ok(())
+    } else {
+        Err(Abort::Cancelled)
+    }
+}
+
+impl<D: FiscalPrinter> PrinterTask<D> {
+    async fn finish(
+        &self,
+        id: JobId,
+        state: JobState,
+        result: Option<Value>,
+        error: Option<DeviceError>,
+    ) -> Result<(), PrinterError> {
+        let error = error.map(|e| serde_json::to_value(e).unwrap_or(Value::Null));
+        let settled = commit(&self.journal, &self.shutdown, "finish", move |j| {
+            j.finish(id, state, result.as_ref(), error.as_ref())
+        })
+        .await
+        .map_err(PrinterError::Aborted)?;
+        tracing::info!(
+            printer = self.id(),
+            job = id,
+            state = state.as_str(),
+            "job finished"
+        );
+        let _ = self.events.send(id);
+        if let Some(sale) = settled {
+            let _ = self.events.send(sale);
+        }
+        Ok(())
+    }
+
+    fn fail(&self, category: ErrorCategory, message: String) -> DeviceError {
+        DeviceError::new(category, message, None)
+    }
+
+    /// Work on one job: start it, or reconcile it if it was interrupted.
+    pub(super) async fn work(&self, printer: &mut D, job: Job) -> Result<(), PrinterError> {
+        let id = job.id;
+        let mut job = job;
+        if job.state == JobState::Queued {
+            let started = commit(&self.journal, &self.shutdown, "start", move |j| j.start(id))
+                .await
+                .map_err(PrinterError::Aborted)?;
+            if !started {
+                return Ok(());
+            }
+            let _ = self.events.send(id);
+            job.step = Some("prepare".into());
+            job.attempts += 1;
+        }
+        let document = match OwnedDocument::of(&job) {
+            Ok(d) => d,
+            Err(why) => {
+                // Nothing can have been printed for a job that could not be read.
+                let err = self.fail(
+                    ErrorCategory::InvalidJob,
+                    format!("printer {}: {why}", self.id()),
+                );
+                return self.finish(id, JobState::Failed, None, Some(err)).await;
+            }
+        };
+        loop {
+            let outcome = if step_of(&job) == "prepare" {
+                self.execute(printer, &job, &document).await
+            } else {
+                self.reconcile(printer, &job, &document).await
+            };
+            match outcome {
+                Ok(Next::Finished) => return Ok(()),
+                Ok(Next::Retry(why)) => {
+                    if job.attempts >= MAX_ATTEMPTS {
+                        let err = self.fail(
+                            ErrorCategory::DeviceError,
+                            format!(
+                                "printer {} did not complete the document in {MAX_ATTEMPTS} attempts; last: {why}",
+                                self.id()
+                            ),
+                        );
+                        return self.finish(id, JobState::Failed, None, Some(err)).await;
+                    }
+                    let w = why.clone();
+                    commit(&self.journal, &self.shutdown, "retry", move |j| {
+                        j.retry(id, &w)
+                    })
+                    .await
+                    .map_err(PrinterError::Aborted)?;
+                    job.step = Some("prepare".into());
+                    job.counters_before = None;
+                    job.attempts += 1;
+                    crate::metrics::retry(self.id(), "reprint");
+                    tracing::info!(printer = self.id(), job = id, reason = %why, "printing the document again");
+                }
+                Err(PrinterError::Refused(e)) if step_of(&job) == "prepare" => {
+                    return self.finish(id, JobState::Failed, None, Some(e)).await;
+                }
+                Err(PrinterError::Aborted(Abort::Shutdown)) => return Ok(()),
+                Err(PrinterError::Aborted(Abort::Cancelled)) => {
+                    tracing::info!(
+                        printer = self.id(),
+                        job = id,
+                        "the job was cancelled before printing"
+                    );
+                    let _ = self.events.send(id);
+                    return Ok(());
+                }
+                Err(PrinterError::Unsupported(why)) if step_of(&job) == "prepare" => {
+                    let err = self.fail(
+                        ErrorCategory::InvalidJob,
+                        format!("printer {}: {why}", self.id()),
+                    );
+                    return self.finish(id, JobState::Failed, None, Some(err)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A fresh attempt: record the counters, then print the document.
+    async fn execute(
+        &self,
+        printer: &mut D,
+        job: &Job,
+        document: &OwnedDocument,
+    ) -> Result<Next, PrinterError> {
+        if printer.document_open().await? {
+            tracing::warn!(
+                printer = self.id(),
+                "a document was left open on the printer; cancelling it"
+            );
+            printer.cancel_document().await?;
+        }
+        let before = printer.counters().await?;
+        set_step(
+            &self.journal,
+            &self.shutdown,
+            job.id,
+            "printing",
+            Some(before),
+        )
+        .await
+        .map_err(PrinterError::Aborted)?;
+        let mut steps = Steps {
+            journal: &self.journal,
+            shutdown: &self.shutdown,
+            job: job.id,
+            closing: false,
+        };
+        let printed = printer.print(document.as_document(), &mut steps).await;
+        let closing = steps.closing;
+        match printed {
+            Ok(()) => {}
+            Err(PrinterError::Refused(e)) => {
+                // The printer refused: cancel what is open so nothing half-done remains.
+                printer.cancel_document().await?;
+                self.finish(job.id, JobState::Failed, None, Some(e)).await?;
+                return Ok(Next::Finished);
+            }
+            Err(PrinterError::Unsupported(why)) if !closing => {
+                printer.cancel_document().await?;
+                let err = self.fail(
+                    ErrorCategory::InvalidJob,
+                    format!("printer {}: {why}", self.id()),
+                );
+                self.finish(job.id, JobState::Failed, None, Some(err))
+                    .await?;
+                return Ok(Next::Finished);
+            }
+            Err(PrinterError::PaperTimeout) if closing => {
+                // The closing command is held by the printer and runs when paper is put
+                // in: the document may still be printed, so it cannot be failed.
+                let err = self.fail(
+                    ErrorCategory::NeedsAttention,
+                    format!(
+                        "printer {} holds the closing command of job {} for lack of paper (or an open cover) \
+                         for longer than {:?}; it prints when paper is put in. Check the printer, then settle the job by hand.",
+                        self.id(),
+                        job.id,
+                        self.handle.config.paper_wait()
+                    ),
+                );
+                self.finish(job.id, JobState::NeedsAttention, None, Some(err))
+                    .await?;
+                return Ok(Next::Finished);
+            }
+            Err(PrinterError::PaperTimeout) => {
+                let err = self.fail(
+                    ErrorCategory::PaperOut,
+                    format!(
+                        "printer {} had no paper (or an open cover) for {:?}; the document was not completed. Put in paper and resend",
+                        self.id(),
+                        self.handle.config.paper_wait()
+                    ),
+                );
+                self.finish(job.id, JobState::Failed, None, Some(err))
+                    .await?;
+                return Ok(Next::Finished);
+            }
+            Err(e) => return Err(e),
+        }
+        self.reconcile_after(printer, job, document, before, "closed")
+            .await
+    }
+
+    /// An interrupted job: find out from the printer what happened.
+    async fn reconcile(
+        &self,
+        printer: &mut D,
+        job: &Job,
+        document: &OwnedDocument,
+    ) -> Result<Next, PrinterError> {
+        let Some(before) = counters_of(job) else {
+            return Ok(Next::Retry(
+                "no counters were recorded; nothing was sent".into(),
+            ));
+        };
+        tracing::info!(printer = self.id(), job = job.id, step = ?job.step, "reconciling an interrupted job from the printer's counters");
+        // Commands sent before the interruption may still wait in the printer's queue (held
+        // for paper, say): the counters mean nothing until they have run.
+        self.wait_until_idle(printer).await?;
+        if printer.document_open().await? {
+            printer.cancel_document().await?;
+        }
+        let step = step_of(job).to_string();
+        self.reconcile_after(printer, job, document, before, &step)
+            .await
+    }
+
+    /// Wait until the printer has carried out every command sent earlier and is not waiting
+    /// for its operator, for at most `paper_wait`.
+    async fn wait_until_idle(&self, printer: &mut D) -> Result<(), PrinterError> {
+        let deadline = tokio::time::Instant::now() + self.handle.config.paper_wait();
+        loop {
+            let a = printer.activity().await?;
+            if a.queue_empty && !a.waiting_for_operator {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(PrinterError::PaperTimeout);
+            }
+            tracing::info!(
+                printer = self.id(),
+                queue_empty = a.queue_empty,
+                waiting_for_operator = a.waiting_for_operator,
+                "waiting for the printer to finish its queued commands"
+            );
+            self.poll_status(printer).await?;
+            if self.pause(Duration::from_millis(500)).await {
+                return Err(PrinterError::Aborted(Abort::Shutdown));
+            }
+        }
+    }
+
+    /// Compare the counters with those recorded before the document and decide.
+    async fn reconcile_after(
+        &self,
+        printer: &mut D,
+        job: &Job,
+        document: &OwnedDocument,
+        before: DocumentCounters,
+        step: &str,
+    ) -> Result<Next, PrinterError> {
+        let after = printer.counters().await?;
+        let (Some(b), Some(a)) = (counter(job.kind, &before), counter(job.kind, &after)) else {
+            return Err(PrinterError::Unsupported(format!(
+                "a {} job cannot run on a printer",
+                job.kind.as_str()
+            )));
+        };
+        let verdict = verdict(step, b, a);
+        if step != "closed" {
+            // Not the check after a normal print: an interrupted job's reconciliation.
+            let outcome = match verdict {
+                Verdict::Printed => "printed",
+                Verdict::NotPrinted => "not_printed",
+                Verdict::Unknown => "needs_attention",
+            };
+            crate::metrics::reconciliation(self.id(), outcome);
+        }
+        match verdict {
+            Verdict::Printed => {
+                let at = printer.clock().await?;
+                let result = self.result(job, document, &after, at);
+                self.finish(job.id, JobState::Done, Some(result), None)
+                    .await?;
+                Ok(Next::Finished)
+            }
+            Verdict::NotPrinted => Ok(Next::Retry(format!(
+                "the printer's counter did not move (still {a}): the document was not printed"
+            ))),
+            Verdict::Unknown => {
+                let err = self.fail(
+                    ErrorCategory::NeedsAttention,
+                    format!(
+                        "printer {}: cannot tell whether job {} was printed: the document counter went from {b} to {a} at step '{step}'. \
+                         Check the printer's last documents and settle the job by hand; it will not be retried.",
+                        self.id(),
+                        job.id
+                    ),
+                );
+                self.finish(job.id, JobState::NeedsAttention, None, Some(err))
+                    .await?;
+                Ok(Next::Finished)
+            }
+        }
+    }
+
+    /// A printed job's result.
+    fn result(
+        &self,
+        job: &Job,
+        document: &OwnedDocument,
+        after: &DocumentCounters,
+        at: chrono::NaiveDateTime,
+    ) -> Value {
+        let printed_at = at.format("%Y-%m-%dT%H:%M:%S").to_string();
+        match job.kind {
+            JobKind::Receipt => json!({
+                "receipt_number": after.last_receipt,
+                "total": document.total(),
+                "printed_at": printed_at,
+                "printer": self.id(),
+                "printer_serial_number": self.handle.status().serial_number,
+            }),
+            JobKind::DailyReport => json!({
+                "report_number": after.daily_reports,
+                "date": at.date().to_string(),
+                "printed_at": printed_at,
+                "printer": self.id(),
+            }),
+            JobKind::Cash | JobKind::Printout => json!({
+                "printout_number": after.next_printout.saturating_sub(1),
+                "printed_at": printed_at,
+                "printer": self.id(),
+            }),
+            JobKind::Payment | JobKind::EndOfDay | JobKind::Sale => json!({}),
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The exactly-once rule: what a printer's document counter says about an interrupted
+//! document, given the last step the journal recorded. Protocol-neutral.
+
+use crate::device::DocumentCounters;
+use crate::journal::JobKind;
+
+/// What the document counter says about an interrupted document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It was printed (exactly once).
+    Printed,
+    /// It was not printed: printing it again is safe.
+    NotPrinted,
+    /// Neither can be proved: the job goes to `needs_attention`.
+    Unknown,
+}
+
+/// Decide from the counter before the document (`before`), the counter now (`after`)
+/// and the last journaled step. Before `closing` the closing command was never sent,
+/// so the counter must not have moved; from `closing` on, one step means it ran.
+pub fn verdict(step: &str, before: u64, after: u64) -> Verdict {
+    match (step, after.checked_sub(before)) {
+        ("closing" | "closed", Some(1)) => Verdict::Printed,
+        ("printing" | "closing", Some(0)) => Verdict::NotPrinted,
+        _ => Verdict::Unknown,
+    }
+}
+
+/// Which document counter proves that a job of this kind was completed, if it is a printer
+/// job at all.
+pub fn counter(kind: JobKind, c: &DocumentCounters) -> Option<u64> {
+    match kind {
+        JobKind::Receipt => Some(c.last_receipt),
+        JobKind::DailyReport => Some(c.daily_reports),
+        JobKind::Cash | JobKind::Printout => Some(c.next_printout),
+        JobKind::Payment | JobKind::EndOfDay | JobKind::Sale => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Verdict, verdict};
+
+    #[test]
+    fn counters_decide_exactly_once() {
+        assert_eq!(verdict("printing", 7, 7), Verdict::NotPrinted);
+        assert_eq!(verdict("closing", 7, 7), Verdict::NotPrinted);
+        assert_eq!(verdict("closing", 7, 8), Verdict::Printed);
+        assert_eq!(verdict("closed", 7, 8), Verdict::Printed);
+        // The closing command was never sent, yet a document appeared: someone else printed.
+        assert_eq!(verdict("printing", 7, 8), Verdict::Unknown);
+        // The printer acknowledged the closing command but its counter did not move.
+        assert_eq!(verdict("closed", 7, 7), Verdict::Unknown);
+        assert_eq!(verdict("closing", 7, 9), Verdict::Unknown);
+        assert_eq!(
+            verdict("closing", 7, 3),
+            Verdict::Unknown,
+            "counter went backwards (printer replaced?)"
+        );
+    }
+}
