@@ -69,6 +69,18 @@ pub struct EventBus {
     inner: Arc<Inner>,
 }
 
+impl crate::device::StatePublisher for EventBus {
+    fn device_state(
+        &self,
+        device: &str,
+        kind: &'static str,
+        state: DeviceState,
+        detail: Option<&str>,
+    ) {
+        self.device(device, kind, state, detail);
+    }
+}
+
 impl Default for EventBus {
     fn default() -> Self {
         let seed = std::time::SystemTime::now()

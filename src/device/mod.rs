@@ -9,7 +9,7 @@ pub mod printer;
 mod status;
 
 pub use error::{DeviceError, ErrorCategory};
-pub use status::{Observable, StatusCell};
+pub use status::{Observable, StatePublisher, StatusCell};
 
 use serde::{Deserialize, Serialize};
 

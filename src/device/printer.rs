@@ -1,5 +1,5 @@
 //! The fiscal-printer driver trait: what the protocol-neutral printer task
-//! (`crate::printer`) asks of any printer protocol, and the neutral types it speaks.
+//! (the printer task) asks of any printer protocol, and the neutral types it speaks.
 //!
 //! A driver owns one open connection to one printer. It hides the protocol: frames,
 //! tokens, lost replies, resends and held commands are its business. The task owns the

@@ -2,8 +2,19 @@
 //! one place, which publishes every change of state on the event bus.
 
 use super::DeviceState;
-use crate::events::EventBus;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+/// Where devices' changes of state are announced (the event bus implements it).
+pub trait StatePublisher: Send + Sync {
+    /// `device` (of API kind `kind`) is now in `state`, with `detail` in plain words.
+    fn device_state(
+        &self,
+        device: &str,
+        kind: &'static str,
+        state: DeviceState,
+        detail: Option<&str>,
+    );
+}
 
 /// A device status that knows its state and the plain-words detail of it.
 pub trait Observable {
@@ -17,7 +28,7 @@ pub struct StatusCell<T> {
     inner: Mutex<T>,
     device: String,
     kind: &'static str,
-    events: EventBus,
+    events: Option<Arc<dyn StatePublisher>>,
 }
 
 impl<T: Clone + Observable> StatusCell<T> {
@@ -27,13 +38,13 @@ impl<T: Clone + Observable> StatusCell<T> {
             inner: Mutex::new(initial),
             device: device.to_string(),
             kind,
-            events: EventBus::default(),
+            events: None,
         }
     }
 
     /// Publish changes on `events` from now on.
-    pub fn set_events(&mut self, events: EventBus) {
-        self.events = events;
+    pub fn set_events(&mut self, events: impl StatePublisher + 'static) {
+        self.events = Some(Arc::new(events));
     }
 
     /// A copy of the current status.
@@ -47,8 +58,9 @@ impl<T: Clone + Observable> StatusCell<T> {
         let before = (s.state(), s.detail().map(String::from));
         f(&mut s);
         if (s.state(), s.detail()) != (before.0, before.1.as_deref()) {
-            self.events
-                .device(&self.device, self.kind, s.state(), s.detail());
+            if let Some(events) = &self.events {
+                events.device_state(&self.device, self.kind, s.state(), s.detail());
+            }
         }
     }
 }
