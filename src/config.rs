@@ -154,6 +154,21 @@ pub struct ApiConfig {
     /// The role of a request on the Unix socket without a token (default `cashier`).
     #[serde(default = "default_socket_role")]
     pub socket_role: crate::auth::Role,
+    /// Most connections open at once on the loopback TCP listener (default 128).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Most connections open at once on the Unix socket (default 64): a budget of its own,
+    /// so a flood on TCP cannot starve the socket.
+    #[serde(default = "default_max_socket_connections")]
+    pub max_socket_connections: usize,
+}
+
+fn default_max_connections() -> usize {
+    128
+}
+
+fn default_max_socket_connections() -> usize {
+    64
 }
 
 fn default_socket_role() -> crate::auth::Role {

@@ -195,7 +195,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             listener: "socket",
         },
     );
-    servers.spawn(serve_http(unix, app, shutdown.clone(), "socket"));
+    servers.spawn(serve_http(
+        unix,
+        app,
+        shutdown.clone(),
+        "socket",
+        config.api.max_socket_connections,
+    ));
     if let Some(tcp) = tcp {
         config
             .api
@@ -212,7 +218,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 listener: "tcp",
             },
         );
-        servers.spawn(serve_http(tcp, app, shutdown.clone(), "tcp"));
+        servers.spawn(serve_http(
+            tcp,
+            app,
+            shutdown.clone(),
+            "tcp",
+            config.api.max_connections,
+        ));
         tracing::info!(addr, "listening on loopback TCP (bearer token required)");
     }
     tracing::info!(socket = %socket_name, "fiscald is listening");
@@ -318,6 +330,10 @@ fn bind_unix_socket(socket: &Path) -> anyhow::Result<tokio::net::UnixListener> {
 /// Serve the API on one listener (the Unix socket or loopback TCP) until `shutdown`, then
 /// stop accepting and let the requests in flight finish (at most [`DRAIN_TIMEOUT`]).
 ///
+/// At most `max_connections` connections are open at once on this listener; more wait in
+/// the kernel's backlog, holding none of the daemon's file descriptors. Each listener has its
+/// own budget, so a flood on loopback TCP cannot starve the Unix socket.
+///
 /// Every connection gets hyper's [`HEADER_READ_TIMEOUT`] and every request body the
 /// [`BODY_READ_TIMEOUT`], so a client that trickles its request cannot keep a connection
 /// (or a printer's queue) waiting.
@@ -326,9 +342,11 @@ async fn serve_http<L>(
     app: axum::Router,
     shutdown: CancellationToken,
     name: &'static str,
+    max_connections: usize,
 ) where
     L: axum::serve::Listener,
 {
+    let budget = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     use hyper_util::rt::{TokioIo, TokioTimer};
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -341,6 +359,16 @@ async fn serve_http<L>(
         .service(app);
     let connections = tokio_util::task::TaskTracker::new();
     loop {
+        let permit = tokio::select! {
+            p = budget.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        if budget.available_permits() == 0 {
+            tracing::warn!(listener = name, max_connections, "API connection limit reached; new connections wait");
+        }
         let (io, _) = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutdown.cancelled() => break,
@@ -351,6 +379,7 @@ async fn serve_http<L>(
         );
         let stop = shutdown.clone();
         connections.spawn(async move {
+            let _permit = permit;
             let mut conn = std::pin::pin!(conn);
             let r = tokio::select! {
                 r = conn.as_mut() => r,
