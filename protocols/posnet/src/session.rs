@@ -1,0 +1,653 @@
+//! The POSNET session as a sans-IO state machine: one command at a time, with tokens,
+//! `rpt` recovery of a lost reply, frame-error resends and commands held for paper.
+//!
+//! Drive it like quinn-proto (and `zvt::link`): call
+//! [`Session::start`] with a command, write every [`Session::poll_transmit`] to the line,
+//! feed what the line gives with [`Session::handle_input`], call
+//! [`Session::handle_timeout`] once [`Session::poll_timeout`] has passed, and read
+//! [`Session::poll_event`] until a [`SessionEvent::Completed`] ends the command. Time is
+//! passed in; the session never reads a clock, sleeps or does I/O.
+//!
+//! # Rules
+//!
+//! - **Tokens.** Every frame the session sends (the command, each resend, each `sprn`)
+//!   carries a fresh `@NNNN` token, counting up from the seed given to [`Session::new`]
+//!   and wrapping after 9999. `rpt` carries the token of the command whose answer it asks
+//!   for.
+//! - **Matching.** A reply is the command's when its mnemonic (ignoring a leading `!`)
+//!   is the command's and its token is the command's, or absent (printers that do not
+//!   echo tokens). A frame error (`ERR`) is taken with a matching token, or without one;
+//!   a token-less `ERR` belongs to the last frame sent (the status query or `rpt` while
+//!   one is out, else the command). Everything else is a late answer to an earlier
+//!   frame: [`SessionEvent::Discarded`], never mistaken for the current reply. The
+//!   command's reply completes it in every phase, also while a status query is out.
+//! - **Frame errors** (the printer did not take the frame intact): the command is sent
+//!   again with a fresh token, up to [`SessionConfig::frame_error_resends`] times, then
+//!   [`CommandFailure::FrameError`].
+//! - **Refusals:** a reply with an error code ends the command with
+//!   [`CommandFailure::Refused`].
+//! - **No reply within the command's timeout:** the session asks `!sprn` (own token,
+//!   [`SessionConfig::status_timeout`]). No answer: [`CommandFailure::Silent`].
+//!   - Paper out or cover open: the printer holds the command. [`SessionEvent::Held`];
+//!     the session keeps listening for the reply and asks `!sprn` again every
+//!     [`SessionConfig::held_poll`] until the condition clears, then gives the command
+//!     its own timeout once more. The reply completes it whenever it comes; giving up is
+//!     the caller's policy ([`Session::abandon`]).
+//!   - Otherwise the reply was lost: `rpt` with the command's token. The repeated reply
+//!     completes the command ([`Retry::Rpt`]). Frame error 13 (unknown token) means the
+//!     printer never ran it (it never got it, or it restarted): the command is sent once
+//!     more with a fresh token ([`Retry::Resend`]); a second unknown token ends it with
+//!     [`CommandFailure::NoReply`]. No answer to `rpt`: [`CommandFailure::Silent`].
+//!     A frame error to `rpt` itself (no token, or `cm rpt`) sends `rpt` again, up to
+//!     `frame_error_resends` times (then `NoReply`); a frame error with the command's
+//!     token and another `cm` is the printer's stored answer to the command, handled as
+//!     the command's frame error. A frame error to `sprn` sends `sprn` again likewise
+//!     (then [`CommandFailure::BadStatus`]).
+//!   - A held command whose hold cleared and whose reply then does not come within its
+//!     timeout is asked for with `rpt` directly.
+
+use crate::command::Command;
+use crate::frame::{DecodeError, Decoded, Frame, FrameDecoder};
+use crate::reply::Sprn;
+use crate::text::TextError;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Frame error code: `rpt` named a token the printer does not know.
+pub const UNKNOWN_TOKEN: u32 = 13;
+
+/// Tokens run 0..=9999 and wrap.
+const TOKENS: u16 = 10_000;
+
+/// Timer and retry settings of a [`Session`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// How often a held command's printer is asked for its state (`sprn`), 500 ms.
+    pub held_poll: Duration,
+    /// How many times a command is sent again after frame errors (2).
+    pub frame_error_resends: u32,
+    /// The reply timeout of the queries the session sends itself (`sprn`, `rpt`); the
+    /// daemon uses its `command_timeout` (5 s).
+    pub status_timeout: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            held_poll: Duration::from_millis(500),
+            frame_error_resends: 2,
+            status_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why [`Session::start`] did not start the command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// A command is still in flight; wait for its [`SessionEvent::Completed`].
+    #[error("a command is still in flight")]
+    Busy,
+    /// The command's text cannot be sent to the printer.
+    #[error("text cannot be sent to the printer: {0}")]
+    Text(#[from] TextError),
+}
+
+/// How the session recovered, in [`SessionEvent::Retried`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// The reply was lost and fetched again with `rpt`.
+    Rpt,
+    /// The printer did not know the token (it never got the command, or it restarted):
+    /// the command was sent again, once.
+    Resend,
+    /// A frame error (`ERR`): the command was sent again.
+    FrameError,
+}
+
+impl Retry {
+    /// A short name for metrics and logs: `rpt`, `resend`, `frame_error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Retry::Rpt => "rpt",
+            Retry::Resend => "resend",
+            Retry::FrameError => "frame_error",
+        }
+    }
+}
+
+/// Why a command did not end with a good reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandFailure {
+    /// The printer answered with an error code: it refused, nothing was done.
+    #[error("the printer refused {mnemonic} with error {code}")]
+    Refused { mnemonic: String, code: u32 },
+    /// Frame errors persisted after the resends (`code` 0 if the `ERR` carried none).
+    #[error("frame error {code} for {mnemonic} persisted after the resends")]
+    FrameError { mnemonic: String, code: u32 },
+    /// Nothing answered within this timeout (neither the command nor the status query,
+    /// or `rpt`): a link problem, the outcome is unknown.
+    #[error("no reply within {0:?}")]
+    Silent(Duration),
+    /// The printer answers status but neither the command nor `rpt`, even after the one
+    /// resend (or `rpt` itself kept getting frame errors): the outcome is unknown.
+    #[error("the printer answers status but never the command")]
+    NoReply,
+    /// The status query the session sent (`sprn`) was refused, kept getting frame errors
+    /// or could not be read, so the session cannot tell what happened: the outcome is
+    /// unknown.
+    #[error("the status query failed: {0}")]
+    BadStatus(String),
+    /// [`Session::abandon`] was called while the command was in flight.
+    #[error("abandoned while the printer held the command")]
+    Abandoned,
+}
+
+/// What the session reports to its driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// The command in flight ended. `Ok`: its reply frame, with no error code.
+    Completed(Result<Frame, CommandFailure>),
+    /// The printer holds the command for lack of paper or an open cover (`sprn` said
+    /// so). Emitted each time a status poll sees it (after the [`SessionEvent::Status`]).
+    Held(Sprn),
+    /// A status poll the session made (`sprn`) saw this state, also when it is fine.
+    /// Also emitted with code 0 when a held command's reply arrives (the printer runs
+    /// again), so that a caller showing "paper out" can clear it.
+    Status(Sprn),
+    /// The session recovered from a fault. `token` is the token of the attempt that
+    /// failed (the one `rpt` asked for, or the one sent again).
+    Retried {
+        mnemonic: String,
+        token: u16,
+        retry: Retry,
+    },
+    /// A frame that is not an answer to anything in flight (a late answer to an earlier
+    /// command or token), dropped. For logs and metrics.
+    Discarded(Frame),
+    /// A frame-shaped byte run that failed to decode.
+    Invalid { error: DecodeError, raw: Vec<u8> },
+    /// Bytes between frames.
+    Garbage(Vec<u8>),
+    /// Every frame the session decoded, before what it did with it (for wire traces).
+    Received(Frame),
+}
+
+/// Byte and frame counters, in both directions.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Bytes handed out by [`Session::poll_transmit`].
+    pub bytes_out: u64,
+    /// Bytes fed to [`Session::handle_input`].
+    pub bytes_in: u64,
+    /// Frames sent.
+    pub frames_out: u64,
+    /// Frames decoded.
+    pub frames_in: u64,
+    /// Invalid frames received (bad CRC, syntax, too long).
+    pub frame_errors: u64,
+    /// Bytes received outside any frame.
+    pub garbage_bytes: u64,
+}
+
+/// Where the command in flight is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The command was sent; its reply is due by `deadline`.
+    Awaiting { deadline: Instant },
+    /// A status query (`!sprn` with `token`) is out, due by `deadline`. `held`: an
+    /// earlier poll already saw the command held.
+    Status {
+        token: u16,
+        deadline: Instant,
+        held: bool,
+    },
+    /// The command is held; the next status poll is at `next_poll`.
+    Held { next_poll: Instant },
+    /// The hold cleared; the command's reply is due by `deadline`.
+    Released { deadline: Instant },
+    /// `rpt` is out, due by `deadline`.
+    Repeat { deadline: Instant },
+}
+
+/// The command in flight.
+#[derive(Debug, Clone)]
+struct InFlight {
+    /// Its frame without a token (checked to encode).
+    frame: Frame,
+    /// Its mnemonic without a leading `!`.
+    base: String,
+    /// Its reply timeout.
+    timeout: Duration,
+    /// The token of the last attempt.
+    token: u16,
+    /// Frame-error resends so far.
+    resends: u32,
+    /// Frame errors to the current status query or `rpt` so far.
+    query_errors: u32,
+    /// True once a `rpt` found the token unknown and the command went out again.
+    resent_unknown: bool,
+    phase: Phase,
+}
+
+impl InFlight {
+    fn held(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Held { .. } | Phase::Status { held: true, .. }
+        )
+    }
+}
+
+/// One POSNET session: at most one command in flight. See the [module docs](self).
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    next_token: u16,
+    decoder: FrameDecoder,
+    current: Option<InFlight>,
+    transmit: VecDeque<Vec<u8>>,
+    events: VecDeque<SessionEvent>,
+    stats: SessionStats,
+}
+
+/// What an incoming frame is, relative to what is in flight.
+enum Role {
+    /// The command's reply (or frame error).
+    Reply,
+    /// The answer to the status query.
+    Status,
+    /// The answer to `rpt` (frame error).
+    RepeatError,
+    /// Not ours.
+    Stray,
+}
+
+impl Session {
+    /// A session whose first token is `first_token` (taken modulo 10000). Seed a new
+    /// start per connection, so that a late answer to a frame sent on an earlier
+    /// connection never matches.
+    pub fn new(config: SessionConfig, first_token: u16) -> Session {
+        Session {
+            config,
+            next_token: first_token % TOKENS,
+            decoder: FrameDecoder::new(),
+            current: None,
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: SessionStats::default(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> SessionConfig {
+        self.config
+    }
+
+    /// Start one command with its reply `timeout`. Errors: a command is still in
+    /// flight, or its text cannot be encoded (nothing is sent, no token is used).
+    pub fn start(
+        &mut self,
+        command: &Command,
+        timeout: Duration,
+        now: Instant,
+    ) -> Result<(), SessionError> {
+        self.start_frame(command.to_frame(), timeout, now)
+    }
+
+    /// Like [`Session::start`], for a command frame built by hand (any token it carries
+    /// is replaced).
+    pub fn start_frame(
+        &mut self,
+        mut frame: Frame,
+        timeout: Duration,
+        now: Instant,
+    ) -> Result<(), SessionError> {
+        if self.current.is_some() {
+            return Err(SessionError::Busy);
+        }
+        frame.token = None;
+        frame.payload()?;
+        let base = frame.mnemonic.trim_start_matches('!').to_string();
+        self.current = Some(InFlight {
+            frame,
+            base,
+            timeout,
+            token: 0,
+            resends: 0,
+            query_errors: 0,
+            resent_unknown: false,
+            phase: Phase::Awaiting { deadline: now },
+        });
+        self.send_command(now);
+        Ok(())
+    }
+
+    /// Bytes received from the line at `now`.
+    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
+        self.stats.bytes_in += bytes.len() as u64;
+        self.decoder.push(bytes);
+        while let Some(item) = self.decoder.next_item() {
+            match item {
+                Decoded::Frame(f) => {
+                    self.stats.frames_in += 1;
+                    self.events.push_back(SessionEvent::Received(f.clone()));
+                    self.on_frame(f, now);
+                }
+                Decoded::Invalid { error, raw } => {
+                    self.stats.frame_errors += 1;
+                    self.events.push_back(SessionEvent::Invalid { error, raw });
+                }
+                Decoded::Garbage(g) => {
+                    self.stats.garbage_bytes += g.len() as u64;
+                    self.events.push_back(SessionEvent::Garbage(g));
+                }
+            }
+        }
+    }
+
+    /// Call when [`Session::poll_timeout`] has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(cur) = &self.current else { return };
+        let status_timeout = self.config.status_timeout;
+        match cur.phase {
+            Phase::Awaiting { deadline } if now >= deadline => self.send_status(now, false),
+            Phase::Held { next_poll } if now >= next_poll => self.send_status(now, true),
+            Phase::Released { deadline } if now >= deadline => self.send_repeat(now),
+            Phase::Status { deadline, .. } | Phase::Repeat { deadline } if now >= deadline => {
+                self.complete(Err(CommandFailure::Silent(status_timeout)));
+            }
+            _ => {}
+        }
+    }
+
+    /// The next frame's bytes to write to the line.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        let bytes = self.transmit.pop_front()?;
+        self.stats.bytes_out += bytes.len() as u64;
+        self.stats.frames_out += 1;
+        Some(bytes)
+    }
+
+    /// When [`Session::handle_timeout`] must be called next; `None` while idle.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.current.as_ref().map(|c| match c.phase {
+            Phase::Awaiting { deadline }
+            | Phase::Status { deadline, .. }
+            | Phase::Released { deadline }
+            | Phase::Repeat { deadline } => deadline,
+            Phase::Held { next_poll } => next_poll,
+        })
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// Stop waiting for the command in flight (the caller's paper-wait policy ran out
+    /// while it is held, or the daemon shuts down): it completes with
+    /// [`CommandFailure::Abandoned`]. The printer may still run a held command later; its
+    /// reply is then [`SessionEvent::Discarded`]. Does nothing while idle.
+    pub fn abandon(&mut self, _now: Instant) {
+        if self.current.is_some() {
+            self.complete(Err(CommandFailure::Abandoned));
+        }
+    }
+
+    /// Forget partial input (after reconnecting).
+    pub fn reset_input(&mut self) {
+        self.decoder.clear();
+    }
+
+    /// True when no command is in flight.
+    pub fn is_idle(&self) -> bool {
+        self.current.is_none()
+    }
+
+    /// True while the command in flight is held by the printer (paper out, cover open).
+    pub fn is_held(&self) -> bool {
+        self.current.as_ref().is_some_and(InFlight::held)
+    }
+
+    /// The token the command in flight carries now (its last attempt).
+    pub fn current_token(&self) -> Option<u16> {
+        self.current.as_ref().map(|c| c.token)
+    }
+
+    /// The token the next frame will carry.
+    pub fn next_token(&self) -> u16 {
+        self.next_token
+    }
+
+    /// Byte and frame counters.
+    pub fn stats(&self) -> SessionStats {
+        self.stats
+    }
+
+    fn take_token(&mut self) -> u16 {
+        let t = self.next_token;
+        self.next_token = (t + 1) % TOKENS;
+        t
+    }
+
+    fn push_frame(&mut self, frame: &Frame) {
+        // The command's text was checked in `start`, and tokens stay below 10000, so
+        // `encode` succeeds; `encode_raw` gives the same bytes for checked text.
+        let bytes = frame.encode().unwrap_or_else(|_| frame.encode_raw());
+        self.transmit.push_back(bytes);
+    }
+
+    /// Send the command (again) with a fresh token and its own timeout.
+    fn send_command(&mut self, now: Instant) {
+        let token = self.take_token();
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        cur.token = token;
+        cur.phase = Phase::Awaiting {
+            deadline: now + cur.timeout,
+        };
+        let frame = cur.frame.clone().with_token(token);
+        self.push_frame(&frame);
+    }
+
+    /// Ask `!sprn` with a fresh token.
+    fn send_status(&mut self, now: Instant, held: bool) {
+        let token = self.take_token();
+        let deadline = now + self.config.status_timeout;
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        cur.phase = Phase::Status {
+            token,
+            deadline,
+            held,
+        };
+        let frame = Command::SPrn { immediate: true }
+            .to_frame()
+            .with_token(token);
+        self.push_frame(&frame);
+    }
+
+    /// Ask `rpt` for the command's token.
+    fn send_repeat(&mut self, now: Instant) {
+        let deadline = now + self.config.status_timeout;
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        cur.phase = Phase::Repeat { deadline };
+        let frame = Command::rpt_frame(cur.token);
+        self.push_frame(&frame);
+    }
+
+    fn complete(&mut self, result: Result<Frame, CommandFailure>) {
+        self.current = None;
+        self.events.push_back(SessionEvent::Completed(result));
+    }
+
+    fn retried(&mut self, retry: Retry) {
+        if let Some(cur) = &self.current {
+            self.events.push_back(SessionEvent::Retried {
+                mnemonic: cur.frame.mnemonic.clone(),
+                token: cur.token,
+                retry,
+            });
+        }
+    }
+
+    fn role(&self, f: &Frame) -> Role {
+        let Some(cur) = &self.current else {
+            return Role::Stray;
+        };
+        let status_token = match cur.phase {
+            Phase::Status { token, .. } => Some(token),
+            _ => None,
+        };
+        let repeating = matches!(cur.phase, Phase::Repeat { .. });
+        let base = f.mnemonic.trim_start_matches('!');
+        if f.is_frame_error() {
+            return match f.token {
+                Some(t) if Some(t) == status_token => Role::Status,
+                Some(t) if t == cur.token && repeating => Role::RepeatError,
+                Some(t) if t == cur.token => Role::Reply,
+                Some(_) => Role::Stray,
+                None if status_token.is_some() => Role::Status,
+                None if repeating => Role::RepeatError,
+                None => Role::Reply,
+            };
+        }
+        if base == cur.base && (f.token.is_none() || f.token == Some(cur.token)) {
+            return Role::Reply;
+        }
+        if base == "sprn"
+            && status_token.is_some()
+            && (f.token.is_none() || f.token == status_token)
+        {
+            return Role::Status;
+        }
+        Role::Stray
+    }
+
+    fn on_frame(&mut self, f: Frame, now: Instant) {
+        match self.role(&f) {
+            Role::Stray => self.events.push_back(SessionEvent::Discarded(f)),
+            Role::Reply => self.on_reply(f, now),
+            Role::Status => self.on_status(f, now),
+            Role::RepeatError => self.on_repeat_error(f, now),
+        }
+    }
+
+    /// The command's own reply (or a frame error to it).
+    fn on_reply(&mut self, f: Frame, now: Instant) {
+        let Some(cur) = &self.current else { return };
+        if f.is_frame_error() {
+            if cur.resends < self.config.frame_error_resends {
+                self.retried(Retry::FrameError);
+                if let Some(cur) = self.current.as_mut() {
+                    cur.resends += 1;
+                }
+                self.send_command(now);
+            } else {
+                let mnemonic = cur.frame.mnemonic.clone();
+                self.complete(Err(CommandFailure::FrameError {
+                    mnemonic,
+                    code: f.error_code.unwrap_or(0),
+                }));
+            }
+            return;
+        }
+        if matches!(cur.phase, Phase::Repeat { .. }) {
+            self.retried(Retry::Rpt);
+        }
+        if self.is_held() {
+            self.events
+                .push_back(SessionEvent::Status(Sprn { code: 0 }));
+        }
+        let result = match f.error_code {
+            Some(code) => Err(CommandFailure::Refused {
+                mnemonic: self
+                    .current
+                    .as_ref()
+                    .map_or_else(String::new, |c| c.frame.mnemonic.clone()),
+                code,
+            }),
+            None => Ok(f),
+        };
+        self.complete(result);
+    }
+
+    /// The answer to the status query.
+    fn on_status(&mut self, f: Frame, now: Instant) {
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        let Phase::Status { held, .. } = cur.phase else {
+            return;
+        };
+        if f.is_frame_error() {
+            if cur.query_errors < self.config.frame_error_resends {
+                cur.query_errors += 1;
+                self.send_status(now, held);
+            } else {
+                self.complete(Err(CommandFailure::BadStatus(format!(
+                    "frame error {} to sprn",
+                    f.error_code.unwrap_or(0)
+                ))));
+            }
+            return;
+        }
+        let sprn = match Sprn::from_frame(&f) {
+            Ok(s) => s,
+            Err(e) => {
+                self.complete(Err(CommandFailure::BadStatus(e.to_string())));
+                return;
+            }
+        };
+        cur.query_errors = 0;
+        self.events.push_back(SessionEvent::Status(sprn));
+        if sprn.paper_out() || sprn.cover_open() {
+            cur.phase = Phase::Held {
+                next_poll: now + self.config.held_poll,
+            };
+            self.events.push_back(SessionEvent::Held(sprn));
+        } else if held {
+            // The condition cleared: the held command runs now; give it its timeout.
+            cur.phase = Phase::Released {
+                deadline: now + cur.timeout,
+            };
+        } else {
+            self.send_repeat(now);
+        }
+    }
+
+    /// A frame error in answer to `rpt`.
+    fn on_repeat_error(&mut self, f: Frame, now: Instant) {
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        if f.error_code == Some(UNKNOWN_TOKEN) {
+            cur.query_errors = 0;
+            if cur.resent_unknown {
+                self.complete(Err(CommandFailure::NoReply));
+            } else {
+                cur.resent_unknown = true;
+                self.retried(Retry::Resend);
+                self.send_command(now);
+            }
+        } else if f.token.is_none() || f.get("cm").is_some_and(|cm| cm == "rpt") {
+            // The printer did not take the `rpt` frame itself (a garbled frame gets an
+            // `ERR` without a token): ask again.
+            if cur.query_errors < self.config.frame_error_resends {
+                cur.query_errors += 1;
+                self.send_repeat(now);
+            } else {
+                // The command may have run; only reconciliation can tell.
+                self.complete(Err(CommandFailure::NoReply));
+            }
+        } else {
+            // The stored answer to the command (it carries the command's token) was a
+            // frame error: the command never ran.
+            self.on_reply(f, now);
+        }
+    }
+}
