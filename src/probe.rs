@@ -13,10 +13,11 @@
 //! receipt, no payment.
 
 use crate::device::LinkStats;
-use crate::drivers::posnet::link::{Link, LinkError};
+use crate::drivers::posnet::link::{Link, LinkError, Verdict};
 use crate::terminal::transport::{Transport, TransportError};
 use posnet::Command;
 use posnet::reply::{SLOT_LETTERS, Scomm, Sid, VatRate, VatTable};
+use posnet::session::CommandFailure;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileTypeExt;
@@ -468,7 +469,12 @@ async fn probe_port(port: Port) -> Outcome {
 /// `sid` at one speed; on an answer, `vatget` and `scomm` for the details.
 async fn probe_posnet(port: &Port, baud: u32) -> Result<FoundPrinter, Attempt> {
     let stats = Arc::new(Mutex::new(LinkStats::default()));
-    let mut link = match Link::open(&port.path, baud, stats) {
+    // Probing asks read-only questions once: a quick status query, no long recovery.
+    let session = posnet::session::SessionConfig {
+        status_timeout: POSNET_TIMEOUT,
+        ..Default::default()
+    };
+    let mut link = match Link::open(&port.path, baud, stats, session) {
         Ok(l) => l,
         Err(LinkError::Open { reason, .. }) => {
             let (r, d) = open_failure(&reason);
@@ -477,10 +483,11 @@ async fn probe_posnet(port: &Port, baud: u32) -> Result<FoundPrinter, Attempt> {
         Err(e) => return Err(Attempt::Open(Reason::OpenFailed, e.to_string())),
     };
     let [sid_cmd, vat_cmd, scomm_cmd] = &POSNET_COMMANDS;
-    let sid = link
-        .exchange(sid_cmd, POSNET_TIMEOUT)
-        .await
-        .map_err(|_| Attempt::NoAnswer)?;
+    let sid = match ask(&mut link, sid_cmd).await {
+        Ok(f) => Ok(f),
+        Err(LinkError::Failed(CommandFailure::Refused { code, .. })) => Err(code),
+        Err(_) => return Err(Attempt::NoAnswer),
+    };
     let mut found = FoundPrinter {
         id: String::new(),
         protocol: "posnet",
@@ -492,25 +499,35 @@ async fn probe_posnet(port: &Port, baud: u32) -> Result<FoundPrinter, Attempt> {
         unique_number: None,
         fiscal: None,
         vat: None,
-        error_code: sid.error_code,
+        error_code: sid.as_ref().err().copied(),
         usb: port.usb.clone(),
     };
-    if let Ok(s) = Sid::from_frame(&sid) {
+    if let Ok(s) = sid
+        .as_ref()
+        .map_err(|_| ())
+        .and_then(|f| Sid::from_frame(f).map_err(|_| ()))
+    {
         found.model = Some(clean(&s.name)).filter(|s| !s.is_empty());
         found.firmware = Some(clean(&s.version)).filter(|s| !s.is_empty());
     }
-    if let Ok(f) = link.exchange(vat_cmd, POSNET_TIMEOUT).await
+    if let Ok(f) = ask(&mut link, vat_cmd).await
         && let Ok(table) = VatTable::from_frame(&f)
     {
         found.vat = Some(vat_map(&table));
     }
-    if let Ok(f) = link.exchange(scomm_cmd, POSNET_TIMEOUT).await
+    if let Ok(f) = ask(&mut link, scomm_cmd).await
         && let Ok(s) = Scomm::from_frame(&f)
     {
         found.unique_number = s.unique_number.map(|n| clean(&n));
         found.fiscal = Some(s.fiscal);
     }
     Ok(found)
+}
+
+/// One read-only question; a printer that holds it (no paper) is not waited for.
+async fn ask(link: &mut Link, command: &posnet::Command) -> Result<posnet::Frame, LinkError> {
+    link.run(command, POSNET_TIMEOUT, |_| Verdict::Abandon)
+        .await
 }
 
 fn vat_map(table: &VatTable) -> BTreeMap<char, String> {

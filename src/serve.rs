@@ -367,7 +367,11 @@ async fn serve_http<L>(
             _ = shutdown.cancelled() => break,
         };
         if budget.available_permits() == 0 {
-            tracing::warn!(listener = name, max_connections, "API connection limit reached; new connections wait");
+            tracing::warn!(
+                listener = name,
+                max_connections,
+                "API connection limit reached; new connections wait"
+            );
         }
         let (io, _) = tokio::select! {
             accepted = listener.accept() => accepted,

@@ -8,19 +8,18 @@
 pub mod link;
 
 use crate::device::printer::{
-    Activity, Document, DocumentSteps, FiscalPrinter, Hold, Mechanism, PrinterError,
+    Abort, Activity, Document, DocumentSteps, FiscalPrinter, Hold, Mechanism, PrinterError,
     PrinterIdentity, PrinterLink, VatRate, VatSlot,
 };
 use crate::device::{DeviceError, DocumentCounters, ErrorCategory};
 use crate::document::Method;
-use link::{Link, LinkError};
+use link::{Link, LinkError, Verdict};
 use posnet::reply::{Rtc, SLOT_LETTERS, Scnt, Scomm, Sdev, Sid, Sprn, VatTable};
+use posnet::session::{CommandFailure, Retry, SessionConfig, SessionEvent};
 use posnet::{Command, Frame};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// How often a command refused with a frame error is sent again.
-const FRAME_ERROR_RESENDS: u32 = 2;
 /// The POSNET error "a receipt is already open" (at `trinit`).
 const RECEIPT_ALREADY_OPEN: u32 = 2038;
 /// The form number of non-fiscal printouts.
@@ -93,15 +92,12 @@ pub fn payment_kind(method: Method) -> posnet::PaymentKind {
     }
 }
 
-fn link_error(e: LinkError) -> PrinterError {
-    match e {
-        LinkError::Timeout(d) => PrinterError::Link(format!(
-            "the printer does not answer (no reply within {d:?})"
-        )),
-        LinkError::Text(t) => {
-            PrinterError::Unsupported(format!("text cannot be sent to the printer: {t}"))
-        }
-        e => PrinterError::Link(e.to_string()),
+/// The metric label of a recovery.
+fn retry_metric(r: Retry) -> &'static str {
+    match r {
+        Retry::Rpt => "rpt",
+        Retry::Resend => "resend",
+        Retry::FrameError => "frame_error",
     }
 }
 
@@ -114,137 +110,66 @@ impl PosnetPrinter {
         &self.config.id
     }
 
-    /// One command: send, wait for its reply, classify error replies.
-    ///
-    /// - While the printer holds the command for lack of paper (or an open cover), wait as
-    ///   long as the task's paper-wait policy says.
-    /// - If it answers status but not the command, its reply was lost: ask for it again
-    ///   with `rpt`. A printer that does not know the token never ran the command, so it is
-    ///   sent once more.
-    /// - A frame error (e.g. a bad CRC after line noise) means the frame was not taken, so
-    ///   it is sent again, up to `FRAME_ERROR_RESENDS` times.
+    /// One command through the session: it recovers lost replies (`rpt`), resends what
+    /// the printer never got or took damaged, and waits while the printer holds the command
+    /// for lack of paper (or an open cover) for as long as the task's policy says.
     async fn cmd(&mut self, command: &Command, timeout: Duration) -> Result<Frame, PrinterError> {
-        let mut resent = 0;
-        let mut unknown_token = false;
-        let frame = loop {
-            let frame = match self.link.exchange(command, timeout).await {
-                Ok(f) => f,
-                Err((LinkError::Timeout(_), token)) => match self.wait_held(command, token).await {
-                    Ok(f) => f,
-                    Err(PrinterError::NoReply) => {
-                        let mnemonic = command.to_frame().mnemonic;
-                        let t = self.config.command_timeout;
-                        match self
-                            .link
-                            .repeat(&mnemonic, token, t)
-                            .await
-                            .map_err(link_error)?
-                        {
-                            Some(f) => {
-                                crate::metrics::retry(self.id(), "rpt");
-                                tracing::info!(
-                                    printer = self.id(),
-                                    mnemonic,
-                                    token,
-                                    "recovered a lost reply with rpt"
-                                );
-                                f
-                            }
-                            None if !unknown_token => {
-                                tracing::warn!(
-                                    printer = self.id(),
-                                    mnemonic,
-                                    token,
-                                    "the printer never got the command; sending it again"
-                                );
-                                unknown_token = true;
-                                crate::metrics::retry(self.id(), "resend");
-                                continue;
-                            }
-                            None => return Err(link_error(LinkError::Timeout(timeout))),
+        let id = self.config.id.clone();
+        let observer = self.config.observer.clone();
+        let mut held_since: Option<Instant> = None;
+        let mut stopping = false;
+        let reply = self
+            .link
+            .run(command, timeout, |event| match event {
+                SessionEvent::Held(sprn) => {
+                    observer.mechanism(mechanism_of(*sprn));
+                    let since = *held_since.get_or_insert_with(Instant::now);
+                    match observer.hold(since) {
+                        Hold::Wait => Verdict::Continue,
+                        Hold::GiveUp => Verdict::Abandon,
+                        Hold::Stop => {
+                            stopping = true;
+                            Verdict::Abandon
                         }
                     }
-                    Err(e) => return Err(e),
-                },
-                Err((e, _)) => return Err(link_error(e)),
-            };
-            if frame.is_frame_error() && resent < FRAME_ERROR_RESENDS {
-                resent += 1;
-                crate::metrics::retry(self.id(), "frame_error");
-                tracing::warn!(printer = self.id(), mnemonic = command.mnemonic(), code = ?frame.error_code, "frame error; sending the command again");
-                continue;
-            }
-            break frame;
-        };
-        if let Some(code) = frame.error_code {
-            return Err(PrinterError::Refused(refusal(
-                self.id(),
-                command.mnemonic(),
-                code,
-                frame.is_frame_error(),
-            )));
-        }
-        Ok(frame)
-    }
-
-    /// The printer did not answer in time. If it reports paper out or an open cover, it is
-    /// holding the command (`token`): keep waiting for the reply while polling its state.
-    /// `NoReply` when it answers status without any reason to hold the command.
-    async fn wait_held(&mut self, command: &Command, token: u16) -> Result<Frame, PrinterError> {
-        let mnemonic = command.to_frame().mnemonic;
-        let t = self.config.command_timeout;
-        let since = Instant::now();
-        let mut held = false;
-        loop {
-            let sprn = match self
-                .link
-                .exchange(&Command::SPrn { immediate: true }, t)
-                .await
-            {
-                Ok(f) if f.error_code.is_none() => Sprn::from_frame(&f).map_err(bad_reply)?,
-                Ok(f) => {
-                    return Err(PrinterError::Protocol(format!(
-                        "status query failed: {f:?}"
-                    )));
                 }
-                Err((e, _)) => return Err(link_error(e)),
-            };
-            let state = mechanism_of(sprn);
-            self.config.observer.mechanism(state);
-            if !state.holds() {
-                if !held {
-                    return Err(PrinterError::NoReply);
+                SessionEvent::Status(sprn) => {
+                    observer.mechanism(mechanism_of(*sprn));
+                    Verdict::Continue
                 }
-                // Condition cleared: the held command runs now; give it a normal timeout.
-                return match self
-                    .link
-                    .receive(&mnemonic, Some(token), Instant::now() + t)
-                    .await
-                {
-                    Ok(f) => Ok(f),
-                    Err(LinkError::Timeout(_)) => Err(PrinterError::NoReply),
-                    Err(e) => Err(link_error(e)),
-                };
-            }
-            held = true;
-            match self.config.observer.hold(since) {
-                Hold::Wait => {}
-                Hold::GiveUp => return Err(PrinterError::PaperTimeout),
-                Hold::Stop => {
-                    return Err(PrinterError::Aborted(
-                        crate::device::printer::Abort::Shutdown,
-                    ));
+                SessionEvent::Retried {
+                    mnemonic,
+                    token,
+                    retry,
+                } => {
+                    crate::metrics::retry(&id, retry_metric(*retry));
+                    tracing::info!(printer = %id, mnemonic, token, retry = retry.as_str(), "recovered from a fault on the line");
+                    Verdict::Continue
                 }
-            }
-            let slice = Instant::now() + Duration::from_millis(500);
-            match self.link.receive(&mnemonic, Some(token), slice).await {
-                Ok(f) => {
-                    self.config.observer.mechanism(Mechanism::default());
-                    return Ok(f);
+                _ => Verdict::Continue,
+            })
+            .await;
+        match reply {
+            Ok(frame) => Ok(frame),
+            Err(LinkError::Failed(failure)) => Err(match failure {
+                CommandFailure::Refused { mnemonic, code } => {
+                    PrinterError::Refused(refusal(self.id(), &mnemonic, code, false))
                 }
-                Err(LinkError::Timeout(_)) => {}
-                Err(e) => return Err(link_error(e)),
-            }
+                CommandFailure::FrameError { mnemonic, code } => {
+                    PrinterError::Refused(refusal(self.id(), &mnemonic, code, true))
+                }
+                CommandFailure::Silent(d) => PrinterError::Link(format!(
+                    "the printer does not answer (no reply within {d:?})"
+                )),
+                CommandFailure::NoReply => PrinterError::NoReply,
+                CommandFailure::BadStatus(why) => {
+                    PrinterError::Protocol(format!("status query failed: {why}"))
+                }
+                CommandFailure::Abandoned if stopping => PrinterError::Aborted(Abort::Shutdown),
+                CommandFailure::Abandoned => PrinterError::PaperTimeout,
+            }),
+            Err(LinkError::Text(why)) => Err(PrinterError::Unsupported(why)),
+            Err(e) => Err(PrinterError::Link(e.to_string())),
         }
     }
 
@@ -379,8 +304,12 @@ fn vat_slots(table: &VatTable) -> Vec<VatSlot> {
 
 impl FiscalPrinter for PosnetPrinter {
     async fn open(config: PrinterLink) -> Result<Self, PrinterError> {
-        let link =
-            Link::open(&config.path, config.baud, config.stats.clone()).map_err(link_error)?;
+        let session = SessionConfig {
+            status_timeout: config.command_timeout,
+            ..SessionConfig::default()
+        };
+        let link = Link::open(&config.path, config.baud, config.stats.clone(), session)
+            .map_err(|e| PrinterError::Link(e.to_string()))?;
         Ok(PosnetPrinter { link, config })
     }
 
