@@ -1061,3 +1061,93 @@ fn stored_frame_error_fetched_by_rpt_resends_the_command() {
         }]
     );
 }
+
+#[test]
+fn held_reply_arriving_while_a_status_poll_is_out_completes() {
+    let now = Instant::now();
+    let mut s = Session::new(config(), 0);
+    s.start(&Command::TrInit { block_mode: false }, TIMEOUT, now)
+        .unwrap();
+    let t1 = now + TIMEOUT;
+    s.handle_timeout(t1);
+    let paper_out = Frame::new("sprn").with("pr", "5");
+    s.handle_input(&paper_out.clone().with_token(1).encode().unwrap(), t1);
+    assert!(s.is_held());
+    assert_eq!(s.poll_timeout(), Some(t1 + config().held_poll));
+    s.handle_timeout(t1 + config().held_poll);
+    let wire: Vec<Frame> = std::iter::from_fn(|| s.poll_transmit())
+        .map(|b| decode(&b))
+        .collect();
+    assert_eq!(wire[2], Frame::new("!sprn").with_token(2));
+    // The command's reply beats the poll's answer; the answer then is a stray.
+    let reply = Frame::new("trinit").with_token(0);
+    s.handle_input(&reply.encode().unwrap(), t1 + config().held_poll);
+    s.handle_input(
+        &paper_out.clone().with_token(2).encode().unwrap(),
+        t1 + config().held_poll,
+    );
+    let events: Vec<_> = std::iter::from_fn(|| s.poll_event())
+        .filter(|e| !matches!(e, SessionEvent::Received(_)))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            SessionEvent::Status(Sprn { code: 5 }),
+            SessionEvent::Held(Sprn { code: 5 }),
+            SessionEvent::Status(Sprn { code: 0 }),
+            SessionEvent::Completed(Ok(reply)),
+            SessionEvent::Discarded(paper_out.with_token(2)),
+        ]
+    );
+    assert!(s.is_idle() && !s.is_held());
+}
+
+#[test]
+fn stale_status_answer_is_not_taken_for_the_poll() {
+    let now = Instant::now();
+    let mut s = Session::new(config(), 0);
+    s.start(&Command::SCnt, TIMEOUT, now).unwrap();
+    s.handle_timeout(now + TIMEOUT);
+    // An answer to an older sprn (token 9999) saying paper out: not this poll's.
+    let stale = Frame::new("sprn").with("pr", "5").with_token(9999);
+    s.handle_input(&stale.encode().unwrap(), now + TIMEOUT);
+    assert!(!s.is_held());
+    let events: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert_eq!(events.last(), Some(&SessionEvent::Discarded(stale)));
+    assert_eq!(
+        s.poll_timeout(),
+        Some(now + TIMEOUT + config().status_timeout)
+    );
+}
+
+#[test]
+fn reset_input_forgets_a_partial_frame_and_stats_count_everything() {
+    let now = Instant::now();
+    let mut s = Session::new(config(), 0);
+    s.start(&Command::SCnt, TIMEOUT, now).unwrap();
+    let out = s.poll_transmit().unwrap();
+    s.handle_input(b"xy", now);
+    let reply = Frame::new("scnt").with_token(0).encode().unwrap();
+    // Half a frame, then the line drops; after reconnecting the whole reply comes.
+    s.handle_input(&reply[..5], now);
+    s.reset_input();
+    s.handle_input(&reply, now);
+    let mut bad = reply.clone();
+    bad[3] ^= 1;
+    s.handle_input(&bad, now);
+    let events: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(matches!(events[0], SessionEvent::Garbage(ref g) if g == b"xy"));
+    assert!(matches!(events[2], SessionEvent::Completed(Ok(_))));
+    assert!(matches!(
+        events[3],
+        SessionEvent::Invalid {
+            error: DecodeError::BadCrc { .. },
+            ..
+        }
+    ));
+    let st = s.stats();
+    assert_eq!(st.bytes_out, out.len() as u64);
+    assert_eq!(st.bytes_in, (2 + 5 + 2 * reply.len()) as u64);
+    assert_eq!((st.frames_out, st.frames_in), (1, 1));
+    assert_eq!((st.frame_errors, st.garbage_bytes), (1, 2));
+}
