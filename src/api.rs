@@ -1,5 +1,7 @@
 //! The local HTTP/JSON API. Handlers validate, journal and read; they never touch a port.
 
+pub mod origin;
+
 use crate::auth::{self, Principal, Role};
 use crate::document::{self, Invalid, PrinterLimits};
 use crate::journal::{Actor, Job, JobId, JobKind, JobState, Journal, JournalError, NewJob};

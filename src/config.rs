@@ -161,6 +161,15 @@ pub struct ApiConfig {
     /// so a flood on TCP cannot starve the socket.
     #[serde(default = "default_max_socket_connections")]
     pub max_socket_connections: usize,
+    /// Host names the API answers to besides `localhost`, `127.0.0.1` and `[::1]` (a
+    /// request with any other `Host` gets 421: no DNS rebinding).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Web origins of browser-based POS software (`http://pos.example:3000`): the TCP
+    /// listener answers their CORS preflights, and only they may change anything from a
+    /// browser page.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 fn default_max_connections() -> usize {

@@ -596,7 +596,8 @@ impl Client {
                     .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
             }
         }
-        if body.is_some() {
+        // Every POST is JSON, an empty one too (the API refuses anything else with 415).
+        if body.is_some() || method == "POST" {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
         }
         for (k, v) in headers {

@@ -194,7 +194,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             anonymous_role: Some(config.api.socket_role),
             listener: "socket",
         },
-    );
+    )
+    .layer(axum::middleware::from_fn_with_state(
+        Arc::new(origin_policy(&config, false)),
+        api::origin::guard,
+    ));
     servers.spawn(serve_http(
         unix,
         app,
@@ -217,7 +221,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 anonymous_role: None,
                 listener: "tcp",
             },
-        );
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(origin_policy(&config, true)),
+            api::origin::guard,
+        ));
         servers.spawn(serve_http(
             tcp,
             app,
@@ -281,6 +289,15 @@ pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `READY=1` waits for the devices to be tried once.
 const PROBE_WAIT: Duration = Duration::from_secs(30);
+
+/// The browser defences of one listener (`cors` on the TCP listener only).
+fn origin_policy(config: &Config, cors: bool) -> api::origin::OriginPolicy {
+    api::origin::OriginPolicy {
+        allowed_hosts: config.api.allowed_hosts.clone(),
+        cors_origins: config.api.cors_origins.clone(),
+        cors,
+    }
+}
 
 /// The Unix listener systemd passed as the first socket of `LISTEN_FDS`, if any.
 fn inherited_unix_listener() -> anyhow::Result<Option<tokio::net::UnixListener>> {

@@ -69,7 +69,7 @@ fn call(
     if let Some(a) = &auth {
         headers.push(("authorization", a));
     }
-    if body.is_some() {
+    if body.is_some() || method == "POST" {
         headers.push(("content-type", "application/json"));
     }
     if let Some(k) = key {
