@@ -57,10 +57,10 @@ impl<T: Clone + Observable> StatusCell<T> {
         let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let before = (s.state(), s.detail().map(String::from));
         f(&mut s);
-        if (s.state(), s.detail()) != (before.0, before.1.as_deref()) {
-            if let Some(events) = &self.events {
-                events.device_state(&self.device, self.kind, s.state(), s.detail());
-            }
+        if (s.state(), s.detail()) != (before.0, before.1.as_deref())
+            && let Some(events) = &self.events
+        {
+            events.device_state(&self.device, self.kind, s.state(), s.detail());
         }
     }
 }
