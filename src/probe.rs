@@ -12,8 +12,8 @@
 //! Nothing fiscal and nothing that changes a device's state: no registration, no
 //! receipt, no payment.
 
+use crate::drivers::zvt::transport::{Transport, TransportError};
 use crate::printer::link::{Link, LinkError, LinkStats};
-use crate::terminal::transport::{Transport, TransportError};
 use posnet::Command;
 use posnet::reply::{SLOT_LETTERS, Scomm, Sid, VatRate, VatTable};
 use serde::Serialize;

@@ -5,9 +5,12 @@
 //! events and metrics all speak these types, so none of them imports from another.
 
 mod error;
+pub mod handle;
 mod status;
+pub mod terminal;
 
-pub use error::{DeviceError, ErrorCategory};
+pub use error::{DeviceError, ErrorCategory, ErrorKind};
+pub use handle::{DeviceConfig, DeviceHandle, HandleStatus};
 pub use status::{Observable, StatusCell};
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,4 @@
+//! Device protocol drivers: each implements a driver trait of `crate::device` for one
+//! protocol crate.
+
+pub mod zvt;
