@@ -2,6 +2,8 @@
 //! (authorization, refund, reversal, end of day) and repeat-receipt for recovery, over the
 //! serial link layer or TCP ([`transport`]).
 
+#[cfg(test)]
+mod commit_tests;
 pub mod transport;
 
 use crate::config::{SlipTarget, TerminalConfig};
