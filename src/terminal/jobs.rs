@@ -2,14 +2,15 @@
 //! verdicts, the sale's receipt, and the end of day.
 
 use super::{
-    Ctx, Observer, TaskError, command_for, error_value, payment_request, restate, sale_receipt,
+    Ctx, Observer, TaskError, command_for, end_of_day_json, error_value, payment_request,
+    payment_result, restate, sale_receipt, slip_printout,
 };
 use crate::config::SlipTarget;
 use crate::device::terminal::{CardCommand, CardOutcome, PaymentTerminal, TerminalCode};
 use crate::device::{DeviceError, ErrorCategory};
 use crate::document::CardPayment;
 use crate::journal::{Job, JobKind, JobState};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 impl Ctx {
     /// Work on one job: start it, or reconcile it if it was interrupted.
@@ -109,7 +110,7 @@ impl Ctx {
             Some(o) if o.approved => {
                 let payment = self.payment_json(&o, &slip);
                 if job.kind == JobKind::Sale {
-                    self.queue_receipt(job, payment).await
+                    self.queue_receipt(job, payment, &slip).await
                 } else {
                     self.finish(job.id, JobState::Done, Some(payment), None)
                         .await;
@@ -129,7 +130,7 @@ impl Ctx {
                     ),
                     Some(code.code),
                 );
-                let result = json!({"payment": self.payment_json(&o, &slip)});
+                let result = payment_result(self.payment_json(&o, &slip));
                 self.fail(job.id, Some(result), err).await;
                 Ok(())
             }
@@ -153,26 +154,16 @@ impl Ctx {
     }
 
     /// An approved sale: queue its fiscal receipt (with the card payment) and the slip.
-    async fn queue_receipt(&self, job: &Job, payment: Value) -> Result<(), TaskError> {
+    async fn queue_receipt(
+        &self,
+        job: &Job,
+        payment: Value,
+        slip: &[String],
+    ) -> Result<(), TaskError> {
         let (printer, receipt) = sale_receipt(job);
-        let slip_lines: Vec<Value> = payment["slip"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|l| {
-                Value::String(
-                    l.as_str()
-                        .unwrap_or("")
-                        .chars()
-                        .take(crate::document::MAX_PRINTOUT_LINE_LEN)
-                        .collect(),
-                )
-            })
-            .collect();
-        let slip = (self.handle.config.slip == SlipTarget::Printer && !slip_lines.is_empty())
-            .then(|| json!({"document": {"lines": slip_lines}}));
-        let sale_result = json!({"payment": payment});
+        let slip = (self.handle.config.slip == SlipTarget::Printer && !slip.is_empty())
+            .then(|| slip_printout(slip));
+        let sale_result = payment_result(payment);
         let (id, p) = (job.id, printer.clone());
         self.journal
             .run(move |j| j.queue_sale_receipt(id, &p, &receipt, slip.as_ref(), &sale_result))
@@ -198,12 +189,7 @@ impl Ctx {
         match (end.outcome, end.aborted) {
             (Some(o), None) if o.approved => {
                 let currency = o.currency.unwrap_or(self.handle.config.currency_code());
-                let result = json!({
-                    "total": o.amount,
-                    "currency": crate::device::terminal::currency_name(currency),
-                    "terminal": self.id(),
-                    "slip": slip,
-                });
+                let result = end_of_day_json(o.amount, currency, self.id(), &slip);
                 self.finish(job.id, JobState::Done, Some(result), None)
                     .await;
             }

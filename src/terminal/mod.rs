@@ -101,6 +101,35 @@ fn payment_json(
     })
 }
 
+/// The slip as a printout job's request (`{"document": {"lines": [...]}}`), each line cut
+/// to what a printout line holds.
+fn slip_printout(slip: &[String]) -> Value {
+    let lines: Vec<String> = slip
+        .iter()
+        .map(|l| {
+            l.chars()
+                .take(crate::document::MAX_PRINTOUT_LINE_LEN)
+                .collect()
+        })
+        .collect();
+    json!({"document": {"lines": lines}})
+}
+
+/// An end of day's `result`.
+fn end_of_day_json(total: Option<u64>, currency: u16, terminal: &str, slip: &[String]) -> Value {
+    json!({
+        "total": total,
+        "currency": crate::device::terminal::currency_name(currency),
+        "terminal": terminal,
+        "slip": slip,
+    })
+}
+
+/// A card job's `result`: `{"payment": ...}`.
+fn payment_result(payment: Value) -> Value {
+    json!({"payment": payment})
+}
+
 /// A job's `result` with its `payment` set (other keys kept).
 fn with_payment(job: &Job, payment: Value) -> Value {
     let mut partial = job.result.clone().unwrap_or_else(|| json!({}));

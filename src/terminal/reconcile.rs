@@ -12,10 +12,10 @@ use std::time::Duration;
 const IDLE_TRIES: u32 = 30;
 
 /// What recovery concludes about an interrupted job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Verdict {
     /// The terminal's last transaction is this job's: settle the job from it.
-    Ours,
+    Ours(CardOutcome),
     /// The job's outcome was journaled, but the terminal's last transaction is another one:
     /// the journaled outcome cannot be confirmed.
     Unconfirmed,
@@ -32,25 +32,26 @@ pub(super) enum Verdict {
 /// - `recorded_trace`: the trace number this job journaled, if its outcome was seen;
 /// - `amount`: this job's amount.
 pub(super) fn verdict(
-    last: &LastTransaction,
+    last: LastTransaction,
     owner: Option<JobId>,
     job: JobId,
     recorded_trace: Option<u32>,
     amount: u64,
 ) -> Verdict {
-    let ours = match last {
+    let o = match last {
         LastTransaction::Unsupported => return Verdict::Unknown,
-        LastTransaction::Nothing => false,
-        LastTransaction::Found(o) => match (owner, recorded_trace) {
-            (Some(owner), _) => owner == job,
-            (None, Some(_)) => false,
-            (None, None) => o.amount == Some(amount) && o.trace_number.is_some(),
-        },
+        LastTransaction::Nothing => None,
+        LastTransaction::Found(o) => Some(o),
     };
+    let ours = o.filter(|o| match (owner, recorded_trace) {
+        (Some(owner), _) => owner == job,
+        (None, Some(_)) => false,
+        (None, None) => o.amount == Some(amount) && o.trace_number.is_some(),
+    });
     match (ours, recorded_trace) {
-        (true, _) => Verdict::Ours,
-        (false, Some(_)) => Verdict::Unconfirmed,
-        (false, None) => Verdict::NotProcessed,
+        (Some(o), _) => Verdict::Ours(o),
+        (None, Some(_)) => Verdict::Unconfirmed,
+        (None, None) => Verdict::NotProcessed,
     }
 }
 
@@ -97,11 +98,8 @@ impl Ctx {
             }
             _ => None,
         };
-        match verdict(&last, owner, job.id, recorded.trace_number, p.amount) {
-            Verdict::Ours => {
-                let LastTransaction::Found(o) = last else {
-                    unreachable!("only a found transaction is ours")
-                };
+        match verdict(last, owner, job.id, recorded.trace_number, p.amount) {
+            Verdict::Ours(o) => {
                 crate::metrics::reconciliation(
                     self.id(),
                     if o.approved { "approved" } else { "declined" },
@@ -210,27 +208,31 @@ impl Ctx {
 mod tests {
     use super::*;
 
-    fn found(trace: Option<u32>, amount: u64) -> LastTransaction {
-        LastTransaction::Found(CardOutcome {
+    fn ours(trace: Option<u32>, amount: u64) -> CardOutcome {
+        CardOutcome {
             approved: true,
             trace_number: trace,
             amount: Some(amount),
             ..Default::default()
-        })
+        }
+    }
+
+    fn found(trace: Option<u32>, amount: u64) -> LastTransaction {
+        LastTransaction::Found(ours(trace, amount))
     }
 
     #[test]
     fn the_journal_owner_of_the_trace_number_decides() {
         assert_eq!(
-            verdict(&found(Some(5), 100), Some(7), 7, None, 100),
-            Verdict::Ours
+            verdict(found(Some(5), 100), Some(7), 7, None, 100),
+            Verdict::Ours(ours(Some(5), 100))
         );
         assert_eq!(
-            verdict(&found(Some(5), 100), Some(8), 7, None, 100),
+            verdict(found(Some(5), 100), Some(8), 7, None, 100),
             Verdict::NotProcessed
         );
         assert_eq!(
-            verdict(&found(Some(5), 100), Some(8), 7, Some(4), 100),
+            verdict(found(Some(5), 100), Some(8), 7, Some(4), 100),
             Verdict::Unconfirmed
         );
     }
@@ -238,19 +240,19 @@ mod tests {
     #[test]
     fn an_unknown_trace_matches_by_amount_only_if_nothing_was_journaled() {
         assert_eq!(
-            verdict(&found(Some(5), 100), None, 7, None, 100),
-            Verdict::Ours
+            verdict(found(Some(5), 100), None, 7, None, 100),
+            Verdict::Ours(ours(Some(5), 100))
         );
         assert_eq!(
-            verdict(&found(Some(5), 99), None, 7, None, 100),
+            verdict(found(Some(5), 99), None, 7, None, 100),
             Verdict::NotProcessed
         );
         assert_eq!(
-            verdict(&found(None, 100), None, 7, None, 100),
+            verdict(found(None, 100), None, 7, None, 100),
             Verdict::NotProcessed
         );
         assert_eq!(
-            verdict(&found(Some(5), 100), None, 7, Some(4), 100),
+            verdict(found(Some(5), 100), None, 7, Some(4), 100),
             Verdict::Unconfirmed
         );
     }
@@ -258,9 +260,12 @@ mod tests {
     #[test]
     fn no_last_transaction_means_not_processed_unless_journaled() {
         let nothing = LastTransaction::Nothing;
-        assert_eq!(verdict(&nothing, None, 7, None, 100), Verdict::NotProcessed);
         assert_eq!(
-            verdict(&nothing, None, 7, Some(3), 100),
+            verdict(nothing.clone(), None, 7, None, 100),
+            Verdict::NotProcessed
+        );
+        assert_eq!(
+            verdict(nothing.clone(), None, 7, Some(3), 100),
             Verdict::Unconfirmed
         );
     }
@@ -268,7 +273,10 @@ mod tests {
     #[test]
     fn a_terminal_that_cannot_tell_never_settles_by_itself() {
         let u = LastTransaction::Unsupported;
-        assert_eq!(verdict(&u, None, 7, None, 100), Verdict::Unknown);
-        assert_eq!(verdict(&u, Some(7), 7, Some(3), 100), Verdict::Unknown);
+        assert_eq!(verdict(u.clone(), None, 7, None, 100), Verdict::Unknown);
+        assert_eq!(
+            verdict(u.clone(), Some(7), 7, Some(3), 100),
+            Verdict::Unknown
+        );
     }
 }
