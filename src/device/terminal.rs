@@ -182,9 +182,10 @@ pub struct LinkCounters {
 /// - Errors are [`DeviceError`]s whose [`DeviceError::kind`] tells a refusal (nothing
 ///   happened) from a lost link (outcome unknown) and a protocol violation.
 ///
-/// A driver that must drain an interrupted flow on reconnect (issue 16) does it inside
-/// `connect`/`register`; an outcome found there is the commit point of the interrupted
-/// payment and must reach the task through an observer before it is acknowledged.
+/// A terminal may still be finishing an interrupted flow when the task reconnects (it
+/// repeats an unacknowledged outcome, sends the rest of a slip). A driver that drains the
+/// line before registering hands such an outcome to the `interrupted` observer of
+/// [`PaymentTerminal::register`]: it is the commit point of the interrupted payment.
 pub trait PaymentTerminal: Send {
     /// Open the connection (closing any old one).
     fn connect(&mut self) -> impl Future<Output = Result<(), DeviceError>> + Send;
@@ -197,8 +198,13 @@ pub trait PaymentTerminal: Send {
     fn connection_per_exchange(&self) -> bool;
     /// Byte counters of the open connection, if one is open.
     fn counters(&self) -> Option<LinkCounters>;
-    /// Register with the terminal and read its status.
-    fn register(&mut self) -> impl Future<Output = Result<TerminalInfo, DeviceError>> + Send;
+    /// Register with the terminal and read its status. A transaction outcome the terminal
+    /// still delivers from an interrupted flow goes to `interrupted` before it is
+    /// acknowledged, as in [`PaymentTerminal::run`].
+    fn register<O: FlowObserver>(
+        &mut self,
+        interrupted: &mut O,
+    ) -> impl Future<Output = Result<TerminalInfo, FlowError<O::Error>>> + Send;
     /// Ask the terminal for its status (is it idle, does it work).
     fn status(&mut self) -> impl Future<Output = Result<TerminalInfo, DeviceError>> + Send;
     /// Run one card flow to its end, reporting display texts, slip lines and the outcome to

@@ -371,7 +371,9 @@ impl Ctx {
 
     /// Register with the terminal and read its status.
     async fn identify<D: PaymentTerminal>(&self, d: &mut D) -> Result<(), TaskError> {
-        let info = d.register().await?;
+        let interrupted = self.interrupted().await?;
+        let mut observer = Observer::new(self, interrupted.as_ref());
+        let info = d.register(&mut observer).await?;
         tracing::info!(terminal = self.id(), terminal_id = ?info.terminal_id, fault = ?info.fault.as_ref().map(|c| &c.shown), "terminal registered");
         self.handle.update(|s| {
             s.terminal_id = info.terminal_id.clone().or(s.terminal_id.take());
@@ -385,6 +387,23 @@ impl Ctx {
                 .map(|c| format!("terminal status {}: {}", c.shown, c.message));
         });
         Ok(())
+    }
+
+    /// The card job whose authorization may have been sent when the task last lost the
+    /// terminal (journaled `authorizing`, no outcome yet): an outcome the terminal still
+    /// delivers on reconnect is its.
+    async fn interrupted(&self) -> Result<Option<Job>, TaskError> {
+        let id = self.id().to_string();
+        let next = self
+            .journal
+            .run(move |j| j.next_for_device(&id))
+            .await
+            .map_err(|e| TaskError::Journal(e.to_string()))?;
+        Ok(next.filter(|j| {
+            j.state == JobState::Running
+                && matches!(j.kind, JobKind::Payment | JobKind::Sale)
+                && j.step.as_deref() == Some("authorizing")
+        }))
     }
 
     async fn finish(

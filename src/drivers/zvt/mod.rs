@@ -235,7 +235,10 @@ impl PaymentTerminal for Zvt {
         })
     }
 
-    async fn register(&mut self) -> Result<TerminalInfo, DeviceError> {
+    async fn register<O: FlowObserver>(
+        &mut self,
+        interrupted: &mut O,
+    ) -> Result<TerminalInfo, FlowError<O::Error>> {
         let config = if self.config.slip == SlipTarget::Terminal {
             REGISTRATION_CONFIG & !0x02
         } else {
@@ -246,8 +249,10 @@ impl PaymentTerminal for Zvt {
             config,
             currency: Some(self.config.currency_code()),
         };
-        let registered = self.plain(&reg).await?;
-        let enquiry = self.plain(&self.status_enquiry()).await?;
+        let registered = self.exchange(&reg, Some(&mut *interrupted)).await?;
+        let enquiry = self
+            .exchange(&self.status_enquiry(), Some(interrupted))
+            .await?;
         let mut info = self.info(&enquiry);
         info.terminal_id = registered.terminal_id.or(info.terminal_id);
         Ok(info)
