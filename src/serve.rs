@@ -452,12 +452,17 @@ fn terminal_task<D: PaymentTerminal>(
     config: &Config,
     driver: D,
 ) -> TerminalTask<D> {
+    let printers = printers.clone();
     TerminalTask {
         handle: handle.clone(),
         journal: journal.clone(),
         events: events.clone(),
         shutdown: shutdown.clone(),
-        printers: printers.clone(),
+        wake_printer: Arc::new(move |id: &str| {
+            if let Some(p) = printers.get(id) {
+                p.wake.notify_one();
+            }
+        }),
         reverse_unattached: config.sales.reverse_unattached,
         driver,
     }

@@ -171,9 +171,7 @@ impl Ctx {
             .map_err(|e| TaskError::Journal(e.to_string()))?;
         tracing::info!(terminal = self.id(), sale = job.id, printer = %printer, "card approved; the sale's receipt is queued");
         let _ = self.events.send(job.id);
-        if let Some(ph) = self.printers.get(&printer) {
-            ph.wake.notify_one();
-        }
+        (self.wake_printer)(&printer);
         Ok(())
     }
 

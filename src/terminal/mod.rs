@@ -16,10 +16,8 @@ use crate::device::terminal::{CardCommand, CardOutcome, Committed, FlowObserver,
 use crate::device::{DeviceConfig, DeviceError, DeviceHandle, DeviceState, HandleStatus};
 use crate::document::CardPayment;
 use crate::journal::{Job, JobId, JobKind, JobState, Journal};
-use crate::printer::PrinterHandle;
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -226,13 +224,17 @@ impl std::fmt::Display for TaskError {
     }
 }
 
+/// Wakes a printer task by its id (the terminal task knows printers only by id).
+pub type WakePrinter = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Runs one terminal until `shutdown`, through its driver `D`.
 pub struct TerminalTask<D: PaymentTerminal> {
     pub handle: Arc<TerminalHandle>,
     pub journal: Journal,
     pub events: broadcast::Sender<JobId>,
     pub shutdown: CancellationToken,
-    pub printers: Arc<BTreeMap<String, Arc<PrinterHandle>>>,
+    /// Wakes the printer task of this id (a sale's receipt was queued on it).
+    pub wake_printer: WakePrinter,
     /// Reverse approved payments that cannot be attached to their sale (see `[sales]`).
     pub reverse_unattached: bool,
     /// The terminal's protocol driver.
@@ -245,7 +247,7 @@ struct Ctx {
     handle: Arc<TerminalHandle>,
     journal: Journal,
     events: broadcast::Sender<JobId>,
-    printers: Arc<BTreeMap<String, Arc<PrinterHandle>>>,
+    wake_printer: WakePrinter,
     reverse_unattached: bool,
 }
 
@@ -261,7 +263,7 @@ impl<D: PaymentTerminal> TerminalTask<D> {
             journal,
             events,
             shutdown,
-            printers,
+            wake_printer,
             reverse_unattached,
             mut driver,
         } = self;
@@ -269,7 +271,7 @@ impl<D: PaymentTerminal> TerminalTask<D> {
             handle,
             journal,
             events,
-            printers,
+            wake_printer,
             reverse_unattached,
         };
         let mut backoff = Duration::from_millis(200);
