@@ -145,13 +145,19 @@ fn error_value(e: &DeviceError) -> Value {
 /// A terminal's live status, shared with the API.
 #[derive(Debug, Clone, Serialize)]
 pub struct TerminalStatus {
+    /// The state the API shows.
     pub state: DeviceState,
+    /// The terminal's id, once it reported one.
     pub terminal_id: Option<String>,
     /// What the terminal shows during a transaction (intermediate status).
     pub display: Option<String>,
+    /// Why the terminal is not ready, in plain words.
     pub last_error: Option<String>,
+    /// The job the terminal is working on.
     pub current_job: Option<JobId>,
+    /// Bytes written on the current (or last) connection.
     pub bytes_out: u64,
+    /// Bytes read on the current (or last) connection.
     pub bytes_in: u64,
 }
 
@@ -229,9 +235,13 @@ pub type WakePrinter = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Runs one terminal until `shutdown`, through its driver `D`.
 pub struct TerminalTask<D: PaymentTerminal> {
+    /// The handle the API reads the terminal's status from and rings when a job is queued.
     pub handle: Arc<TerminalHandle>,
+    /// Where the task takes its jobs from and records every step.
     pub journal: Journal,
+    /// Job changes, announced to the API's waiters.
     pub events: broadcast::Sender<JobId>,
+    /// Stops the task.
     pub shutdown: CancellationToken,
     /// Wakes the printer task of this id (a sale's receipt was queued on it).
     pub wake_printer: WakePrinter,
