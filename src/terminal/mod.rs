@@ -349,13 +349,7 @@ impl Ctx {
             d.connect().await?;
             self.identify(d).await?;
         }
-        let id = self.id().to_string();
-        let next = self
-            .journal
-            .run(move |j| j.next_for_device(&id))
-            .await
-            .map_err(|e| TaskError::Journal(e.to_string()))?;
-        let Some(job) = next else {
+        let Some(job) = self.next_job().await? else {
             if !poll {
                 return Ok(false);
             }
@@ -401,17 +395,21 @@ impl Ctx {
         Ok(())
     }
 
+    /// The terminal's next job: one left running by an interruption first, then the oldest
+    /// queued.
+    async fn next_job(&self) -> Result<Option<Job>, TaskError> {
+        let id = self.id().to_string();
+        self.journal
+            .run(move |j| j.next_for_device(&id))
+            .await
+            .map_err(|e| TaskError::Journal(e.to_string()))
+    }
+
     /// The card job whose authorization may have been sent when the task last lost the
     /// terminal (journaled `authorizing`, no outcome yet): an outcome the terminal still
     /// delivers on reconnect is its.
     async fn interrupted(&self) -> Result<Option<Job>, TaskError> {
-        let id = self.id().to_string();
-        let next = self
-            .journal
-            .run(move |j| j.next_for_device(&id))
-            .await
-            .map_err(|e| TaskError::Journal(e.to_string()))?;
-        Ok(next.filter(|j| {
+        Ok(self.next_job().await?.filter(|j| {
             j.state == JobState::Running
                 && matches!(j.kind, JobKind::Payment | JobKind::Sale)
                 && j.step.as_deref() == Some("authorizing")
