@@ -14,7 +14,7 @@
 
 use crate::device::LinkStats;
 use crate::drivers::posnet::link::{Link, LinkError, Verdict};
-use crate::terminal::transport::{Transport, TransportError};
+use crate::drivers::zvt::transport::{Transport, TransportError};
 use posnet::Command;
 use posnet::reply::{SLOT_LETTERS, Scomm, Sid, VatRate, VatTable};
 use posnet::session::CommandFailure;

@@ -2,9 +2,11 @@
 //! together, and shuts them down in order on SIGTERM/SIGINT.
 
 use crate::api::{self, AppState, Tokens};
-use crate::config::{Config, PrinterProtocol};
+use crate::config::{Config, PrinterProtocol, TerminalProtocol};
 use crate::device::DeviceState;
+use crate::device::terminal::PaymentTerminal;
 use crate::drivers::posnet::PosnetPrinter;
+use crate::drivers::zvt::Zvt;
 use crate::journal::Journal;
 use crate::printer::{PrinterHandle, PrinterTask};
 use crate::terminal::{TerminalHandle, TerminalTask};
@@ -124,15 +126,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
     for handle in terminals.values() {
-        let task = TerminalTask {
-            handle: handle.clone(),
-            journal: journal.clone(),
-            events: events.clone(),
-            shutdown: shutdown.clone(),
-            printers: printers.clone(),
-            reverse_unattached: config.sales.reverse_unattached,
-        };
-        tasks.spawn(task.run());
+        // The driver for the terminal's protocol.
+        match handle.config.protocol {
+            TerminalProtocol::Zvt => {
+                let zvt = Zvt::new(handle.config.clone(), handle.target.clone());
+                tasks.spawn(
+                    terminal_task(
+                        handle, &journal, &events, &shutdown, &printers, &config, zvt,
+                    )
+                    .run(),
+                );
+            }
+        }
     }
     if !terminals.is_empty() {
         tasks.spawn(expire_sales(
@@ -490,6 +495,32 @@ where
 fn notify(state: &[sd_notify::NotifyState]) {
     if let Err(e) = sd_notify::notify(state) {
         tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// The terminal task for `handle`, driven by `driver`.
+fn terminal_task<D: PaymentTerminal>(
+    handle: &Arc<TerminalHandle>,
+    journal: &Journal,
+    events: &broadcast::Sender<crate::journal::JobId>,
+    shutdown: &CancellationToken,
+    printers: &Arc<BTreeMap<String, Arc<PrinterHandle>>>,
+    config: &Config,
+    driver: D,
+) -> TerminalTask<D> {
+    let printers = printers.clone();
+    TerminalTask {
+        handle: handle.clone(),
+        journal: journal.clone(),
+        events: events.clone(),
+        shutdown: shutdown.clone(),
+        wake_printer: Arc::new(move |id: &str| {
+            if let Some(p) = printers.get(id) {
+                p.wake.notify_one();
+            }
+        }),
+        reverse_unattached: config.sales.reverse_unattached,
+        driver,
     }
 }
 

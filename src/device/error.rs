@@ -42,6 +42,18 @@ pub enum ErrorCategory {
     ReceiptNotPrinted,
     /// The printer a sale needs is not available.
     PrinterUnavailable,
+    /// The card could not be read or is not accepted (expired, unknown type).
+    CardError,
+    /// The transaction was cancelled (abort key, customer timeout).
+    Cancelled,
+    /// The terminal is busy with something else; try again when it is idle.
+    TerminalBusy,
+    /// The terminal reported an internal error.
+    TerminalError,
+    /// The terminal cannot do this function now or in its configuration.
+    NotPossible,
+    /// The terminal could not reach its host (acquirer).
+    Communication,
 }
 
 impl ErrorCategory {
@@ -72,6 +84,12 @@ impl ErrorCategory {
             ErrorCategory::NotCharged => "not_charged",
             ErrorCategory::ReceiptNotPrinted => "receipt_not_printed",
             ErrorCategory::PrinterUnavailable => "printer_unavailable",
+            ErrorCategory::CardError => "card_error",
+            ErrorCategory::Cancelled => "cancelled",
+            ErrorCategory::TerminalBusy => "terminal_busy",
+            ErrorCategory::TerminalError => "terminal_error",
+            ErrorCategory::NotPossible => "not_possible",
+            ErrorCategory::Communication => "communication",
         }
     }
 }
@@ -80,6 +98,20 @@ impl std::fmt::Display for ErrorCategory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// What a device error means for the operation that was in flight. Device tasks decide on
+/// this, never on a protocol's codes: a refusal is final, an unknown outcome is reconciled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorKind {
+    /// The device refused or reported the error itself: nothing happened.
+    #[default]
+    Refused,
+    /// The line or connection was lost: what was in flight may or may not have happened.
+    OutcomeUnknown,
+    /// The device sent something the protocol does not allow here; treat the outcome as
+    /// unknown and reconnect.
+    ProtocolViolation,
 }
 
 /// One device error, as a job's `error` and the API show it:
@@ -97,10 +129,14 @@ pub struct DeviceError {
     /// The device's own error code (a POSNET error number, a ZVT result code), if it gave one.
     #[serde(default)]
     pub device_code: Option<u32>,
+    /// What the error means for the operation in flight (not part of the JSON form).
+    #[serde(skip)]
+    pub kind: ErrorKind,
 }
 
 impl DeviceError {
-    /// An error of `category` with a plain message and the device's own code.
+    /// An error of `category` with a plain message and the device's own code; its kind is
+    /// [`ErrorKind::Refused`].
     pub fn new(
         category: ErrorCategory,
         message: impl Into<String>,
@@ -111,7 +147,30 @@ impl DeviceError {
             message: message.into(),
             field: None,
             device_code,
+            kind: ErrorKind::Refused,
         }
+    }
+
+    /// The link was lost mid-operation: the outcome is unknown ([`ErrorKind::OutcomeUnknown`]).
+    pub fn link_lost(message: impl Into<String>) -> Self {
+        DeviceError {
+            kind: ErrorKind::OutcomeUnknown,
+            ..DeviceError::new(ErrorCategory::Transport, message, None)
+        }
+    }
+
+    /// The device broke the protocol ([`ErrorKind::ProtocolViolation`]).
+    pub fn protocol(message: impl Into<String>) -> Self {
+        DeviceError {
+            kind: ErrorKind::ProtocolViolation,
+            ..DeviceError::new(ErrorCategory::Protocol, message, None)
+        }
+    }
+
+    /// Whether the device refused: nothing happened, so the operation may be settled as
+    /// not done without asking the device again.
+    pub fn is_refusal(&self) -> bool {
+        self.kind == ErrorKind::Refused
     }
 }
 

@@ -5,10 +5,13 @@
 //! events and metrics all speak these types, so none of them imports from another.
 
 mod error;
+pub mod handle;
 pub mod printer;
 mod status;
+pub mod terminal;
 
-pub use error::{DeviceError, ErrorCategory};
+pub use error::{DeviceError, ErrorCategory, ErrorKind};
+pub use handle::{DeviceConfig, DeviceHandle, HandleStatus};
 pub use status::{Observable, StatePublisher, StatusCell};
 
 use serde::{Deserialize, Serialize};

@@ -4,3 +4,4 @@
 //! through `crate::port`.
 
 pub mod posnet;
+pub mod zvt;

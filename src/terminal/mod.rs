@@ -1,223 +1,306 @@
-//! The terminal task: one per configured card terminal. It alone owns the terminal's
-//! connection, runs its card jobs (payments, end of day, the payment part of sales) in
-//! FIFO order from the journal, and reconciles any transaction whose outcome it did not
-//! see, never sending an authorization twice.
+//! The terminal task: one per configured card terminal, whatever its protocol. It alone
+//! owns the terminal's driver ([`PaymentTerminal`]), runs its card jobs (payments, end of
+//! day, the payment part of sales) in FIFO order from the journal, and reconciles any
+//! transaction whose outcome it did not see, never sending an authorization twice.
+//!
+//! The journal steps of a card job: `prepare` (started), `authorizing` (committed before
+//! the command goes to the terminal), `approved`/`declined` (the outcome, committed before
+//! the driver acknowledges it), then the end (or `printing` for a sale whose receipt is
+//! queued). `closing` for an end of day.
 
-pub mod transport;
+mod jobs;
+mod reconcile;
 
-use crate::config::{SlipTarget, TerminalConfig};
-use crate::device::DeviceState;
+use crate::config::TerminalConfig;
+use crate::device::terminal::{CardCommand, CardOutcome, Committed, FlowObserver, PaymentTerminal};
+use crate::device::{DeviceConfig, DeviceError, DeviceHandle, DeviceState, HandleStatus};
+use crate::document::CardPayment;
 use crate::journal::{Job, JobId, JobKind, JobState, Journal};
-use crate::printer::PrinterHandle;
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use transport::{Transport, TransportError};
-use zvt::{EcrCommand, PtMessage, TransactionResult};
 
-/// A job's error object as the API shows it (see [`crate::device::DeviceError`]).
-fn error_json(code: &str, message: impl Into<String>, device_code: Option<u32>) -> Value {
-    json!({"code": code, "message": message.into(), "field": null, "device_code": device_code})
+// ---------------------------------------------------------------------------------------
+// The job JSON this task reads and writes. Every access to `job.request` and `job.result`
+// by path is here, so typed journal records can replace these functions one by one.
+
+/// The payment a card job asks for (`request.document`, or `request.document.payment` for
+/// a sale).
+fn payment_request(job: &Job) -> Result<CardPayment, TaskError> {
+    let v = if job.kind == JobKind::Sale {
+        &job.request["document"]["payment"]
+    } else {
+        &job.request["document"]
+    };
+    serde_json::from_value(v.clone())
+        .map_err(|e| TaskError::BadJob(format!("journaled payment is unreadable: {e}")))
 }
 
-/// ZVT registration config: the register prints receipts via print-line messages (0x80),
-/// payment receipts (0x02), wants intermediate status (0x08), amount entry (0x10) and
-/// admin functions (0x20) on the terminal disabled.
-const REGISTRATION_CONFIG: u8 = 0xBA;
+/// A sale's printer and receipt document (`request.document.printer`, `.receipt`).
+fn sale_receipt(job: &Job) -> (String, Value) {
+    let doc = &job.request["document"];
+    let printer = doc["printer"].as_str().unwrap_or_default().to_string();
+    (printer, json!({"document": doc["receipt"].clone()}))
+}
+
+/// What an interrupted job had already journaled of its payment (`result.payment`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Recorded {
+    /// `trace_number`: the outcome was seen and journaled.
+    trace_number: Option<u32>,
+    /// `terminal_receipt_number`: what a reversal of it names.
+    receipt_number: Option<u32>,
+    /// `slip`: the slip lines journaled with the outcome.
+    slip: Vec<String>,
+}
+
+fn recorded_payment(job: &Job) -> Recorded {
+    let Some(p) = job.result.as_ref().map(|r| &r["payment"]) else {
+        return Recorded::default();
+    };
+    let number = |v: &Value| v.as_u64().and_then(|n| u32::try_from(n).ok());
+    Recorded {
+        trace_number: number(&p["trace_number"]),
+        receipt_number: number(&p["terminal_receipt_number"]),
+        slip: p["slip"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|l| l.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// A payment as a job's `result.payment` shows it.
+fn payment_json(
+    o: &CardOutcome,
+    slip: &[String],
+    terminal: &str,
+    terminal_id: Option<String>,
+) -> Value {
+    json!({
+        "approved": o.approved,
+        "amount": o.amount,
+        "currency": o.currency.map(crate::device::terminal::currency_name),
+        "masked_pan": o.masked_pan,
+        "card_brand": o.card_name,
+        "auth_code": o.auth_code,
+        "trace_number": o.trace_number,
+        "terminal_receipt_number": o.receipt_number,
+        "terminal_id": o.terminal_id.clone().or(terminal_id),
+        "result_code": o.result_code,
+        "slip": slip,
+        "terminal": terminal,
+    })
+}
+
+/// The slip as a printout job's request (`{"document": {"lines": [...]}}`), each line cut
+/// to what a printout line holds.
+fn slip_printout(slip: &[String]) -> Value {
+    let lines: Vec<String> = slip
+        .iter()
+        .map(|l| {
+            l.chars()
+                .take(crate::document::MAX_PRINTOUT_LINE_LEN)
+                .collect()
+        })
+        .collect();
+    json!({"document": {"lines": lines}})
+}
+
+/// An end of day's `result`.
+fn end_of_day_json(total: Option<u64>, currency: u16, terminal: &str, slip: &[String]) -> Value {
+    json!({
+        "total": total,
+        "currency": crate::device::terminal::currency_name(currency),
+        "terminal": terminal,
+        "slip": slip,
+    })
+}
+
+/// A card job's `result`: `{"payment": ...}`.
+fn payment_result(payment: Value) -> Value {
+    json!({"payment": payment})
+}
+
+/// A job's `result` with its `payment` set (other keys kept).
+fn with_payment(job: &Job, payment: Value) -> Value {
+    let mut partial = job.result.clone().unwrap_or_else(|| json!({}));
+    partial["payment"] = payment;
+    partial
+}
+
+/// A device error as a job's `error`.
+fn error_value(e: &DeviceError) -> Value {
+    serde_json::to_value(e).unwrap_or(Value::Null)
+}
+
+// ---------------------------------------------------------------------------------------
 
 /// A terminal's live status, shared with the API.
 #[derive(Debug, Clone, Serialize)]
 pub struct TerminalStatus {
+    /// The state the API shows.
     pub state: DeviceState,
+    /// The terminal's id, once it reported one.
     pub terminal_id: Option<String>,
     /// What the terminal shows during a transaction (intermediate status).
     pub display: Option<String>,
+    /// Why the terminal is not ready, in plain words.
     pub last_error: Option<String>,
+    /// The job the terminal is working on.
     pub current_job: Option<JobId>,
+    /// Bytes written on the current (or last) connection.
     pub bytes_out: u64,
+    /// Bytes read on the current (or last) connection.
     pub bytes_in: u64,
 }
 
-/// The API's handle on a terminal task.
-pub struct TerminalHandle {
-    pub config: TerminalConfig,
-    /// What is opened: a device path (the emulator's PTY for `"sim"`) or `tcp://...`.
-    pub target: String,
-    pub status: crate::device::StatusCell<TerminalStatus>,
-    pub wake: Notify,
+impl crate::device::Observable for TerminalStatus {
+    fn state(&self) -> DeviceState {
+        self.state
+    }
+    fn detail(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
 }
 
-impl TerminalHandle {
-    pub fn new(config: TerminalConfig, target: String) -> Self {
-        let id = config.id.clone();
-        TerminalHandle {
-            config,
-            target,
-            status: crate::device::StatusCell::new(
-                &id,
-                "payment_terminal",
-                TerminalStatus {
-                    state: DeviceState::Offline,
-                    terminal_id: None,
-                    display: None,
-                    last_error: Some("not connected yet".into()),
-                    current_job: None,
-                    bytes_out: 0,
-                    bytes_in: 0,
-                },
-            ),
-            wake: Notify::new(),
+impl HandleStatus for TerminalStatus {
+    const KIND: &'static str = "payment_terminal";
+    fn not_connected() -> Self {
+        TerminalStatus {
+            state: DeviceState::Offline,
+            terminal_id: None,
+            display: None,
+            last_error: Some("not connected yet".into()),
+            current_job: None,
+            bytes_out: 0,
+            bytes_in: 0,
         }
     }
+}
 
-    /// Publish this terminal's state changes on `events`.
-    pub fn with_events(mut self, events: crate::events::EventBus) -> Self {
-        self.status.set_events(events);
-        self
-    }
-
-    pub fn status(&self) -> TerminalStatus {
-        self.status.get()
-    }
-
-    fn update(&self, f: impl FnOnce(&mut TerminalStatus)) {
-        self.status.update(f);
+impl DeviceConfig for TerminalConfig {
+    fn id(&self) -> &str {
+        &self.id
     }
 }
 
-/// How a terminal step went wrong.
+/// The API's handle on a terminal task.
+pub type TerminalHandle = DeviceHandle<TerminalConfig, TerminalStatus>;
+
+/// How a job step went wrong, as the task sees it.
 #[derive(Debug)]
-enum TermError {
-    /// The line or connection failed: the outcome of what was in flight is unknown.
-    Transport(TransportError),
-    /// The terminal refused the command (`84 xx`): nothing happened.
-    Refused(u8),
-    /// The terminal sent something that does not fit the flow.
-    Protocol(String),
+enum TaskError {
+    /// The terminal or its link failed (the error's kind says what that means).
+    Device(DeviceError),
     /// The job cannot be carried out as journaled.
     BadJob(String),
     /// Journal write failed; stop before telling the terminal anything.
     Journal(String),
 }
 
-impl From<TransportError> for TermError {
-    fn from(e: TransportError) -> Self {
-        TermError::Transport(e)
+impl From<DeviceError> for TaskError {
+    fn from(e: DeviceError) -> Self {
+        TaskError::Device(e)
     }
 }
 
-impl std::fmt::Display for TermError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TermError::Transport(e) => write!(f, "{e}"),
-            TermError::Refused(code) => write!(
-                f,
-                "refused with {code:02X}: {}",
-                zvt::error::describe(*code).message
-            ),
-            TermError::Protocol(m) | TermError::BadJob(m) | TermError::Journal(m) => f.write_str(m),
+impl From<crate::device::terminal::FlowError<TaskError>> for TaskError {
+    fn from(e: crate::device::terminal::FlowError<TaskError>) -> Self {
+        match e {
+            crate::device::terminal::FlowError::Device(e) => TaskError::Device(e),
+            crate::device::terminal::FlowError::Observer(e) => e,
         }
     }
 }
 
-/// What a command flow produced.
-#[derive(Debug, Default)]
-struct Flow {
-    /// The Status-Information, if one came.
-    result: Option<TransactionResult>,
-    /// Receipt lines the terminal sent.
-    slip: Vec<String>,
-    /// `06 1E` result code, if the terminal aborted.
-    aborted: Option<u8>,
-    /// Terminal status from a status enquiry's completion.
-    terminal_status: Option<u8>,
-    terminal_id: Option<String>,
-}
-
-/// A payment job's request document.
-#[derive(Debug, Clone, serde::Deserialize, Serialize)]
-pub struct PaymentRequest {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub amount: u64,
-    pub currency: u16,
-    pub reference: Option<String>,
-    pub original_receipt_number: Option<u32>,
-}
-
-/// Currency code → name for results.
-pub fn currency_name(code: u16) -> &'static str {
-    match code {
-        985 => "PLN",
-        978 => "EUR",
-        _ => "XXX",
+impl std::fmt::Display for TaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TaskError::Device(e) if e.is_refusal() => write!(f, "refused: {e}"),
+            TaskError::Device(e) => write!(f, "{e}"),
+            TaskError::BadJob(m) | TaskError::Journal(m) => f.write_str(m),
+        }
     }
 }
 
-/// Runs one terminal until `shutdown`.
-pub struct TerminalTask {
+/// Wakes a printer task by its id (the terminal task knows printers only by id).
+pub type WakePrinter = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Runs one terminal until `shutdown`, through its driver `D`.
+pub struct TerminalTask<D: PaymentTerminal> {
+    /// The handle the API reads the terminal's status from and rings when a job is queued.
     pub handle: Arc<TerminalHandle>,
+    /// Where the task takes its jobs from and records every step.
     pub journal: Journal,
+    /// Job changes, announced to the API's waiters.
     pub events: broadcast::Sender<JobId>,
+    /// Stops the task.
     pub shutdown: CancellationToken,
-    pub printers: Arc<BTreeMap<String, Arc<PrinterHandle>>>,
+    /// Wakes the printer task of this id (a sale's receipt was queued on it).
+    pub wake_printer: WakePrinter,
     /// Reverse approved payments that cannot be attached to their sale (see `[sales]`).
     pub reverse_unattached: bool,
+    /// The terminal's protocol driver.
+    pub driver: D,
+}
+
+/// Everything of the task but its driver, so the driver can be borrowed mutably while an
+/// observer borrows this.
+struct Ctx {
+    handle: Arc<TerminalHandle>,
+    journal: Journal,
+    events: broadcast::Sender<JobId>,
+    wake_printer: WakePrinter,
+    reverse_unattached: bool,
 }
 
 /// How often an idle terminal is asked for its status.
 const IDLE_POLL: Duration = Duration::from_secs(10);
 
-impl TerminalTask {
-    fn id(&self) -> &str {
-        &self.handle.config.id
-    }
-
-    fn is_tcp(&self) -> bool {
-        self.handle.target.starts_with("tcp://")
-    }
-
-    async fn open(&self) -> Result<Transport, TermError> {
-        let t = Transport::open(
-            &self.handle.target,
-            self.handle.config.baud,
-            self.handle.config.command_timeout(),
-        )
-        .await?;
-        Ok(t)
-    }
-
-    fn account(&self, t: &Transport) {
-        self.handle.update(|s| {
-            s.bytes_out = t.bytes_out;
-            s.bytes_in = t.bytes_in;
-        });
-    }
-
-    /// The task's main loop.
+impl<D: PaymentTerminal> TerminalTask<D> {
+    /// The task's main loop: connect and register, work through jobs, poll when idle,
+    /// reconnect with back-off.
     pub async fn run(self) {
+        let TerminalTask {
+            handle,
+            journal,
+            events,
+            shutdown,
+            wake_printer,
+            reverse_unattached,
+            mut driver,
+        } = self;
+        let ctx = Ctx {
+            handle,
+            journal,
+            events,
+            wake_printer,
+            reverse_unattached,
+        };
         let mut backoff = Duration::from_millis(200);
-        let mut conn: Option<Transport> = None;
         let mut poll = false;
-        while !self.shutdown.is_cancelled() {
-            let r = self.round(&mut conn, std::mem::take(&mut poll)).await;
+        while !shutdown.is_cancelled() {
+            let r = ctx.round(&mut driver, std::mem::take(&mut poll)).await;
             match r {
                 Ok(true) => backoff = Duration::from_millis(200),
                 Ok(false) => {
                     tokio::select! {
-                        _ = self.handle.wake.notified() => {}
-                        _ = self.shutdown.cancelled() => break,
+                        _ = ctx.handle.wake.notified() => {}
+                        _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(IDLE_POLL) => poll = true,
                     }
                 }
                 Err(e) => {
-                    conn = None;
-                    tracing::warn!(terminal = self.id(), error = %e, "terminal unavailable");
-                    self.handle.update(|s| {
+                    driver.disconnect();
+                    tracing::warn!(terminal = ctx.id(), error = %e, "terminal unavailable");
+                    ctx.handle.update(|s| {
                         s.state = DeviceState::Offline;
                         s.last_error = Some(format!(
                             "{e}; check the terminal's cable, network and power"
@@ -226,60 +309,61 @@ impl TerminalTask {
                     });
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
-                        _ = self.shutdown.cancelled() => break,
+                        _ = shutdown.cancelled() => break,
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }
-        tracing::info!(terminal = self.id(), "terminal task stopped");
+        tracing::info!(terminal = ctx.id(), "terminal task stopped");
+    }
+}
+
+impl Ctx {
+    fn id(&self) -> &str {
+        &self.handle.config.id
+    }
+
+    fn account<D: PaymentTerminal>(&self, d: &D) {
+        if let Some(c) = d.counters() {
+            self.handle.update(|s| {
+                s.bytes_out = c.bytes_out;
+                s.bytes_in = c.bytes_in;
+            });
+        }
+    }
+
+    /// After an exchange: a driver that needs a connection per exchange is disconnected.
+    fn end_exchange<D: PaymentTerminal>(&self, d: &mut D) {
+        self.account(d);
+        if d.connection_per_exchange() {
+            d.disconnect();
+        }
     }
 
     /// One round: make sure the terminal is reachable, then run the next job if any; when
     /// idle and `poll` is set, ask the terminal for its status.
     /// `Ok(true)` if a job was handled, `Ok(false)` when idle.
-    async fn round(&self, conn: &mut Option<Transport>, poll: bool) -> Result<bool, TermError> {
-        if conn.is_none() {
-            let mut t = self.open().await?;
-            self.identify(&mut t).await?;
-            *conn = Some(t);
+    async fn round<D: PaymentTerminal>(&self, d: &mut D, poll: bool) -> Result<bool, TaskError> {
+        if !d.is_connected() {
+            d.connect().await?;
+            self.identify(d).await?;
         }
-        let Some(t) = conn.as_mut() else {
-            return Ok(false);
-        };
-        let id = self.id().to_string();
-        let next = self
-            .journal
-            .run(move |j| j.next_for_device(&id))
-            .await
-            .map_err(|e| TermError::Journal(e.to_string()))?;
-        let Some(job) = next else {
+        let Some(job) = self.next_job().await? else {
             if !poll {
                 return Ok(false);
             }
-            // Idle: a status enquiry keeps the terminal's state fresh (and is what ZVT asks for).
-            let flow = self
-                .flow(
-                    t,
-                    &EcrCommand::StatusEnquiry {
-                        password: Some(self.handle.config.password_number()),
-                    },
-                    None,
-                )
-                .await;
-            self.account(t);
-            if self.is_tcp() {
-                *conn = None;
-            }
-            flow?;
+            // Idle: a status enquiry keeps the terminal's state fresh.
+            let r = d.status().await;
+            self.end_exchange(d);
+            r?;
             return Ok(false);
         };
         self.handle.update(|s| {
             s.state = DeviceState::Busy;
             s.current_job = Some(job.id);
         });
-        let r = self.work(t, job).await;
-        self.account(t);
+        let r = self.work(d, job).await;
         self.handle.update(|s| {
             s.current_job = None;
             s.display = None;
@@ -287,169 +371,49 @@ impl TerminalTask {
                 s.state = DeviceState::Ready;
             }
         });
-        if self.is_tcp() {
-            *conn = None;
-        }
+        self.end_exchange(d);
         r.map(|()| true)
     }
 
     /// Register with the terminal and read its status.
-    async fn identify(&self, t: &mut Transport) -> Result<(), TermError> {
-        let cfg = &self.handle.config;
-        let config = if cfg.slip == SlipTarget::Terminal {
-            REGISTRATION_CONFIG & !0x02
-        } else {
-            REGISTRATION_CONFIG
-        };
-        let reg = EcrCommand::Registration {
-            password: cfg.password_number(),
-            config,
-            currency: Some(cfg.currency_code()),
-        };
-        let flow = self.flow(t, &reg, None).await?;
-        let enquiry = self
-            .flow(
-                t,
-                &EcrCommand::StatusEnquiry {
-                    password: Some(cfg.password_number()),
-                },
-                None,
-            )
-            .await?;
-        let tid = flow.terminal_id.or(enquiry.terminal_id);
-        tracing::info!(terminal = self.id(), terminal_id = ?tid, status = ?enquiry.terminal_status, "terminal registered");
+    async fn identify<D: PaymentTerminal>(&self, d: &mut D) -> Result<(), TaskError> {
+        let interrupted = self.interrupted().await?;
+        let mut observer = Observer::new(self, interrupted.as_ref());
+        let info = d.register(&mut observer).await?;
+        tracing::info!(terminal = self.id(), terminal_id = ?info.terminal_id, fault = ?info.fault.as_ref().map(|c| &c.shown), "terminal registered");
         self.handle.update(|s| {
-            s.terminal_id = tid.clone().or(s.terminal_id.take());
-            s.state = match enquiry.terminal_status {
-                Some(0) | None => DeviceState::Ready,
+            s.terminal_id = info.terminal_id.clone().or(s.terminal_id.take());
+            s.state = match info.fault {
+                None => DeviceState::Ready,
                 Some(_) => DeviceState::Error,
             };
-            s.last_error = enquiry.terminal_status.filter(|c| *c != 0).map(|c| {
-                format!(
-                    "terminal status {c:02X}: {}",
-                    zvt::error::describe(c).message
-                )
-            });
+            s.last_error = info
+                .fault
+                .as_ref()
+                .map(|c| format!("terminal status {}: {}", c.shown, c.message));
         });
         Ok(())
     }
 
-    /// Run one command flow: send, expect `80 00`, then answer every terminal message until
-    /// completion or abort. `on_result` journals a Status-Information before it is
-    /// acknowledged (the commit point).
-    async fn flow(
-        &self,
-        t: &mut Transport,
-        command: &EcrCommand,
-        on_result: Option<(&Job, &str)>,
-    ) -> Result<Flow, TermError> {
-        let cfg = &self.handle.config;
-        t.send(&command.to_apdu()).await?;
-        let first = t.recv(cfg.command_timeout()).await?;
-        match PtMessage::from_apdu(&first) {
-            Ok(PtMessage::Ack) => {}
-            Ok(PtMessage::Nack(code)) => return Err(TermError::Refused(code)),
-            Ok(other) => {
-                return Err(TermError::Protocol(format!(
-                    "expected an acknowledgement, got {other:?}"
-                )));
-            }
-            Err(e) => return Err(TermError::Protocol(e.to_string())),
-        }
-        if matches!(command, EcrCommand::Abort | EcrCommand::LogOff) {
-            return Ok(Flow::default());
-        }
-        let mut flow = Flow::default();
-        loop {
-            let apdu = t.recv(cfg.transaction_timeout()).await?;
-            let msg =
-                PtMessage::from_apdu(&apdu).map_err(|e| TermError::Protocol(e.to_string()))?;
-            match msg {
-                PtMessage::IntermediateStatus { status, text, .. } => {
-                    let shown = text
-                        .map(|t| zvt::pan::mask_in_text(&t))
-                        .unwrap_or_else(|| intermediate_text(status).to_string());
-                    self.handle.update(|s| s.display = Some(shown));
-                }
-                PtMessage::StatusInformation(r) => {
-                    if let Some((job, terminal)) = on_result {
-                        self.journal_result(job, terminal, &r, &flow.slip).await?;
-                    }
-                    flow.result = Some(r);
-                }
-                // Receipt text is free text: mask any card number a terminal prints in clear.
-                PtMessage::PrintLine { text, .. } => flow.slip.push(zvt::pan::mask_in_text(&text)),
-                PtMessage::PrintTextBlock { lines, .. } => {
-                    flow.slip
-                        .extend(lines.iter().map(|l| zvt::pan::mask_in_text(l)));
-                }
-                PtMessage::Completion {
-                    terminal_status,
-                    terminal_id,
-                    ..
-                } => {
-                    flow.terminal_status = terminal_status;
-                    flow.terminal_id = terminal_id;
-                    t.send(&EcrCommand::Ack.to_apdu()).await?;
-                    return Ok(flow);
-                }
-                PtMessage::Abort { result_code, .. } => {
-                    flow.aborted = Some(result_code);
-                    t.send(&EcrCommand::Ack.to_apdu()).await?;
-                    return Ok(flow);
-                }
-                PtMessage::Ack | PtMessage::Nack(_) => continue,
-            }
-            t.send(&EcrCommand::Ack.to_apdu()).await?;
-        }
-    }
-
-    /// Journal a transaction outcome (before the terminal is told it was received).
-    async fn journal_result(
-        &self,
-        job: &Job,
-        terminal: &str,
-        r: &TransactionResult,
-        slip: &[String],
-    ) -> Result<(), TermError> {
-        let Some(trace) = r.trace_number else {
-            return Ok(()); // declines without a trace number carry nothing to reconcile by
-        };
-        let card = crate::journal::CardRecord {
-            terminal: terminal.to_string(),
-            trace_number: trace,
-            receipt_number: r.receipt_number,
-            result: serde_json::to_value(r).unwrap_or(Value::Null),
-        };
-        let step = if r.result_code == 0 {
-            "approved"
-        } else {
-            "declined"
-        };
-        let mut partial = job.result.clone().unwrap_or_else(|| json!({}));
-        partial["payment"] = self.payment_json(r, slip);
-        let id = job.id;
+    /// The terminal's next job: one left running by an interruption first, then the oldest
+    /// queued.
+    async fn next_job(&self) -> Result<Option<Job>, TaskError> {
+        let id = self.id().to_string();
         self.journal
-            .run(move |j| j.record_card_result(id, &card, step, &partial))
+            .run(move |j| j.next_for_device(&id))
             .await
-            .map_err(|e| TermError::Journal(e.to_string()))
+            .map_err(|e| TaskError::Journal(e.to_string()))
     }
 
-    fn payment_json(&self, r: &TransactionResult, slip: &[String]) -> Value {
-        json!({
-            "approved": r.result_code == 0,
-            "amount": r.amount,
-            "currency": r.currency.map(currency_name),
-            "masked_pan": r.masked_pan,
-            "card_brand": r.card_name,
-            "auth_code": r.auth_code,
-            "trace_number": r.trace_number,
-            "terminal_receipt_number": r.receipt_number,
-            "terminal_id": r.terminal_id.clone().or_else(|| self.handle.status().terminal_id),
-            "result_code": r.result_code,
-            "slip": slip,
-            "terminal": self.id(),
-        })
+    /// The card job whose authorization may have been sent when the task last lost the
+    /// terminal (journaled `authorizing`, no outcome yet): an outcome the terminal still
+    /// delivers on reconnect is its.
+    async fn interrupted(&self) -> Result<Option<Job>, TaskError> {
+        Ok(self.next_job().await?.filter(|j| {
+            j.state == JobState::Running
+                && matches!(j.kind, JobKind::Payment | JobKind::Sale)
+                && j.step.as_deref() == Some("authorizing")
+        }))
     }
 
     async fn finish(
@@ -464,466 +428,114 @@ impl TerminalTask {
             .await;
     }
 
-    async fn set_step(&self, id: JobId, step: &'static str) -> Result<(), TermError> {
+    async fn fail(&self, id: JobId, result: Option<Value>, error: DeviceError) {
+        self.finish(id, JobState::Failed, result, Some(error_value(&error)))
+            .await;
+    }
+
+    async fn set_step(&self, id: JobId, step: &'static str) -> Result<(), TaskError> {
         self.journal
             .run(move |j| j.set_step(id, step, None, None))
             .await
-            .map_err(|e| TermError::Journal(e.to_string()))?
+            .map_err(|e| TaskError::Journal(e.to_string()))?
             .then_some(())
-            .ok_or_else(|| TermError::BadJob(format!("job {id} is no longer running")))
+            .ok_or_else(|| TaskError::BadJob(format!("job {id} is no longer running")))
     }
 
-    /// Work on one job: start it, or reconcile it if it was interrupted.
-    async fn work(&self, t: &mut Transport, mut job: Job) -> Result<(), TermError> {
-        let id = job.id;
-        if job.state == JobState::Queued {
-            if !self
-                .journal
-                .run(move |j| j.start(id))
-                .await
-                .unwrap_or(false)
-            {
-                return Ok(());
-            }
-            let _ = self.events.send(id);
-            job.step = Some("prepare".into());
-        }
-        let step = job.step.clone().unwrap_or_else(|| "prepare".into());
-        let outcome = match (job.kind, step.as_str()) {
-            (JobKind::EndOfDay, _) => self.end_of_day(t, &job).await,
-            (JobKind::Payment | JobKind::Sale, "prepare") => self.pay(t, &job).await,
-            (JobKind::Payment | JobKind::Sale, "printing") => {
-                // The sale's receipt is queued; the printer settles the sale.
-                return Ok(());
-            }
-            (JobKind::Payment | JobKind::Sale, _) => self.reconcile(t, &job).await,
-            (kind, _) => Err(TermError::BadJob(format!(
-                "a {} job cannot run on a terminal",
-                kind.as_str()
-            ))),
-        };
-        match outcome {
-            Ok(()) => Ok(()),
-            Err(TermError::BadJob(why)) => {
-                self.finish(
-                    id,
-                    JobState::Failed,
-                    None,
-                    Some(error_json("invalid_job", why, None)),
-                )
-                .await;
-                Ok(())
-            }
-            Err(TermError::Refused(code)) if step == "prepare" || job.kind == JobKind::EndOfDay => {
-                let info = zvt::error::describe(code);
-                let err = error_json(
-                    info.category,
-                    format!(
-                        "terminal {} refused the command: {} (code {code:02X})",
-                        self.id(),
-                        info.message
-                    ),
-                    Some(u32::from(code)),
-                );
-                self.finish(id, JobState::Failed, None, Some(err)).await;
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    fn payment_request(job: &Job) -> Result<PaymentRequest, TermError> {
-        let v = if job.kind == JobKind::Sale {
-            &job.request["document"]["payment"]
-        } else {
-            &job.request["document"]
-        };
-        serde_json::from_value(v.clone())
-            .map_err(|e| TermError::BadJob(format!("journaled payment is unreadable: {e}")))
-    }
-
-    fn command_for(&self, p: &PaymentRequest) -> Result<EcrCommand, TermError> {
-        let password = self.handle.config.password_number();
-        Ok(match p.kind.as_str() {
-            "sale" => EcrCommand::Authorization {
-                amount: p.amount,
-                currency: p.currency,
-            },
-            "refund" => EcrCommand::Refund {
-                password,
-                amount: p.amount,
-                currency: p.currency,
-            },
-            "reversal" => EcrCommand::Reversal {
-                password,
-                receipt_number: p.original_receipt_number.ok_or_else(|| {
-                    TermError::BadJob("a reversal needs original_receipt_number".into())
-                })?,
-            },
-            other => return Err(TermError::BadJob(format!("unknown payment type {other:?}"))),
-        })
-    }
-
-    /// A fresh payment: journal, send, follow the flow, journal the outcome before acking it.
-    async fn pay(&self, t: &mut Transport, job: &Job) -> Result<(), TermError> {
-        let p = Self::payment_request(job)?;
-        let command = self.command_for(&p)?;
-        self.set_step(job.id, "authorizing").await?;
-        let flow = self.flow(t, &command, Some((job, self.id()))).await;
-        let flow = match flow {
-            Ok(f) => f,
-            Err(TermError::Refused(code)) => {
-                // The terminal refused the command itself: nothing was charged.
-                let info = zvt::error::describe(code);
-                let err = error_json(
-                    info.category,
-                    format!(
-                        "terminal {} refused the payment: {} (code {code:02X}); nothing was charged",
-                        self.id(),
-                        info.message
-                    ),
-                    Some(u32::from(code)),
-                );
-                self.finish(job.id, JobState::Failed, None, Some(err)).await;
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        };
-        self.conclude(job, &p, flow.result, flow.slip, flow.aborted)
-            .await
-    }
-
-    /// Settle a payment from its Status-Information (or its absence).
-    async fn conclude(
+    /// Journal a transaction outcome (before the terminal is told it was received): the
+    /// whitelisted outcome in `card_transactions`, the payment in the job's result, and the
+    /// step `approved` or `declined`, in one transaction.
+    async fn journal_outcome(
         &self,
         job: &Job,
-        p: &PaymentRequest,
-        result: Option<TransactionResult>,
-        slip: Vec<String>,
-        aborted: Option<u8>,
-    ) -> Result<(), TermError> {
-        match result {
-            Some(r) if r.result_code == 0 => {
-                let payment = self.payment_json(&r, &slip);
-                if job.kind == JobKind::Sale {
-                    self.queue_receipt(job, payment).await
-                } else {
-                    self.finish(job.id, JobState::Done, Some(payment), None)
-                        .await;
-                    Ok(())
-                }
-            }
-            Some(r) => {
-                let info = zvt::error::describe(r.result_code);
-                let err = error_json(
-                    "card_declined",
-                    format!(
-                        "terminal {} declined the {}: {} (result code {:02X})",
-                        self.id(),
-                        p.kind,
-                        info.message,
-                        r.result_code
-                    ),
-                    Some(u32::from(r.result_code)),
-                );
-                let result = json!({"payment": self.payment_json(&r, &slip)});
-                self.finish(job.id, JobState::Failed, Some(result), Some(err))
-                    .await;
-                Ok(())
-            }
-            None => {
-                let code = aborted.unwrap_or(0x6C);
-                let info = zvt::error::describe(code);
-                let category = if code < 0x64 {
-                    "card_declined"
-                } else {
-                    info.category
-                };
-                let err = error_json(
-                    category,
-                    format!(
-                        "terminal {} ended the {} without payment: {} (code {code:02X}); nothing was charged",
-                        self.id(),
-                        p.kind,
-                        info.message
-                    ),
-                    Some(u32::from(code)),
-                );
-                self.finish(job.id, JobState::Failed, None, Some(err)).await;
-                Ok(())
-            }
-        }
-    }
-
-    /// An approved sale: queue its fiscal receipt (with the card payment) and the slip.
-    async fn queue_receipt(&self, job: &Job, payment: Value) -> Result<(), TermError> {
-        let doc = &job.request["document"];
-        let printer = doc["printer"].as_str().unwrap_or_default().to_string();
-        let receipt = json!({"document": doc["receipt"].clone()});
-        let slip_lines: Vec<Value> = payment["slip"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|l| {
-                Value::String(
-                    l.as_str()
-                        .unwrap_or("")
-                        .chars()
-                        .take(crate::document::MAX_PRINTOUT_LINE_LEN)
-                        .collect(),
-                )
-            })
-            .collect();
-        let slip = (self.handle.config.slip == SlipTarget::Printer && !slip_lines.is_empty())
-            .then(|| json!({"document": {"lines": slip_lines}}));
-        let sale_result = json!({"payment": payment});
-        let (id, p) = (job.id, printer.clone());
+        o: &CardOutcome,
+        slip: &[String],
+    ) -> Result<(), TaskError> {
+        let Some(trace) = o.trace_number else {
+            return Ok(()); // declines without a trace number carry nothing to reconcile by
+        };
+        let card = crate::journal::CardRecord {
+            terminal: self.id().to_string(),
+            trace_number: trace,
+            receipt_number: o.receipt_number,
+            result: serde_json::to_value(o).unwrap_or(Value::Null),
+        };
+        let step = if o.approved { "approved" } else { "declined" };
+        let partial = with_payment(job, self.payment_json(o, slip));
+        let id = job.id;
         self.journal
-            .run(move |j| j.queue_sale_receipt(id, &p, &receipt, slip.as_ref(), &sale_result))
+            .run(move |j| j.record_card_result(id, &card, step, &partial))
             .await
-            .map_err(|e| TermError::Journal(e.to_string()))?;
-        tracing::info!(terminal = self.id(), sale = job.id, printer = %printer, "card approved; the sale's receipt is queued");
-        let _ = self.events.send(job.id);
-        if let Some(ph) = self.printers.get(&printer) {
-            ph.wake.notify_one();
-        }
-        Ok(())
+            .map_err(|e| TaskError::Journal(e.to_string()))
     }
 
-    /// An interrupted payment: wait until the terminal is idle, ask it for its last
-    /// transaction, and match it to this job by trace number and amount.
-    async fn reconcile(&self, t: &mut Transport, job: &Job) -> Result<(), TermError> {
-        let p = Self::payment_request(job)?;
-        let cfg = &self.handle.config;
-        tracing::info!(terminal = self.id(), job = job.id, step = ?job.step, "reconciling an interrupted card transaction");
-        // 1. Idle?
-        let mut idle = false;
-        for _ in 0..30 {
-            match self
-                .flow(
-                    t,
-                    &EcrCommand::StatusEnquiry {
-                        password: Some(cfg.password_number()),
-                    },
-                    None,
-                )
-                .await
-            {
-                Ok(f) if f.terminal_status.unwrap_or(0) == 0 => {
-                    idle = true;
-                    break;
-                }
-                Ok(_) | Err(TermError::Refused(_)) => {
-                    tokio::time::sleep(Duration::from_secs(1)).await
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        if !idle {
-            return Err(TermError::Protocol(
-                "the terminal did not become idle".into(),
-            ));
-        }
-        // 2. The last transaction (service: Status-Information, no printout).
-        let last = self
-            .flow(
-                t,
-                &EcrCommand::RepeatReceipt {
-                    password: cfg.password_number(),
-                    service: 0x03,
-                },
-                None,
-            )
-            .await;
-        let last = match last {
-            Ok(f) => f.result,
-            Err(TermError::Refused(_)) => None,
-            Err(e) => return Err(e),
-        };
-        // 3. Match it.
-        // The trace number journaled for this job, if its outcome was seen before.
-        let recorded: Option<u32> = job
-            .result
-            .as_ref()
-            .and_then(|r| r["payment"]["trace_number"].as_u64())
-            .and_then(|t| u32::try_from(t).ok());
-        let ours = match &last {
-            Some(r) => {
-                let owner = match r.trace_number {
-                    Some(trace) => {
-                        let term = self.id().to_string();
-                        self.journal
-                            .run(move |j| j.job_for_trace(&term, trace))
-                            .await
-                            .map_err(|e| TermError::Journal(e.to_string()))?
-                    }
-                    None => None,
-                };
-                match (owner, &recorded) {
-                    (Some(owner), _) => owner == job.id,
-                    (None, Some(_)) => false,
-                    (None, None) => r.amount == Some(p.amount) && r.trace_number.is_some(),
-                }
-            }
-            None => false,
-        };
-        if ours {
-            let r = last.unwrap_or_default();
-            crate::metrics::reconciliation(
-                self.id(),
-                if r.result_code == 0 {
-                    "approved"
-                } else {
-                    "declined"
-                },
-            );
-            if job.result.is_none() || recorded.is_none() {
-                self.journal_result(job, self.id(), &r, &[]).await?;
-            }
-            tracing::info!(terminal = self.id(), job = job.id, trace = ?r.trace_number, approved = r.result_code == 0, "recovered the transaction's outcome");
-            let slip = job
-                .result
-                .as_ref()
-                .and_then(|v| v["payment"]["slip"].as_array().cloned())
-                .unwrap_or_default();
-            let slip: Vec<String> = slip
-                .iter()
-                .filter_map(|l| l.as_str().map(String::from))
-                .collect();
-            return self.conclude(job, &p, Some(r), slip, None).await;
-        }
-        if recorded.is_some() {
-            // We journaled an approval, but the terminal's last transaction is another one:
-            // its commit cannot be confirmed. A sale's receipt was never queued (that happens
-            // only after the approval is settled), so it may be reversed if configured.
-            let receipt_no = job
-                .result
-                .as_ref()
-                .and_then(|r| r["payment"]["terminal_receipt_number"].as_u64());
-            if self.reverse_unattached
-                && job.kind == JobKind::Sale
-                && let Some(receipt_number) = receipt_no.and_then(|n| u32::try_from(n).ok())
-            {
-                let cmd = EcrCommand::Reversal {
-                    password: cfg.password_number(),
-                    receipt_number,
-                };
-                let reversed = matches!(self.flow(t, &cmd, None).await, Ok(Flow { result: Some(ref r), .. }) if r.result_code == 0);
-                if reversed {
-                    crate::metrics::reconciliation(self.id(), "reversed");
-                    let err = error_json(
-                        "payment_reversed",
-                        format!(
-                            "terminal {}: the payment of sale {} could not be confirmed and its receipt was not printed, \
-                             so it was reversed ([sales] reverse_unattached); nothing was charged",
-                            self.id(),
-                            job.id
-                        ),
-                        None,
-                    );
-                    self.finish(job.id, JobState::Failed, job.result.clone(), Some(err))
-                        .await;
-                    return Ok(());
-                }
-            }
-            crate::metrics::reconciliation(self.id(), "needs_attention");
-            let err = error_json(
-                "needs_attention",
-                format!(
-                    "terminal {}: the approval of job {} was recorded but the terminal's last transaction is a different one; \
-                     check the terminal's journal before charging again or reversing",
-                    self.id(),
-                    job.id
-                ),
-                None,
-            );
-            self.finish(
-                job.id,
-                JobState::NeedsAttention,
-                job.result.clone(),
-                Some(err),
-            )
-            .await;
-            return Ok(());
-        }
-        // The terminal never processed it: nothing was charged.
-        crate::metrics::reconciliation(self.id(), "not_processed");
-        let err = error_json(
-            "not_charged",
-            format!(
-                "terminal {} did not process the {} of job {} (its last transaction is not this one); nothing was charged. Submit it again.",
-                self.id(),
-                p.kind,
-                job.id
-            ),
-            None,
-        );
-        self.finish(job.id, JobState::Failed, None, Some(err)).await;
-        Ok(())
-    }
-
-    async fn end_of_day(&self, t: &mut Transport, job: &Job) -> Result<(), TermError> {
-        self.set_step(job.id, "closing").await?;
-        let flow = self
-            .flow(
-                t,
-                &EcrCommand::EndOfDay {
-                    password: self.handle.config.password_number(),
-                },
-                None,
-            )
-            .await?;
-        match (flow.result, flow.aborted) {
-            (Some(r), None) if r.result_code == 0 => {
-                let result = json!({
-                    "total": r.amount,
-                    "currency": r.currency.map(currency_name).unwrap_or(currency_name(self.handle.config.currency_code())),
-                    "terminal": self.id(),
-                    "slip": flow.slip,
-                });
-                self.finish(job.id, JobState::Done, Some(result), None)
-                    .await;
-            }
-            (r, aborted) => {
-                let code = aborted.or(r.map(|r| r.result_code)).unwrap_or(0x77);
-                let info = zvt::error::describe(code);
-                let err = error_json(
-                    info.category,
-                    format!(
-                        "terminal {} could not close the day: {} (code {code:02X})",
-                        self.id(),
-                        info.message
-                    ),
-                    Some(u32::from(code)),
-                );
-                self.finish(job.id, JobState::Failed, None, Some(err)).await;
-            }
-        }
-        Ok(())
+    fn payment_json(&self, o: &CardOutcome, slip: &[String]) -> Value {
+        payment_json(o, slip, self.id(), self.handle.status().terminal_id)
     }
 }
 
-/// Plain words for the common intermediate status codes.
-fn intermediate_text(code: u8) -> &'static str {
-    match code {
-        0x00 => "awaiting amount confirmation",
-        0x01 | 0x02 => "watch the PIN pad",
-        0x04 => "waiting for the host",
-        0x0A => "insert card",
-        0x0B => "remove card",
-        0x0E | 0x17 => "please wait",
-        0x15 => "incorrect PIN",
-        0x1D => "declined",
-        _ => "in progress",
+/// The task's observer of one card flow: shows the display text, collects the slip, and
+/// journals the outcome at the commit point (when `job` is set).
+struct Observer<'a> {
+    ctx: &'a Ctx,
+    /// The job whose outcome is journaled; `None` for flows whose outcome the job's end
+    /// records instead (end of day, a reconciliation's reversal).
+    job: Option<&'a Job>,
+    slip: Vec<String>,
+}
+
+impl<'a> Observer<'a> {
+    fn new(ctx: &'a Ctx, job: Option<&'a Job>) -> Self {
+        Observer {
+            ctx,
+            job,
+            slip: Vec::new(),
+        }
     }
 }
 
-impl crate::device::Observable for TerminalStatus {
-    fn state(&self) -> DeviceState {
-        self.state
+impl FlowObserver for Observer<'_> {
+    type Error = TaskError;
+
+    fn display(&mut self, text: &str) {
+        let text = text.to_string();
+        self.ctx.handle.update(|s| s.display = Some(text));
     }
-    fn detail(&self) -> Option<&str> {
-        self.last_error.as_deref()
+
+    fn slip_line(&mut self, line: &str) {
+        self.slip.push(line.to_string());
     }
+
+    async fn outcome(&mut self, outcome: &CardOutcome) -> Result<Committed, TaskError> {
+        if let Some(job) = self.job {
+            self.ctx.journal_outcome(job, outcome, &self.slip).await?;
+        }
+        Ok(Committed::journaled())
+    }
+}
+
+/// The driver's command for a journaled payment.
+fn command_for(p: &CardPayment) -> Result<CardCommand, TaskError> {
+    Ok(match p.kind.as_str() {
+        "sale" => CardCommand::Sale {
+            amount: p.amount,
+            currency: p.currency,
+        },
+        "refund" => CardCommand::Refund {
+            amount: p.amount,
+            currency: p.currency,
+        },
+        "reversal" => CardCommand::Reversal {
+            receipt_number: p.original_receipt_number.ok_or_else(|| {
+                TaskError::BadJob("a reversal needs original_receipt_number".into())
+            })?,
+        },
+        other => return Err(TaskError::BadJob(format!("unknown payment type {other:?}"))),
+    })
+}
+
+/// `category` with the message and the device's code of `e`, e.g. to say what a refusal
+/// meant for the job.
+fn restate(e: &DeviceError, message: String) -> DeviceError {
+    DeviceError::new(e.category, message, e.device_code)
 }

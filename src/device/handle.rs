@@ -1,0 +1,70 @@
+//! The API's handle on one device task, whatever the device: its configuration, the port it
+//! opens, its live status and the bell that wakes the task when a job is queued.
+//!
+//! Printers and terminals differ only in their configuration and status types, so one
+//! generic handle serves both (`DeviceHandle<TerminalConfig, TerminalStatus>` is the
+//! terminal's).
+
+use super::{Observable, StatusCell};
+use tokio::sync::Notify;
+
+/// A device's configuration, as far as the handle needs it.
+pub trait DeviceConfig {
+    /// The device's id in the configuration (`fp1`, `t1`).
+    fn id(&self) -> &str;
+}
+
+/// A device's live status, as far as the handle needs it.
+pub trait HandleStatus: Clone + Observable {
+    /// The API's device kind (`fiscal_printer`, `payment_terminal`).
+    const KIND: &'static str;
+    /// The status before the task has connected (offline, "not connected yet").
+    fn not_connected() -> Self;
+}
+
+/// The API's handle on a device task.
+pub struct DeviceHandle<C, S> {
+    /// The device's configuration.
+    pub config: C,
+    /// What the task opens: a device path (the emulator's pseudo-terminal for `"sim"`) or
+    /// `tcp://...`.
+    pub target: String,
+    /// The live status; every change of state is published.
+    pub status: StatusCell<S>,
+    /// Wakes the task when a job is queued.
+    pub wake: Notify,
+}
+
+impl<C: DeviceConfig, S: HandleStatus> DeviceHandle<C, S> {
+    /// A handle for a device that has not connected yet.
+    pub fn new(config: C, target: String) -> Self {
+        let status = StatusCell::new(config.id(), S::KIND, S::not_connected());
+        DeviceHandle {
+            config,
+            target,
+            status,
+            wake: Notify::new(),
+        }
+    }
+
+    /// Publish this device's state changes on `events`.
+    pub fn with_events(mut self, events: crate::events::EventBus) -> Self {
+        self.status.set_events(events);
+        self
+    }
+
+    /// The device's id.
+    pub fn id(&self) -> &str {
+        self.config.id()
+    }
+
+    /// A copy of the current status.
+    pub fn status(&self) -> S {
+        self.status.get()
+    }
+
+    /// Change the status (a change of state or detail is published).
+    pub fn update(&self, f: impl FnOnce(&mut S)) {
+        self.status.update(f);
+    }
+}
