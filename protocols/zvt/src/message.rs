@@ -2,8 +2,12 @@
 //!
 //! Decoding is lenient where the meaning stays clear (unknown TLV tags, optional fields the
 //! types do not hold) and strict where a wrong guess would matter (amounts, passwords).
-//! Card data never survives decoding: BMP 22 is masked with [`crate::pan::from_bcd`], and
-//! track data (23, 24, 2D, TLV 1F08–1F0A), CVV (3A) and the expiry date (0E) are dropped.
+//! Card data never survives decoding: BMP 22 is masked with [`crate::pan::from_bcd`],
+//! track data (23, 24, 2D, TLV 1F08–1F0A), CVV (3A) and the expiry date (0E) are dropped,
+//! and every free-text field (card name 8B, additional text 3C, VU number 2A, approval code
+//! 3B, display and print lines, abort and TLV texts, the software version) goes through
+//! [`crate::pan::mask_in_text`] as it is decoded, so a terminal that puts a card number in
+//! clear into any text hands over only its masked form.
 
 use crate::EUR;
 use crate::apdu::Apdu;
@@ -260,13 +264,34 @@ fn tlv_of(fields: &[Field]) -> Vec<Tlv> {
 fn lines_in(items: &[Tlv], container: u32) -> Option<Vec<String>> {
     let block = find_tlv(items, container)?;
     let children = block.children().unwrap_or_default();
-    Some(
+    Some(mask_lines(
         children
             .iter()
             .filter(|t| t.tag == 0x07)
             .map(|t| text_from_cp437(&t.value))
             .collect(),
-    )
+    ))
+}
+
+/// Terminal text as it leaves the codec: decoded and with card numbers masked.
+fn masked_text(bytes: &[u8]) -> String {
+    pan::mask_in_text(&text_from_cp437(bytes))
+}
+
+/// Mask card numbers in lines read together, so a number split over two lines is found;
+/// every line keeps its length.
+fn mask_lines(lines: Vec<String>) -> Vec<String> {
+    let masked: Vec<char> = pan::mask_in_text(&lines.join("\n")).chars().collect();
+    let mut at = 0;
+    lines
+        .iter()
+        .map(|l| {
+            let n = l.chars().count();
+            let line: String = masked[at..at + n].iter().collect();
+            at += n + 1;
+            line
+        })
+        .collect()
 }
 
 fn lines_tlv(container: u32, lines: &[String]) -> Tlv {
@@ -279,7 +304,7 @@ fn lines_tlv(container: u32, lines: &[String]) -> Tlv {
 
 fn strip_nuls(v: &[u8]) -> String {
     let kept: Vec<u8> = v.iter().copied().filter(|&b| b != 0).collect();
-    text_from_cp437(&kept)
+    masked_text(&kept)
 }
 
 /// Text padded (or cut) to `len` bytes with `pad`.
@@ -473,7 +498,7 @@ impl TransactionResult {
                 0x22 => r.masked_pan = Some(pan::from_bcd(v)),
                 0x8B => {
                     let end = v.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-                    r.card_name = Some(text_from_cp437(&v[..end]));
+                    r.card_name = Some(masked_text(&v[..end]));
                 }
                 0x8A => r.card_type = v.first().copied(),
                 0x3B => r.auth_code = Some(strip_nuls(v)),
@@ -485,9 +510,9 @@ impl TransactionResult {
                         .iter()
                         .rposition(|&b| b != 0 && b != b' ')
                         .map_or(0, |i| i + 1);
-                    r.vu_number = Some(text_from_cp437(&v[..end]));
+                    r.vu_number = Some(masked_text(&v[..end]));
                 }
-                0x3C => r.additional_text = Some(text_from_cp437(v)),
+                0x3C => r.additional_text = Some(masked_text(v)),
                 0x06 => {
                     let items = parse_tlv(v).unwrap_or_default();
                     if let Some(t) =
@@ -680,7 +705,7 @@ impl PtMessage {
                     d.split_first().ok_or(bad("print line", "no attribute"))?;
                 PtMessage::PrintLine {
                     attribute,
-                    text: text_from_cp437(text),
+                    text: masked_text(text),
                 }
             }
             (0x06, 0xD3) => {
@@ -700,7 +725,7 @@ impl PtMessage {
                 let (fields, _) = parse_fields_partial(rest);
                 let items = tlv_of(&fields);
                 let text = find_tlv(&items, TAG_ERROR_TEXT)
-                    .map(|t| text_from_cp437(&t.value))
+                    .map(|t| masked_text(&t.value))
                     .or_else(|| lines_in(&items, 0x24).map(|l| l.join("\n")));
                 PtMessage::Abort { result_code, text }
             }
@@ -757,7 +782,7 @@ fn completion(d: &[u8]) -> PtMessage {
                 usize::from(a & 0x0F) * 100 + usize::from(b & 0x0F) * 10 + usize::from(c & 0x0F);
             match d.get(3..3 + n) {
                 Some(v) => (
-                    Some(text_from_cp437(v).trim_end_matches('\0').to_owned()),
+                    Some(masked_text(v).trim_end_matches('\0').to_owned()),
                     &d[3 + n..],
                 ),
                 None => return empty,
@@ -834,6 +859,32 @@ fn hex_into(out: &mut Vec<String>, bytes: &[u8]) {
     out.extend(bytes.iter().map(|b| format!("{b:02X}")));
 }
 
+/// Hex of a text value with the hidden digits of a card number as `**` (one per byte).
+fn text_hex_into(out: &mut Vec<String>, bytes: &[u8]) {
+    let text = text_from_cp437(bytes);
+    let masked = pan::mask_in_text(&text);
+    out.extend(
+        bytes
+            .iter()
+            .zip(text.chars().zip(masked.chars()))
+            .map(|(b, (was, is))| {
+                if was == is {
+                    format!("{b:02X}")
+                } else {
+                    "**".to_string()
+                }
+            }),
+    );
+}
+
+/// ECR commands whose data starts with the 3-byte terminal password.
+fn carries_password(control: u16) -> bool {
+    matches!(
+        control,
+        0x0600 | 0x0501 | 0x0630 | 0x0631 | 0x0620 | 0x0650 | 0x0693 | 0x0814
+    )
+}
+
 /// A BMP 22 value is shown only when masking would not change it.
 fn pan_is_masked(v: &[u8]) -> bool {
     let mut raw = String::new();
@@ -861,7 +912,8 @@ fn redact_tlv(out: &mut Vec<String>, data: &[u8]) {
         } else if item.is_constructed() {
             redact_tlv(out, &item.value);
         } else {
-            hex_into(out, &item.value);
+            // Any primitive value may be text (07 lines, 1F17 error text, vendor tags).
+            text_hex_into(out, &item.value);
         }
     }
 }
@@ -885,6 +937,8 @@ fn redact_fields(out: &mut Vec<String>, d: &[u8]) -> usize {
             out.push("**".into());
         } else if f.bmp == 0x06 {
             redact_tlv(out, &f.value);
+        } else if matches!(f.bmp, 0x8B | 0x3C | 0x2A | 0x3B) {
+            text_hex_into(out, &f.value);
         } else {
             hex_into(out, &f.value);
         }
@@ -892,11 +946,39 @@ fn redact_fields(out: &mut Vec<String>, d: &[u8]) -> usize {
     at
 }
 
+/// The bytes before a command's BMP list: a password is hidden, a completion's software
+/// version is text.
+fn prefix_hex_into(out: &mut Vec<String>, control: u16, head: &[u8]) {
+    if carries_password(control) {
+        let pw = head.len().min(3);
+        out.extend(std::iter::repeat_n("**".to_string(), pw));
+        hex_into(out, &head[pw..]);
+        return;
+    }
+    match head {
+        [a, b, c, rest @ ..]
+            if control == 0x060F && [a, b, c].iter().all(|x| is_var_digit(**x)) =>
+        {
+            let n =
+                (usize::from(a & 0x0F) * 100 + usize::from(b & 0x0F) * 10 + usize::from(c & 0x0F))
+                    .min(rest.len());
+            hex_into(out, &[*a, *b, *c]);
+            text_hex_into(out, &rest[..n]);
+            hex_into(out, &rest[n..]);
+        }
+        _ => hex_into(out, head),
+    }
+}
+
 /// Hex of an APDU for logs with sensitive BMPs (22 except masked, 23, 24, 2D, 3A, 0E and
 /// TLV 1F08–1F0A) replaced by `**`.
 ///
-/// The data is read as a BMP list at the offset the command uses. Print lines and
-/// acknowledgements are shown as they are. When the data does not read as a BMP list,
+/// The data is read as a BMP list at the offset the command uses. The terminal password
+/// (the first 3 data bytes of `06 00`, `05 01`, `06 20`, `06 30`, `06 31`, `06 50`, ...)
+/// is written as `** ** **`, and in text values (print lines, TLV texts, BMPs 8B, 3C, 2A,
+/// 3B) the hidden digits of a card number are `**`, one per byte, so the hex keeps one
+/// token per wire byte and the length bytes stay true. Acknowledgements are shown as
+/// they are. When the data does not read as a BMP list,
 /// what could not be read is hidden as `** (N bytes)`: a log line loses detail rather than
 /// risk card data.
 pub fn redacted_hex(apdu: &Apdu) -> String {
@@ -909,7 +991,13 @@ pub fn redacted_hex(apdu: &Apdu) -> String {
         (0x06, 0xD1) | (0x80, 0x00) | (0x84, _)
     ) && parse_fields(d).is_err();
     if plain {
-        hex_into(&mut out, d);
+        match (apdu.class, apdu.instr, d.split_first()) {
+            (0x06, 0xD1, Some((attr, text))) => {
+                hex_into(&mut out, &[*attr]);
+                text_hex_into(&mut out, text);
+            }
+            _ => hex_into(&mut out, d),
+        }
         return out.join(" ");
     }
     let offsets = bmp_offsets(apdu.control(), d);
@@ -919,7 +1007,7 @@ pub fn redacted_hex(apdu: &Apdu) -> String {
         .map(|&o| o.min(d.len()))
         .find(|&o| parse_fields(&d[o..]).is_ok())
         .unwrap_or_else(|| offsets.first().copied().unwrap_or(0).min(d.len()));
-    hex_into(&mut out, &d[..off]);
+    prefix_hex_into(&mut out, apdu.control(), &d[..off]);
     let used = off + redact_fields(&mut out, &d[off..]);
     if used < d.len() {
         out.push(format!("** ({} bytes)", d.len() - used));
