@@ -96,11 +96,15 @@ fn check_no_secrets(files: &BTreeMap<String, String>, hashes: &[String]) {
             !text.contains(FULL_PAN),
             "{name} holds the full card number"
         );
-        assert_eq!(
-            zvt::pan::mask_in_text(text),
-            *text,
-            "{name} holds an unmasked card number"
-        );
+        // Digits joined across separators within a stretch without letters, as a reader
+        // would read them.
+        for stretch in text.split(|c: char| c.is_alphabetic()) {
+            let digits: String = stretch.chars().filter(char::is_ascii_digit).collect();
+            assert!(
+                !digits.contains(FULL_PAN),
+                "{name} holds an unmasked card number in {stretch:?}"
+            );
+        }
     }
 }
 

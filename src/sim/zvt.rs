@@ -101,7 +101,7 @@ impl Core {
             );
             return;
         }
-        tracing::debug!(apdu = %zvt::message::redacted_hex(apdu), "from the register");
+        tracing::debug!(apdu = %crate::trace::masked_apdu_hex(apdu), "from the register");
         self.terminal.set_clock(local_seconds());
         self.terminal.handle_apdu(apdu, Instant::now());
     }
@@ -146,7 +146,7 @@ impl Core {
             ["pan", "clear"] => {
                 self.terminal.set_clear_pan(true);
                 Ok((
-                    "the terminal now sends full card numbers (a non-compliant terminal)".into(),
+                    "the terminal now sends full card numbers in every text field (a non-compliant terminal)".into(),
                     None,
                 ))
             }
@@ -329,7 +329,7 @@ fn serial_session(
             if !core.delay.is_zero() {
                 std::thread::sleep(core.delay);
             }
-            tracing::debug!(apdu = %zvt::message::redacted_hex(&apdu), "to the register");
+            tracing::debug!(apdu = %crate::trace::masked_apdu_hex(&apdu), "to the register");
             if link.send(&apdu.encode(), Instant::now()).is_ok() {
                 core.sent += 1;
             }
@@ -401,7 +401,7 @@ fn serve_tcp(
             if !core.delay.is_zero() {
                 std::thread::sleep(core.delay);
             }
-            tracing::debug!(apdu = %zvt::message::redacted_hex(&apdu), "to the register");
+            tracing::debug!(apdu = %crate::trace::masked_apdu_hex(&apdu), "to the register");
             if write_stream(stream, &apdu.encode()).is_err() {
                 closed = true;
             } else {

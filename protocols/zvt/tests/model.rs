@@ -809,3 +809,68 @@ proptest! {
         prop_assert_eq!(&back, m);
     }
 }
+
+/// The `pan clear` fault sends the number in clear in every text field and in every
+/// separator style, and the flow still ends as usual (the extra text block is a step).
+#[test]
+fn clear_pan_fault_leaks_into_every_text_field() {
+    use zvt::model::hostile::{STYLES, TEST_PAN_13};
+    let mut ecr = Ecr::new();
+    ecr.t.set_clear_pan(true);
+    let mut raw = Vec::new();
+    for amount in [1000, 1051, 1053] {
+        ecr.send(EcrCommand::Authorization {
+            amount,
+            currency: PLN,
+        });
+        for _ in 0..1000 {
+            while let Some(a) = ecr.recv_raw() {
+                if PtMessage::from_apdu(&a).unwrap().needs_ack() {
+                    ecr.ack();
+                }
+                raw.push(a);
+            }
+            match ecr.t.poll_timeout() {
+                Some(t) => {
+                    ecr.now = ecr.now.max(t);
+                    ecr.t.handle_timeout(ecr.now);
+                }
+                None => break,
+            }
+        }
+        assert!(!ecr.t.is_busy());
+    }
+    let wire: Vec<u8> = raw.iter().flat_map(|a| a.encode()).collect();
+    let has = |s: &str| wire.windows(s.len()).any(|w| w == s.as_bytes());
+    for s in STYLES {
+        assert!(has(s), "{s} is not sent");
+    }
+    assert!(has(TEST_PAN_13));
+    let kinds: Vec<(u8, u8)> = raw.iter().map(|a| (a.class, a.instr)).collect();
+    for k in [
+        (0x04, 0x0F),
+        (0x04, 0xFF),
+        (0x06, 0xD1),
+        (0x06, 0xD3),
+        (0x06, 0x1E),
+    ] {
+        assert!(kinds.contains(&k), "{k:02X?} not sent: {kinds:02X?}");
+    }
+    // Every APDU carrying text has the number in clear.
+    for a in &raw {
+        if matches!(
+            (a.class, a.instr),
+            (0x04, 0xFF) | (0x06, 0xD3) | (0x06, 0x1E) | (0x04, 0x0F)
+        ) {
+            let text = String::from_utf8_lossy(&a.data).into_owned();
+            let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+            assert!(
+                digits.contains("5454545454545454") || a.data.windows(8).any(|w| w == [0x54; 8]),
+                "{a:02X?}"
+            );
+        }
+    }
+    // Its memory stays masked.
+    let mem = serde_json::to_string(ecr.t.memory()).unwrap();
+    assert!(!mem.contains("5454545454545454"), "{mem}");
+}
