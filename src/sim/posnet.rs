@@ -97,7 +97,7 @@ pub fn run(opts: Options, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         }
     }
     let result = emu.main_loop(&control, &stop);
-    let _ = std::fs::remove_file(&opts.link);
+    let _ = super::pty::claim_link(&opts.link);
     drop(control);
     result
 }
@@ -329,7 +329,7 @@ impl Emulator {
 /// device link exists.
 pub fn spawn(opts: Options, stop: Arc<AtomicBool>) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let link = opts.link.clone();
-    let _ = std::fs::remove_file(&link);
+    super::pty::claim_link(&link)?;
     let handle = std::thread::Builder::new()
         .name("sim-posnet".into())
         .spawn(move || {

@@ -223,7 +223,7 @@ fn run_with(
     match &opts.endpoint {
         Endpoint::Serial(link) => {
             let result = serve_serial(&mut core, link, control.as_ref(), &stop, ready);
-            let _ = std::fs::remove_file(link);
+            let _ = super::pty::claim_link(link);
             result
         }
         Endpoint::Tcp(addr) => {
@@ -460,7 +460,7 @@ pub fn spawn_bound(
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<(std::thread::JoinHandle<()>, Option<SocketAddr>)> {
     if let Endpoint::Serial(link) = &opts.endpoint {
-        let _ = std::fs::remove_file(link);
+        super::pty::claim_link(link)?;
     }
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::Builder::new()
