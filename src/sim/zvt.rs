@@ -15,10 +15,10 @@
 use super::control::ControlSocket;
 use super::line::{sleep_until, wire_time, write_all};
 use super::pty::Pty;
+use super::pump::Pump;
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -281,27 +281,16 @@ fn serial_session(
     let mut link = SerialLink::new(LinkConfig::default());
     let mut out: VecDeque<Apdu> = VecDeque::new();
     let mut drop_at: Option<Instant> = None;
-    let mut buf = [0u8; 4096];
+    let mut pump = Pump::new();
     let baud = core.opts.baud;
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        let mut fds = [nix::poll::PollFd::new(
-            pty.master.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5u16));
-        loop {
-            match nix::unistd::read(&pty.master, &mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    std::thread::sleep(wire_time(baud, n));
-                    link.handle_input(&buf[..n], Instant::now());
-                }
-                Err(_) => break, // EAGAIN: nothing more; EIO: no client at the moment
-            }
-        }
+        pump.input(pty, Duration::from_millis(5), |bytes| {
+            std::thread::sleep(wire_time(baud, bytes.len()));
+            link.handle_input(bytes, Instant::now());
+        });
         if link.poll_timeout().is_some_and(|t| t <= Instant::now()) {
             link.handle_timeout(Instant::now());
         }
