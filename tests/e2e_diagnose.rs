@@ -4,12 +4,11 @@
 
 mod common;
 
-use common::{BIN, Daemon, Sim, ZvtSim, config_text, request, terminal_config, wait_until};
+use common::{BIN, Daemon, Sim, ZvtSim, config_text, request, terminal_config};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 const TOKENS: [(&str, &str, &str); 2] = [
     ("diag-cashier-token-7f3a9c", "till-1", "cashier"),
@@ -122,15 +121,7 @@ fn the_support_bundle_has_no_secrets_and_no_card_numbers() {
     cfg.push_str(&terminal_config(&terminal.port, ""));
     assert!(cfg.contains(&format!("password = \"{PASSWORD}\"")));
     let mut daemon = Daemon::start(dir.path(), &cfg);
-    daemon.wait_ready();
-    wait_until(Duration::from_secs(20), "the terminal to be ready", || {
-        let (_, v) = daemon.get("/v1/devices");
-        let ready = v["devices"]
-            .as_array()?
-            .iter()
-            .any(|d| d["kind"] == "payment_terminal" && d["state"] == "ready");
-        ready.then_some(())
-    });
+    daemon.wait_printer_and_terminal_ready();
 
     // A non-compliant terminal: it sends the full card number.
     terminal.control("pan clear");

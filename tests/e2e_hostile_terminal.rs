@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{BIN, Daemon, Sim, ZvtSim, config_text, terminal_config, wait_until};
+use common::{BIN, Daemon, Sim, ZvtSim, config_text, terminal_config};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -131,15 +131,7 @@ fn a_hostile_terminal_leaks_no_card_number_anywhere() {
     );
     cfg.push_str(&terminal_config(&terminal.port, "record = true"));
     let mut daemon = Daemon::start(dir.path(), &cfg);
-    daemon.wait_ready();
-    wait_until(Duration::from_secs(20), "the terminal to be ready", || {
-        let (_, v) = daemon.get("/v1/devices");
-        let ready = v["devices"]
-            .as_array()?
-            .iter()
-            .any(|d| d["kind"] == "payment_terminal" && d["state"] == "ready");
-        ready.then_some(())
-    });
+    daemon.wait_printer_and_terminal_ready();
     terminal.control("pan clear");
 
     // A live event stream, read while the sales run.

@@ -2,23 +2,14 @@
 //! style, and the register's password in its commands. Nothing of them survives decoding
 //! or the log form of an APDU.
 
+#![cfg(feature = "model")]
+
 use zvt::Apdu;
 use zvt::message::{EcrCommand, PtMessage, TransactionResult, redacted_hex};
+// The PAN in every style the review found, next to other numbers.
+use zvt::model::hostile::STYLES;
 
 const PAN: &str = "5454545454545454";
-
-/// The PAN in every style the review found, next to other numbers.
-const STYLES: [&str; 9] = [
-    "A 5454545454545454 1228",
-    "5454  5454  5454  5454",
-    "5454.5454.5454.5454",
-    "5454_5454_5454_5454",
-    "5454/5454/5454/5454",
-    "PAN 5454545454545454 EXP 12/28",
-    "00012 5454545454545454 000123",
-    "5454-5454-5454-5454",
-    "5454 5454 5454 5454",
-];
 
 /// True if `text` holds the PAN in any form: digits only, or with the separators dropped.
 fn leaks(text: &str) -> bool {

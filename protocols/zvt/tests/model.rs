@@ -60,14 +60,21 @@ impl Ecr {
     /// Send a command, ack everything, advance time when nothing is due; all messages
     /// received until the terminal is idle again.
     fn run(&mut self, cmd: EcrCommand) -> Vec<PtMessage> {
+        self.run_raw(cmd)
+            .iter()
+            .map(|a| PtMessage::from_apdu(a).expect("the terminal sends valid messages"))
+            .collect()
+    }
+    /// [`Ecr::run`], returning the APDUs as sent.
+    fn run_raw(&mut self, cmd: EcrCommand) -> Vec<Apdu> {
         self.send(cmd);
         let mut got = Vec::new();
         for _ in 0..1000 {
-            while let Some(m) = self.recv() {
-                if m.needs_ack() {
+            while let Some(a) = self.recv_raw() {
+                if PtMessage::from_apdu(&a).is_ok_and(|m| m.needs_ack()) {
                     self.ack();
                 }
-                got.push(m);
+                got.push(a);
             }
             match self.t.poll_timeout() {
                 Some(t) => {
@@ -819,26 +826,10 @@ fn clear_pan_fault_leaks_into_every_text_field() {
     ecr.t.set_clear_pan(true);
     let mut raw = Vec::new();
     for amount in [1000, 1051, 1053] {
-        ecr.send(EcrCommand::Authorization {
+        raw.extend(ecr.run_raw(EcrCommand::Authorization {
             amount,
             currency: PLN,
-        });
-        for _ in 0..1000 {
-            while let Some(a) = ecr.recv_raw() {
-                if PtMessage::from_apdu(&a).unwrap().needs_ack() {
-                    ecr.ack();
-                }
-                raw.push(a);
-            }
-            match ecr.t.poll_timeout() {
-                Some(t) => {
-                    ecr.now = ecr.now.max(t);
-                    ecr.t.handle_timeout(ecr.now);
-                }
-                None => break,
-            }
-        }
-        assert!(!ecr.t.is_busy());
+        }));
     }
     let wire: Vec<u8> = raw.iter().flat_map(|a| a.encode()).collect();
     let has = |s: &str| wire.windows(s.len()).any(|w| w == s.as_bytes());
