@@ -6,6 +6,24 @@
 //! their hashes), `Authorization` headers, the jobs' request bodies, and full card numbers
 //! (every text passes through [`zvt::pan::mask_in_text`]; card transactions are reduced to
 //! masked fields).
+//!
+//! Secrets are removed by structure, never by searching for their values (which once
+//! turned a serial number `ABC 12345678` into `ABC <password removed>78`):
+//! - the configuration: the value of every key named like a secret (`password`, `secret`,
+//!   `token`, `pin`);
+//! - the token file: never read into the bundle; its hashes are removed where they stand
+//!   as a whole hex word;
+//! - log lines: `Bearer <token>`, `key=value` and `"key": "value"` pairs whose key names a
+//!   secret, and every ZVT APDU in the wire log format (`apdu=<hex>`) or the trace format,
+//!   which is decoded and written again with [`crate::trace::masked_apdu_hex`] (so a
+//!   password or card number in a log from an older version is hidden too).
+//!
+//! The archive is written to a new temporary file next to `--out` (mode 0600), then linked
+//! into place: an existing path at `--out` (a file, a symlink, anything) is refused, so a
+//! planted symlink or a file someone else prepared is never followed or reused. With
+//! `--force` an existing regular file owned by the user running `diagnose` is replaced
+//! (by rename, so it is never written through); a symlink or any other kind of file is
+//! still refused.
 
 use anyhow::Context;
 use clap::Args;
@@ -14,6 +32,12 @@ use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
+
+mod out;
+mod scrub;
+
+use out::{check_out, create_temp};
+use scrub::{Scrub, is_secret_key};
 
 /// `fiscald diagnose`.
 #[derive(Args, Debug)]
@@ -27,6 +51,9 @@ pub struct DiagnoseArgs {
     /// A log file to include (its last 2000 lines) instead of `journalctl -u fiscald`.
     #[arg(long)]
     pub log: Option<PathBuf>,
+    /// Replace an existing regular file at `--out` that belongs to you (never a symlink).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// How many of the last jobs (and audit entries, card transactions) go in.
@@ -64,7 +91,6 @@ pub fn run(args: &DiagnoseArgs) -> anyhow::Result<usize> {
     let config = crate::config::Config::parse(&text, &args.config);
     match text.parse::<toml::Table>() {
         Ok(mut table) => {
-            collect_passwords(&table, &mut bundle.scrub.passwords);
             redact(&mut table);
             let redacted = toml::to_string_pretty(&table).unwrap_or_default();
             bundle.add(
@@ -173,34 +199,8 @@ pub fn run(args: &DiagnoseArgs) -> anyhow::Result<usize> {
         ),
     );
     let dir = format!("fiscald-diagnose-{}", collected_at.format("%Y%m%d-%H%M%S"));
-    bundle.write(&args.out, &dir)?;
+    bundle.write(&args.out, &dir, args.force)?;
     Ok(bundle.files.len())
-}
-
-/// What to remove from every text besides card numbers.
-#[derive(Default)]
-struct Scrub {
-    passwords: Vec<String>,
-    hashes: Vec<String>,
-}
-
-impl Scrub {
-    fn apply(&self, text: &str) -> String {
-        let mut out = zvt::pan::mask_in_text(text);
-        out = redact_bearer(&out);
-        for hash in &self.hashes {
-            out = out.replace(hash.as_str(), "<token hash removed>");
-            out = out.replace(&hash.to_ascii_uppercase(), "<token hash removed>");
-        }
-        // A terminal password other than the well-known default may show up in a hex dump
-        // of the registration command: remove it wherever it appears.
-        for password in &self.passwords {
-            if password != "000000" {
-                out = out.replace(password.as_str(), "<password removed>");
-            }
-        }
-        out
-    }
 }
 
 #[derive(Default)]
@@ -215,30 +215,44 @@ impl Bundle {
     }
 
     /// Write the tar.gz (mode 0600): every file goes through the scrubber on the way in.
-    fn write(&self, out: &Path, dir: &str) -> anyhow::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(out)
+    /// See the module doc for how `out` is created.
+    fn write(&self, out: &Path, dir: &str, force: bool) -> anyhow::Result<()> {
+        let existing = check_out(out, force)?;
+        let parent = out
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let (file, tmp) = create_temp(parent, out)?;
+        let result = (|| {
+            let gz = flate2::write::GzEncoder::new(&file, flate2::Compression::default());
+            let mut tar = tar::Builder::new(gz);
+            let mtime = chrono::Utc::now().timestamp().max(0) as u64;
+            for (name, text) in &self.files {
+                let data = self.scrub.apply(text);
+                let mut header = tar::Header::new_gnu();
+                header.set_size(data.len() as u64);
+                header.set_mode(0o600);
+                header.set_mtime(mtime);
+                header.set_cksum();
+                tar.append_data(&mut header, format!("{dir}/{name}"), data.as_bytes())?;
+            }
+            tar.into_inner()?.finish()?;
+            file.sync_all()?;
+            if existing {
+                // Replaces the directory entry; never writes through it.
+                std::fs::rename(&tmp, out)
+            } else {
+                // Fails if anything appeared at `out` meanwhile.
+                std::fs::hard_link(&tmp, out).and_then(|()| std::fs::remove_file(&tmp))
+            }
             .with_context(|| format!("cannot create {}", out.display()))?;
-        let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
-        let mut tar = tar::Builder::new(gz);
-        let mtime = chrono::Utc::now().timestamp().max(0) as u64;
-        for (name, text) in &self.files {
-            let data = self.scrub.apply(text);
-            let mut header = tar::Header::new_gnu();
-            header.set_size(data.len() as u64);
-            header.set_mode(0o600);
-            header.set_mtime(mtime);
-            header.set_cksum();
-            tar.append_data(&mut header, format!("{dir}/{name}"), data.as_bytes())?;
+            std::fs::File::open(parent)?.sync_all()?;
+            anyhow::Ok(())
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
         }
-        let gz = tar.into_inner()?;
-        gz.finish()?.sync_all()?;
-        Ok(())
+        result
     }
 }
 
@@ -250,30 +264,6 @@ fn read_trimmed(path: &str) -> String {
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
-}
-
-/// Keys whose values are secrets (`token_file`, a path, stays).
-fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    k.contains("password") || k.contains("secret") || k == "token" || k == "tokens" || k == "pin"
-}
-
-fn collect_passwords(table: &toml::Table, out: &mut Vec<String>) {
-    for (k, v) in table {
-        match v {
-            toml::Value::String(s) if is_secret_key(k) && !s.is_empty() => out.push(s.clone()),
-            toml::Value::Integer(i) if is_secret_key(k) => out.push(i.to_string()),
-            toml::Value::Table(t) => collect_passwords(t, out),
-            toml::Value::Array(a) => {
-                for item in a {
-                    if let toml::Value::Table(t) = item {
-                        collect_passwords(t, out);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
 }
 
 fn redact(table: &mut toml::Table) {
@@ -294,25 +284,6 @@ fn redact(table: &mut toml::Table) {
             _ => {}
         }
     }
-}
-
-/// `Bearer <anything>` → `Bearer <removed>`.
-fn redact_bearer(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("Bearer ") {
-        out.push_str(&rest[..i + "Bearer ".len()]);
-        rest = &rest[i + "Bearer ".len()..];
-        let end = rest
-            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',')
-            .unwrap_or(rest.len());
-        if end > 0 {
-            out.push_str(REMOVED);
-        }
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
 }
 
 fn describe_token_file(path: Option<&Path>) -> String {
@@ -625,29 +596,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scrubbing() {
-        let s = Scrub {
-            passwords: vec!["123456".into(), "000000".into()],
-            hashes: vec!["ab".repeat(32)],
-        };
-        let text = format!(
-            "pan 5454545454545454 Authorization: Bearer s3cr3t-token, pw 06001234560978 {} 000000",
-            "AB".repeat(32)
-        );
-        let out = s.apply(&text);
-        assert!(!out.contains("5454545454545454"), "{out}");
-        assert!(out.contains("545454******5454"), "{out}");
-        assert!(!out.contains("s3cr3t"), "{out}");
-        assert!(out.contains("Bearer <removed>,"), "{out}");
-        assert!(!out.contains("123456"), "{out}");
-        assert!(
-            !out.to_ascii_lowercase().contains(&"ab".repeat(32)),
-            "{out}"
-        );
-        assert!(out.ends_with("000000"), "{out}");
-    }
-
-    #[test]
     fn secrets_are_removed_from_the_configuration() {
         let mut t: toml::Table = r#"
             [api]
@@ -658,9 +606,6 @@ mod tests {
         "#
         .parse()
         .unwrap();
-        let mut pw = Vec::new();
-        collect_passwords(&t, &mut pw);
-        assert_eq!(pw, vec!["123456"]);
         redact(&mut t);
         let s = toml::to_string(&t).unwrap();
         assert!(!s.contains("123456"), "{s}");

@@ -21,9 +21,9 @@
 //!   terminal's messages cannot be reproduced byte for byte. Replay refuses them (exit 2).
 
 use crate::sim::pty::Pty;
+use crate::sim::pump::Pump;
 use crate::trace::{self, Dir, Protocol};
 use posnet::{Decoded, Frame, FrameDecoder};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -217,7 +217,7 @@ fn play(
 ) -> Result<(), Divergence> {
     let total = script.exchanges.len();
     let mut decoder = FrameDecoder::new();
-    let mut buf = [0u8; 4096];
+    let mut pump = Pump::new();
     let mut next = 0;
     let mut last_activity = Instant::now();
     let mut preamble_sent = script.preamble.is_empty();
@@ -238,20 +238,8 @@ fn play(
                 )))
             };
         }
-        let mut fds = [nix::poll::PollFd::new(
-            pty.master.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10u16));
-        loop {
-            match nix::unistd::read(&pty.master, &mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    last_activity = Instant::now();
-                    decoder.push(&buf[..n]);
-                }
-                Err(_) => break,
-            }
+        if pump.input(pty, Duration::from_millis(10), |b| decoder.push(b)) > 0 {
+            last_activity = Instant::now();
         }
         while let Some(item) = decoder.next_item() {
             if !preamble_sent {

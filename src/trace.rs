@@ -26,10 +26,13 @@
 //!   Card data is masked: the value of every sensitive field (BMP 22 unless already
 //!   masked, 23, 24, 2D, 3A, 0E, TLV 1F08..1F0A) is replaced by `**` in the hex (one `**`
 //!   per field, whatever its length), data that does not read as fields is hidden as a
-//!   single `**`, and a card number in text (a print line, a display text: 13 to 19
-//!   Luhn-valid ASCII digits) keeps its first 6 and last 4 digits, each other digit's
-//!   byte written as `**`. So `**` stands for one or more hidden bytes. The summary names the command. A ZVT trace is safe to share,
-//!   and it cannot be replayed (see `replay`).
+//!   single `**`, the terminal password in a register's command is `** ** **` (one per
+//!   byte), and a card number in any text (print lines, display and abort texts, card
+//!   name, additional text; see [`zvt::pan::mask_in_text`]) keeps its first 6 and last 4
+//!   digits, each other digit's byte written as `**`. So `**` stands for one or more
+//!   hidden bytes. The summary names the command. A ZVT trace is safe to share, and it
+//!   cannot be replayed (see `replay`).
+//! - Trace files are created with mode 0600, whatever the umask.
 //! - Files are `DIR/<device>-<start time>.trace`; a file that passes [`ROTATE_AT`] bytes is
 //!   closed and the next line starts a new file with its own header.
 //!
@@ -41,6 +44,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::HashMap;
 use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
@@ -251,7 +255,10 @@ impl Writer {
         let file = std::fs::OpenOptions::new()
             .create_new(true)
             .write(true)
+            .mode(0o600)
             .open(&path)?;
+        // The umask can only take bits away; make sure no group or other bit was left.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         self.file = Some(std::io::BufWriter::new(file));
         self.written = 0;
         let header = format!(
@@ -372,12 +379,14 @@ pub fn masked_apdu_hex(apdu: &zvt::Apdu) -> String {
         .filter(|t| !t.is_empty() && !t.starts_with('(') && *t != "bytes)")
         .map(|t| u8::from_str_radix(t, 16).ok())
         .collect();
-    // Card numbers in text: ASCII digits with single spaces or dashes between them.
+    // A second net for text the field reading did not reach: printable ASCII is read as
+    // text (digits joined across separators, see `mask_in_text`); a hidden or binary byte
+    // ends a number, so binary fields are not read as digits.
     let text: String = tokens
         .iter()
         .map(|t| match t {
-            Some(b) if b.is_ascii_digit() || *b == b' ' || *b == b'-' => char::from(*b),
-            _ => '\u{1}',
+            Some(b) if b.is_ascii_graphic() || *b == b' ' => char::from(*b),
+            _ => 'x',
         })
         .collect();
     let masked = zvt::pan::mask_in_text(&text);
@@ -567,6 +576,51 @@ mod tests {
         assert!(text.contains("**"), "{text}");
         let trace = parse(&text).unwrap();
         assert!(trace.lines[0].bytes.is_none());
+    }
+
+    #[test]
+    fn traces_are_0600_and_hide_the_terminal_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Recorder::start(dir.path(), "t1", Protocol::Zvt, ROTATE_AT).unwrap();
+        let reg = zvt::EcrCommand::Registration {
+            password: 123_456,
+            config: 0x8E,
+            currency: Some(985),
+        }
+        .to_apdu();
+        rec.apdu(Dir::Out, &reg);
+        rec.apdu(
+            Dir::Out,
+            &zvt::EcrCommand::StatusEnquiry {
+                password: Some(123_456),
+            }
+            .to_apdu(),
+        );
+        let text = wait_for(dir.path(), "Status enquiry");
+        assert!(!text.contains("123456"), "{text}");
+        assert!(text.contains("060006******8e0985"), "{text}");
+        for e in std::fs::read_dir(dir.path()).unwrap() {
+            let mode = e.unwrap().metadata().unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
+        // The wire log uses the same function.
+        assert_eq!(masked_apdu_hex(&reg), "060006******8e0985");
+    }
+
+    #[test]
+    fn card_numbers_in_print_lines_are_masked_in_every_style() {
+        for style in [
+            "A 5454545454545454 1228",
+            "5454  5454  5454  5454",
+            "5454.5454.5454.5454",
+            "5454_5454_5454_5454",
+        ] {
+            let mut data = vec![0x00];
+            data.extend_from_slice(style.as_bytes());
+            let hex = masked_apdu_hex(&zvt::Apdu::new(0x06, 0xD1, data));
+            assert!(!hex.contains(&hex::encode(&style[4..])), "{style}: {hex}");
+            assert!(!hex.contains("35343534353435343534"), "{style}: {hex}");
+        }
     }
 
     #[test]

@@ -20,9 +20,19 @@ pub struct ControlSocket {
 }
 
 impl ControlSocket {
-    /// Bind at `path`, replacing a stale socket file.
+    /// Bind at `path`, replacing a stale socket file; anything else at `path` is refused.
     pub fn bind(path: &Path) -> anyhow::Result<ControlSocket> {
-        let _ = std::fs::remove_file(path);
+        use std::os::unix::fs::FileTypeExt;
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_socket() => {
+                let _ = std::fs::remove_file(path);
+            }
+            Ok(_) => anyhow::bail!(
+                "{} exists and is not a socket; refusing to replace it",
+                path.display()
+            ),
+            Err(_) => {}
+        }
         let listener = UnixListener::bind(path).map_err(|e| {
             anyhow::anyhow!("{}: cannot bind the control socket: {e}", path.display())
         })?;

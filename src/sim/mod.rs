@@ -4,5 +4,6 @@ pub mod control;
 pub mod line;
 pub mod posnet;
 pub mod pty;
+pub mod pump;
 pub mod state;
 pub mod zvt;

@@ -13,9 +13,9 @@ use super::control::ControlSocket;
 pub use super::control::send_control;
 use super::line::{sleep_until, write_all};
 use super::pty::Pty;
+use super::pump::Pump;
 use posnet::model::{FiscalMemory, Printer};
 use posnet::{Decoded, Frame, FrameDecoder};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,7 +97,7 @@ pub fn run(opts: Options, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         }
     }
     let result = emu.main_loop(&control, &stop);
-    let _ = std::fs::remove_file(&opts.link);
+    let _ = super::pty::claim_link(&opts.link);
     drop(control);
     result
 }
@@ -147,29 +147,18 @@ impl Emulator {
         stop: &AtomicBool,
     ) -> anyhow::Result<Option<Duration>> {
         let mut decoder = FrameDecoder::new();
-        let mut buf = [0u8; 4096];
+        let mut pump = Pump::new();
         let mut first_byte_at: Option<Instant> = None;
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Ok(None);
             }
-            let mut fds = [nix::poll::PollFd::new(
-                pty.master.as_fd(),
-                nix::poll::PollFlags::POLLIN,
-            )];
-            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10u16));
-            loop {
-                match nix::unistd::read(&pty.master, &mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        if decoder.pending() == 0 {
-                            first_byte_at = Some(Instant::now());
-                        }
-                        decoder.push(&buf[..n]);
-                    }
-                    Err(_) => break, // EAGAIN: nothing more; EIO: no client at the moment
+            pump.input(pty, Duration::from_millis(10), |bytes| {
+                if decoder.pending() == 0 {
+                    first_byte_at = Some(Instant::now());
                 }
-            }
+                decoder.push(bytes);
+            });
             while let Some(item) = decoder.next_item() {
                 let started = first_byte_at.unwrap_or_else(Instant::now);
                 first_byte_at = (decoder.pending() > 0).then(Instant::now);
@@ -329,7 +318,7 @@ impl Emulator {
 /// device link exists.
 pub fn spawn(opts: Options, stop: Arc<AtomicBool>) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let link = opts.link.clone();
-    let _ = std::fs::remove_file(&link);
+    super::pty::claim_link(&link)?;
     let handle = std::thread::Builder::new()
         .name("sim-posnet".into())
         .spawn(move || {

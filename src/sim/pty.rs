@@ -18,8 +18,10 @@ pub struct Pty {
 }
 
 impl Pty {
-    /// Create a raw-mode PTY and point `link` at its device (replacing any old link).
+    /// Create a raw-mode PTY and point `link` at its device, replacing an old symlink.
+    /// Anything else at `link` (a regular file, a directory) is refused and left alone.
     pub fn create(link: &Path) -> std::io::Result<Pty> {
+        claim_link(link)?;
         let OpenptyResult { master, slave } = openpty(None, None).map_err(std::io::Error::from)?;
         let mut t = termios::tcgetattr(slave.as_fd()).map_err(std::io::Error::from)?;
         termios::cfmakeraw(&mut t);
@@ -31,10 +33,9 @@ impl Pty {
         let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
         nix::fcntl::fcntl(master.as_fd(), nix::fcntl::FcntlArg::F_SETFL(flags))
             .map_err(std::io::Error::from)?;
-        let tmp = link.with_extension(format!("tmp{}", std::process::id()));
-        let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(&device, &tmp)?;
-        std::fs::rename(&tmp, link)?;
+        // Created, never renamed over: if anything appeared at `link` since it was claimed,
+        // this fails instead of replacing it.
+        std::os::unix::fs::symlink(&device, link)?;
         Ok(Pty {
             master,
             _slave: slave,
@@ -45,7 +46,27 @@ impl Pty {
 
     /// Remove the published link (the device "goes away").
     pub fn unlink(&self) {
-        let _ = std::fs::remove_file(&self.link);
+        let _ = claim_link(&self.link);
+    }
+}
+
+/// Make `link` free for a device symlink: an old symlink is removed, a missing path is
+/// fine, and anything else is an error (`--link` must never delete a file).
+pub fn claim_link(link: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(link) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(m) if m.file_type().is_symlink() => match std::fs::remove_file(link) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        },
+        Ok(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!(
+                "{} exists and is not a symlink; refusing to replace it",
+                link.display()
+            ),
+        )),
     }
 }
 

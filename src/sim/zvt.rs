@@ -15,10 +15,10 @@
 use super::control::ControlSocket;
 use super::line::{sleep_until, wire_time, write_all};
 use super::pty::Pty;
+use super::pump::Pump;
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -101,7 +101,7 @@ impl Core {
             );
             return;
         }
-        tracing::debug!(apdu = %zvt::message::redacted_hex(apdu), "from the register");
+        tracing::debug!(apdu = %crate::trace::masked_apdu_hex(apdu), "from the register");
         self.terminal.set_clock(local_seconds());
         self.terminal.handle_apdu(apdu, Instant::now());
     }
@@ -146,7 +146,7 @@ impl Core {
             ["pan", "clear"] => {
                 self.terminal.set_clear_pan(true);
                 Ok((
-                    "the terminal now sends full card numbers (a non-compliant terminal)".into(),
+                    "the terminal now sends full card numbers in every text field (a non-compliant terminal)".into(),
                     None,
                 ))
             }
@@ -223,7 +223,7 @@ fn run_with(
     match &opts.endpoint {
         Endpoint::Serial(link) => {
             let result = serve_serial(&mut core, link, control.as_ref(), &stop, ready);
-            let _ = std::fs::remove_file(link);
+            let _ = super::pty::claim_link(link);
             result
         }
         Endpoint::Tcp(addr) => {
@@ -281,27 +281,16 @@ fn serial_session(
     let mut link = SerialLink::new(LinkConfig::default());
     let mut out: VecDeque<Apdu> = VecDeque::new();
     let mut drop_at: Option<Instant> = None;
-    let mut buf = [0u8; 4096];
+    let mut pump = Pump::new();
     let baud = core.opts.baud;
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        let mut fds = [nix::poll::PollFd::new(
-            pty.master.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5u16));
-        loop {
-            match nix::unistd::read(&pty.master, &mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    std::thread::sleep(wire_time(baud, n));
-                    link.handle_input(&buf[..n], Instant::now());
-                }
-                Err(_) => break, // EAGAIN: nothing more; EIO: no client at the moment
-            }
-        }
+        pump.input(pty, Duration::from_millis(5), |bytes| {
+            std::thread::sleep(wire_time(baud, bytes.len()));
+            link.handle_input(bytes, Instant::now());
+        });
         if link.poll_timeout().is_some_and(|t| t <= Instant::now()) {
             link.handle_timeout(Instant::now());
         }
@@ -329,7 +318,7 @@ fn serial_session(
             if !core.delay.is_zero() {
                 std::thread::sleep(core.delay);
             }
-            tracing::debug!(apdu = %zvt::message::redacted_hex(&apdu), "to the register");
+            tracing::debug!(apdu = %crate::trace::masked_apdu_hex(&apdu), "to the register");
             if link.send(&apdu.encode(), Instant::now()).is_ok() {
                 core.sent += 1;
             }
@@ -401,7 +390,7 @@ fn serve_tcp(
             if !core.delay.is_zero() {
                 std::thread::sleep(core.delay);
             }
-            tracing::debug!(apdu = %zvt::message::redacted_hex(&apdu), "to the register");
+            tracing::debug!(apdu = %crate::trace::masked_apdu_hex(&apdu), "to the register");
             if write_stream(stream, &apdu.encode()).is_err() {
                 closed = true;
             } else {
@@ -460,7 +449,7 @@ pub fn spawn_bound(
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<(std::thread::JoinHandle<()>, Option<SocketAddr>)> {
     if let Endpoint::Serial(link) = &opts.endpoint {
-        let _ = std::fs::remove_file(link);
+        super::pty::claim_link(link)?;
     }
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::Builder::new()

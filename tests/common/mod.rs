@@ -250,6 +250,19 @@ impl Daemon {
         request(&self.socket, "POST", path, headers, Some(body.to_vec()))
     }
 
+    /// Wait until the printer and the (first) card terminal are ready.
+    pub fn wait_printer_and_terminal_ready(&self) {
+        self.wait_ready();
+        wait_until(Duration::from_secs(20), "the terminal to be ready", || {
+            let (_, v) = self.get("/v1/devices");
+            let ready = v["devices"]
+                .as_array()?
+                .iter()
+                .any(|d| d["kind"] == "payment_terminal" && d["state"] == "ready");
+            ready.then_some(())
+        });
+    }
+
     /// Poll a job until it reaches a terminal state.
     pub fn wait_job(&self, id: i64, timeout: Duration) -> Value {
         wait_until(timeout, &format!("job {id} to end"), || {

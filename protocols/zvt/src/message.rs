@@ -2,17 +2,25 @@
 //!
 //! Decoding is lenient where the meaning stays clear (unknown TLV tags, optional fields the
 //! types do not hold) and strict where a wrong guess would matter (amounts, passwords).
-//! Card data never survives decoding: BMP 22 is masked with [`crate::pan::from_bcd`], and
-//! track data (23, 24, 2D, TLV 1F08–1F0A), CVV (3A) and the expiry date (0E) are dropped.
+//! Card data never survives decoding: BMP 22 is masked with [`crate::pan::from_bcd`],
+//! track data (23, 24, 2D, TLV 1F08–1F0A), CVV (3A) and the expiry date (0E) are dropped,
+//! and every free-text field (card name 8B, additional text 3C, VU number 2A, approval code
+//! 3B, display and print lines, abort and TLV texts, the software version) goes through
+//! [`crate::pan::mask_in_text`] as it is decoded, so a terminal that puts a card number in
+//! clear into any text hands over only its masked form.
 
 use crate::EUR;
 use crate::apdu::Apdu;
 use crate::bmp::{
-    self, Field, Tlv, amount_to_bcd, bcd_to_u64, encode_fields, encode_tlv, find_tlv,
-    nibbles_to_string, parse_fields, parse_fields_partial, parse_tlv, string_to_nibbles,
-    u64_to_bcd_saturating,
+    Field, Tlv, amount_to_bcd, bcd_to_u64, encode_fields, encode_tlv, find_tlv, nibbles_to_string,
+    parse_fields, parse_fields_partial, parse_tlv, string_to_nibbles, u64_to_bcd_saturating,
 };
 use crate::pan;
+
+mod redact;
+mod text;
+pub use redact::redacted_hex;
+pub use text::{is_cp437, text_from_cp437, text_to_cp437};
 
 /// Why an APDU could not be read as a typed message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -148,58 +156,6 @@ pub enum PtMessage {
 }
 
 // ---------------------------------------------------------------------------------------
-// Text: code page 437
-
-/// Code page 437, bytes 0x80..=0xFF.
-const CP437_HIGH: [char; 128] = [
-    'Ç', 'ü', 'é', 'â', 'ä', 'à', 'å', 'ç', 'ê', 'ë', 'è', 'ï', 'î', 'ì', 'Ä', 'Å', //
-    'É', 'æ', 'Æ', 'ô', 'ö', 'ò', 'û', 'ù', 'ÿ', 'Ö', 'Ü', '¢', '£', '¥', '₧', 'ƒ', //
-    'á', 'í', 'ó', 'ú', 'ñ', 'Ñ', 'ª', 'º', '¿', '⌐', '¬', '½', '¼', '¡', '«', '»', //
-    '░', '▒', '▓', '│', '┤', '╡', '╢', '╖', '╕', '╣', '║', '╗', '╝', '╜', '╛', '┐', //
-    '└', '┴', '┬', '├', '─', '┼', '╞', '╟', '╚', '╔', '╩', '╦', '╠', '═', '╬', '╧', //
-    '╨', '╤', '╥', '╙', '╘', '╒', '╓', '╫', '╪', '┘', '┌', '█', '▄', '▌', '▐', '▀', //
-    'α', 'ß', 'Γ', 'π', 'Σ', 'σ', 'µ', 'τ', 'Φ', 'Θ', 'Ω', 'δ', '∞', 'φ', 'ε', '∩', //
-    '≡', '±', '≥', '≤', '⌠', '⌡', '÷', '≈', '°', '∙', '·', '√', 'ⁿ', '²', '■', '\u{A0}',
-];
-
-/// Decode terminal text (code page 437; bytes below 0x80 are ASCII, control bytes included).
-pub fn text_from_cp437(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|&b| {
-            if b < 0x80 {
-                char::from(b)
-            } else {
-                CP437_HIGH[usize::from(b - 0x80)]
-            }
-        })
-        .collect()
-}
-
-/// Encode text as code page 437. ASCII maps to itself; a character code page 437 lacks
-/// (e.g. the Polish letters, or Latin-1 letters such as `Ó`) becomes `?`.
-pub fn text_to_cp437(text: &str) -> Vec<u8> {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii() {
-                c as u8
-            } else {
-                CP437_HIGH
-                    .iter()
-                    .position(|&x| x == c)
-                    .map_or(b'?', |i| 0x80 | i as u8)
-            }
-        })
-        .collect()
-}
-
-/// True if `text` survives [`text_to_cp437`] unchanged.
-pub fn is_cp437(text: &str) -> bool {
-    text.chars()
-        .all(|c| c.is_ascii() || CP437_HIGH.contains(&c))
-}
-
-// ---------------------------------------------------------------------------------------
 // Helpers
 
 fn password(data: &[u8], what: &'static str) -> Result<u32, MessageError> {
@@ -260,13 +216,34 @@ fn tlv_of(fields: &[Field]) -> Vec<Tlv> {
 fn lines_in(items: &[Tlv], container: u32) -> Option<Vec<String>> {
     let block = find_tlv(items, container)?;
     let children = block.children().unwrap_or_default();
-    Some(
+    Some(mask_lines(
         children
             .iter()
             .filter(|t| t.tag == 0x07)
             .map(|t| text_from_cp437(&t.value))
             .collect(),
-    )
+    ))
+}
+
+/// Terminal text as it leaves the codec: decoded and with card numbers masked.
+fn masked_text(bytes: &[u8]) -> String {
+    pan::mask_in_text(&text_from_cp437(bytes))
+}
+
+/// Mask card numbers in lines read together, so a number split over two lines is found;
+/// every line keeps its length.
+fn mask_lines(lines: Vec<String>) -> Vec<String> {
+    let masked: Vec<char> = pan::mask_in_text(&lines.join("\n")).chars().collect();
+    let mut at = 0;
+    lines
+        .iter()
+        .map(|l| {
+            let n = l.chars().count();
+            let line: String = masked[at..at + n].iter().collect();
+            at += n + 1;
+            line
+        })
+        .collect()
 }
 
 fn lines_tlv(container: u32, lines: &[String]) -> Tlv {
@@ -279,7 +256,7 @@ fn lines_tlv(container: u32, lines: &[String]) -> Tlv {
 
 fn strip_nuls(v: &[u8]) -> String {
     let kept: Vec<u8> = v.iter().copied().filter(|&b| b != 0).collect();
-    text_from_cp437(&kept)
+    masked_text(&kept)
 }
 
 /// Text padded (or cut) to `len` bytes with `pad`.
@@ -473,7 +450,7 @@ impl TransactionResult {
                 0x22 => r.masked_pan = Some(pan::from_bcd(v)),
                 0x8B => {
                     let end = v.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-                    r.card_name = Some(text_from_cp437(&v[..end]));
+                    r.card_name = Some(masked_text(&v[..end]));
                 }
                 0x8A => r.card_type = v.first().copied(),
                 0x3B => r.auth_code = Some(strip_nuls(v)),
@@ -485,9 +462,9 @@ impl TransactionResult {
                         .iter()
                         .rposition(|&b| b != 0 && b != b' ')
                         .map_or(0, |i| i + 1);
-                    r.vu_number = Some(text_from_cp437(&v[..end]));
+                    r.vu_number = Some(masked_text(&v[..end]));
                 }
-                0x3C => r.additional_text = Some(text_from_cp437(v)),
+                0x3C => r.additional_text = Some(masked_text(v)),
                 0x06 => {
                     let items = parse_tlv(v).unwrap_or_default();
                     if let Some(t) =
@@ -680,7 +657,7 @@ impl PtMessage {
                     d.split_first().ok_or(bad("print line", "no attribute"))?;
                 PtMessage::PrintLine {
                     attribute,
-                    text: text_from_cp437(text),
+                    text: masked_text(text),
                 }
             }
             (0x06, 0xD3) => {
@@ -700,7 +677,7 @@ impl PtMessage {
                 let (fields, _) = parse_fields_partial(rest);
                 let items = tlv_of(&fields);
                 let text = find_tlv(&items, TAG_ERROR_TEXT)
-                    .map(|t| text_from_cp437(&t.value))
+                    .map(|t| masked_text(&t.value))
                     .or_else(|| lines_in(&items, 0x24).map(|l| l.join("\n")));
                 PtMessage::Abort { result_code, text }
             }
@@ -757,7 +734,7 @@ fn completion(d: &[u8]) -> PtMessage {
                 usize::from(a & 0x0F) * 100 + usize::from(b & 0x0F) * 10 + usize::from(c & 0x0F);
             match d.get(3..3 + n) {
                 Some(v) => (
-                    Some(text_from_cp437(v).trim_end_matches('\0').to_owned()),
+                    Some(masked_text(v).trim_end_matches('\0').to_owned()),
                     &d[3 + n..],
                 ),
                 None => return empty,
@@ -803,126 +780,4 @@ fn completion(d: &[u8]) -> PtMessage {
         terminal_id,
         sw_version,
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Redaction
-
-/// Where the BMP list starts in a command's data (after a password etc.).
-fn bmp_offsets(control: u16, data: &[u8]) -> Vec<usize> {
-    match control {
-        0x0630 | 0x0631 | 0x0620 | 0x0650 | 0x0501 | 0x0693 | 0x0814 => vec![3],
-        0x0600 => vec![6.min(data.len())],
-        0x061E | 0x06C0 => vec![1],
-        0x04FF => vec![2, 1],
-        0x060F => {
-            let sw = match data {
-                [a, b, c, ..] if is_var_digit(*a) && is_var_digit(*b) && is_var_digit(*c) => {
-                    3 + usize::from(a & 0x0F) * 100
-                        + usize::from(b & 0x0F) * 10
-                        + usize::from(c & 0x0F)
-                }
-                _ => 0,
-            };
-            vec![0, sw + 1]
-        }
-        _ => vec![0],
-    }
-}
-
-fn hex_into(out: &mut Vec<String>, bytes: &[u8]) {
-    out.extend(bytes.iter().map(|b| format!("{b:02X}")));
-}
-
-/// A BMP 22 value is shown only when masking would not change it.
-fn pan_is_masked(v: &[u8]) -> bool {
-    let mut raw = String::new();
-    for n in v.iter().flat_map(|b| [b >> 4, b & 0x0F]) {
-        match n {
-            0..=9 => raw.push(char::from(b'0' + n)),
-            0x0F => break,
-            _ => raw.push('*'),
-        }
-    }
-    pan::mask(&raw) == raw
-}
-
-fn redact_tlv(out: &mut Vec<String>, data: &[u8]) {
-    let Ok(items) = bmp::parse_tlv_spans(data) else {
-        out.push(format!("** ({} bytes)", data.len()));
-        return;
-    };
-    let mut at = 0;
-    for (item, head) in &items {
-        hex_into(out, &data[at..at + head]);
-        at += head + item.value.len();
-        if matches!(item.tag, 0x1F08..=0x1F0A) {
-            out.push("**".into());
-        } else if item.is_constructed() {
-            redact_tlv(out, &item.value);
-        } else {
-            hex_into(out, &item.value);
-        }
-    }
-}
-
-/// Render the BMP list at the start of `d`; returns the bytes it could read.
-fn redact_fields(out: &mut Vec<String>, d: &[u8]) -> usize {
-    let mut at = 0;
-    while at < d.len() {
-        let Ok((f, used)) = bmp::parse_field(&d[at..]) else {
-            break;
-        };
-        let head = used - f.value.len();
-        hex_into(out, &d[at..at + head]);
-        at += used;
-        let sensitive = match f.bmp {
-            0x23 | 0x24 | 0x2D | 0x3A | 0x0E => true,
-            0x22 => !pan_is_masked(&f.value),
-            _ => false,
-        };
-        if sensitive {
-            out.push("**".into());
-        } else if f.bmp == 0x06 {
-            redact_tlv(out, &f.value);
-        } else {
-            hex_into(out, &f.value);
-        }
-    }
-    at
-}
-
-/// Hex of an APDU for logs with sensitive BMPs (22 except masked, 23, 24, 2D, 3A, 0E and
-/// TLV 1F08–1F0A) replaced by `**`.
-///
-/// The data is read as a BMP list at the offset the command uses. Print lines and
-/// acknowledgements are shown as they are. When the data does not read as a BMP list,
-/// what could not be read is hidden as `** (N bytes)`: a log line loses detail rather than
-/// risk card data.
-pub fn redacted_hex(apdu: &Apdu) -> String {
-    let wire = apdu.encode();
-    let d = &apdu.data[..apdu.data.len().min(crate::apdu::MAX_DATA)];
-    let mut out = Vec::new();
-    hex_into(&mut out, &wire[..wire.len() - d.len()]);
-    let plain = matches!(
-        (apdu.class, apdu.instr),
-        (0x06, 0xD1) | (0x80, 0x00) | (0x84, _)
-    ) && parse_fields(d).is_err();
-    if plain {
-        hex_into(&mut out, d);
-        return out.join(" ");
-    }
-    let offsets = bmp_offsets(apdu.control(), d);
-    // The first offset at which the whole rest reads as fields, else the first offset.
-    let off = offsets
-        .iter()
-        .map(|&o| o.min(d.len()))
-        .find(|&o| parse_fields(&d[o..]).is_ok())
-        .unwrap_or_else(|| offsets.first().copied().unwrap_or(0).min(d.len()));
-    hex_into(&mut out, &d[..off]);
-    let used = off + redact_fields(&mut out, &d[off..]);
-    if used < d.len() {
-        out.push(format!("** ({} bytes)", d.len() - used));
-    }
-    out.join(" ")
 }

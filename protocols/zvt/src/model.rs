@@ -52,6 +52,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+pub mod hostile;
+
 /// How long the terminal waits for the register's ack to each message.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 /// When a message is sent again after `84 9C` (and between intermediate statuses).
@@ -244,8 +246,9 @@ pub struct Terminal {
     events: VecDeque<Event>,
     /// Local wall-clock seconds since 1970 (see [`Terminal::set_clock`]).
     clock: i64,
-    /// Send [`TEST_PAN`] in clear on the wire, like a terminal that breaks PCI rules.
-    clear_pan: bool,
+    /// Send [`TEST_PAN`] in clear on the wire, like a terminal that breaks PCI rules
+    /// (see [`hostile`]).
+    clear_pan: Option<hostile::Leaker>,
 }
 
 /// A well-known test card number (Luhn-valid), sent only in "clear PAN" mode so tests can
@@ -271,7 +274,7 @@ impl Terminal {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             clock: 0,
-            clear_pan: false,
+            clear_pan: None,
         }
     }
     pub fn memory(&self) -> &TerminalMemory {
@@ -324,17 +327,26 @@ impl Terminal {
         if out.drop_after {
             self.events.push_back(Event::DropConnection);
         }
-        Some(if self.clear_pan {
-            leak_pan(out.apdu)
-        } else {
-            out.apdu
-        })
+        let Some(leaker) = self.clear_pan.as_mut() else {
+            return Some(out.apdu);
+        };
+        let mut apdus = leaker.leak(out.apdu).into_iter();
+        let first = apdus.next()?;
+        // A message the fault adds is one more step of the flow, acknowledged as usual.
+        if let Some(flow) = self.flow.as_mut() {
+            for extra in apdus.rev() {
+                flow.steps.push_front(plain(extra));
+            }
+        }
+        Some(first)
     }
 
-    /// Misbehave like a terminal that sends full card numbers (BMP 22 and receipt
-    /// lines carry [`TEST_PAN`]); stored transactions stay masked.
+    /// Misbehave like a terminal that sends full card numbers in every text field and
+    /// separator style (see [`hostile`]); stored transactions stay masked.
     pub fn set_clear_pan(&mut self, on: bool) {
-        self.clear_pan = on;
+        if on != self.clear_pan.is_some() {
+            self.clear_pan = on.then(hostile::Leaker::default);
+        }
     }
     pub fn poll_timeout(&self) -> Option<Instant> {
         let flow = self.flow.as_ref()?;
@@ -999,37 +1011,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
-}
-
-/// Put [`TEST_PAN`] in clear into a Status-Information's BMP 22 and into any receipt line
-/// that shows a masked card number.
-fn leak_pan(apdu: Apdu) -> Apdu {
-    match (apdu.class, apdu.instr) {
-        (0x04, 0x0F) => {
-            let Ok(mut fields) = crate::bmp::parse_fields(&apdu.data) else {
-                return apdu;
-            };
-            for f in fields.iter_mut().filter(|f| f.bmp == 0x22) {
-                f.value = crate::pan::to_bcd(TEST_PAN);
-            }
-            Apdu::new(apdu.class, apdu.instr, crate::bmp::encode_fields(&fields))
-        }
-        (0x06, 0xD1) if apdu.data.windows(6).any(|w| w == b"******") => {
-            let mut data = vec![apdu.data.first().copied().unwrap_or(0)];
-            data.extend_from_slice(
-                format!(
-                    "{} {} {} {}",
-                    &TEST_PAN[..4],
-                    &TEST_PAN[4..8],
-                    &TEST_PAN[8..12],
-                    &TEST_PAN[12..]
-                )
-                .as_bytes(),
-            );
-            Apdu::new(apdu.class, apdu.instr, data)
-        }
-        _ => apdu,
-    }
 }
 
 #[cfg(test)]

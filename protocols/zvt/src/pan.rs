@@ -92,55 +92,60 @@ mod tests {
     }
 }
 
-/// Mask every card number inside free text (receipt lines, display texts): a run of
-/// 13–19 digits, single spaces or dashes allowed between them, that passes the Luhn check
-/// keeps its first 6 and last 4 digits; the others become `*`. Other text is unchanged.
+/// Mask every card number inside free text (receipt lines, display texts, card names).
+///
+/// The digits of the text are read as one sequence per stretch of text without letters:
+/// digits separated only by characters that are not alphanumeric (spaces, dots, dashes,
+/// underscores, slashes, line breaks, mask characters, ...) belong to the same sequence.
+/// Every window of 13 to 19 consecutive digits of a sequence that passes the Luhn check is
+/// a card number: its digits after the first 6 and before the last 4 become `*`. A card
+/// number is found inside a longer run of digits too (`A 5454545454545454 1228`). Only
+/// digits are replaced, so separators and the text's length in characters are kept.
+///
+/// This masks more than card numbers (any Luhn-valid window of a long digit sequence),
+/// on purpose: a reference number losing some digits is harmless, a full PAN is not.
 pub fn mask_in_text(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = chars.clone();
+    let mut chars: Vec<char> = text.chars().collect();
     let mut i = 0;
     while i < chars.len() {
         if !chars[i].is_ascii_digit() {
             i += 1;
             continue;
         }
-        // Collect a run of digits with single separators between them.
-        let start = i;
+        // One sequence: digits joined across non-alphanumeric characters.
         let mut positions = Vec::new();
-        while i < chars.len() {
+        while i < chars.len() && (chars[i].is_ascii_digit() || !chars[i].is_alphanumeric()) {
             if chars[i].is_ascii_digit() {
                 positions.push(i);
-                i += 1;
-            } else if (chars[i] == ' ' || chars[i] == '-')
-                && chars.get(i + 1).is_some_and(char::is_ascii_digit)
-            {
-                i += 1;
-            } else {
-                break;
             }
+            i += 1;
         }
-        let _ = start;
-        let digits: String = positions.iter().map(|&p| chars[p]).collect();
-        if (13..=19).contains(&digits.len()) && luhn_valid(&digits) {
-            let n = positions.len();
-            for (k, &p) in positions.iter().enumerate() {
-                if k >= 6 && k < n - 4 {
-                    out[p] = '*';
+        let digits: Vec<u8> = positions.iter().map(|&p| chars[p] as u8 - b'0').collect();
+        let mut hide = vec![false; digits.len()];
+        for start in 0..digits.len() {
+            for len in 13..=19 {
+                let Some(window) = digits.get(start..start + len) else {
+                    break;
+                };
+                if luhn_digits(window) {
+                    hide[start + 6..start + len - 4].fill(true);
                 }
             }
         }
+        for (&p, _) in positions.iter().zip(&hide).filter(|(_, h)| **h) {
+            chars[p] = '*';
+        }
     }
-    out.into_iter().collect()
+    chars.into_iter().collect()
 }
 
-/// The Luhn check over a digit string (real card numbers pass it).
-pub fn luhn_valid(digits: &str) -> bool {
+fn luhn_digits(digits: &[u8]) -> bool {
     let sum: u32 = digits
-        .chars()
+        .iter()
         .rev()
-        .filter_map(|c| c.to_digit(10))
         .enumerate()
-        .map(|(i, d)| {
+        .map(|(i, &d)| {
+            let d = u32::from(d);
             if i % 2 == 1 {
                 if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
             } else {
@@ -149,6 +154,17 @@ pub fn luhn_valid(digits: &str) -> bool {
         })
         .sum();
     sum.is_multiple_of(10)
+}
+
+/// The Luhn check over a digit string (real card numbers pass it); characters that are
+/// not ASCII digits are skipped.
+pub fn luhn_valid(digits: &str) -> bool {
+    let d: Vec<u8> = digits
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|b| b - b'0')
+        .collect();
+    luhn_digits(&d)
 }
 
 #[cfg(test)]
@@ -169,5 +185,121 @@ mod text_tests {
         assert_eq!(mask_in_text("545454******5454"), "545454******5454");
         // Not Luhn-valid: left alone (e.g. a long reference number).
         assert_eq!(mask_in_text("1234567890123"), "1234567890123");
+    }
+}
+
+#[cfg(test)]
+mod text_props {
+    use super::{luhn_valid, mask_in_text};
+    use proptest::prelude::*;
+
+    /// A Luhn-valid number of `len` digits starting with `body`'s digits.
+    fn with_check_digit(body: &[u8]) -> String {
+        let mut s: String = body.iter().map(|d| char::from(b'0' + d)).collect();
+        for c in '0'..='9' {
+            s.push(c);
+            if luhn_valid(&s) {
+                return s;
+            }
+            s.pop();
+        }
+        unreachable!("one check digit always fits")
+    }
+
+    const SEPARATORS: [&str; 11] = ["", " ", "  ", ".", "-", "_", "/", " - ", "\n", "*", ", "];
+
+    fn pan() -> impl Strategy<Value = String> {
+        (12usize..=18)
+            .prop_flat_map(|n| proptest::collection::vec(0u8..10, n))
+            .prop_map(|b| with_check_digit(&b))
+    }
+
+    fn digits(max: usize) -> impl Strategy<Value = String> {
+        proptest::collection::vec(0u8..10, 0..=max)
+            .prop_map(|v| v.iter().map(|d| char::from(b'0' + d)).collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// A card number embedded with any separator style, next to other digits, never
+        /// survives: its middle digits are all masked and it is in no form of the output.
+        #[test]
+        fn an_embedded_card_number_never_survives(
+            pan in pan(),
+            groups in proptest::collection::vec(1usize..=6, 1..8),
+            sep in 0..SEPARATORS.len(),
+            outer in 0..SEPARATORS.len(),
+            before in digits(8),
+            after in digits(8),
+            prefix in "[A-Za-z :]{0,6}",
+            suffix in "[A-Za-z :]{0,6}",
+        ) {
+            let sep = SEPARATORS[sep];
+            let outer = SEPARATORS[outer];
+            // The PAN split into groups joined by `sep`; the positions of its digits.
+            let mut text = format!("{prefix}{before}{outer}");
+            let mut at = Vec::new();
+            let mut rest = pan.as_str();
+            let mut g = groups.iter().cycle();
+            while !rest.is_empty() {
+                let n = (*g.next().unwrap()).min(rest.len());
+                if !at.is_empty() {
+                    text.push_str(sep);
+                }
+                for c in rest[..n].chars() {
+                    at.push(text.chars().count());
+                    text.push(c);
+                }
+                rest = &rest[n..];
+            }
+            text.push_str(&format!("{outer}{after}{suffix}"));
+            let out = mask_in_text(&text);
+            let chars: Vec<char> = out.chars().collect();
+            prop_assert_eq!(chars.len(), text.chars().count());
+            for &p in &at[6..at.len() - 4] {
+                prop_assert_eq!(chars[p], '*', "{} -> {}", text, out);
+            }
+            let digits_only: String = out.chars().filter(|c| c.is_ascii_digit() || *c == '*').collect();
+            prop_assert!(!digits_only.contains(&pan), "{} -> {}", text, out);
+            let plain: String = out.chars().filter(char::is_ascii_digit).collect();
+            prop_assert!(!plain.contains(&pan), "{} -> {}", text, out);
+        }
+
+        /// Text without a Luhn-valid window of 13 to 19 digits is left as it is, and
+        /// only digits are ever replaced.
+        #[test]
+        fn only_digits_change(text in "[ -~]{0,60}") {
+            let out = mask_in_text(&text);
+            prop_assert_eq!(out.chars().count(), text.chars().count());
+            for (a, b) in text.chars().zip(out.chars()) {
+                prop_assert!(a == b || (a.is_ascii_digit() && b == '*'));
+            }
+        }
+    }
+
+    #[test]
+    fn separator_styles_from_the_review() {
+        for text in [
+            "A 5454545454545454 1228",
+            "5454  5454  5454  5454",
+            "5454.5454.5454.5454",
+            "5454_5454_5454_5454",
+            "5454/5454/5454/5454",
+            "PAN 5454545454545454 EXP 12/28",
+            "Maestro 5454545454545454",
+            "00012 5454545454545454 000123",
+            "1228 5454545454545454",
+        ] {
+            let out = mask_in_text(text);
+            let digits: String = out.chars().filter(char::is_ascii_digit).collect();
+            assert!(!digits.contains("5454545454545454"), "{text} -> {out}");
+        }
+        // Next to another number more windows pass the check; more is masked.
+        assert_eq!(
+            mask_in_text("A 5454545454545454 1228"),
+            "A 545454********** 1228"
+        );
+        assert_eq!(mask_in_text("5454.5454.5454.5454"), "5454.54**.****.5454");
     }
 }

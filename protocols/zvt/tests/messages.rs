@@ -503,10 +503,11 @@ fn status_information_masks_and_drops() {
         redacted_hex(&apdu("04 0F 07 27 00 87 00 42 FE 01")),
         "04 0F 07 27 00 87 00 42 ** (2 bytes)"
     );
-    // Track data in a register's command is hidden too (offset after the password).
+    // Track data in a register's command is hidden too (offset after the password), and
+    // so is the password.
     assert_eq!(
         redacted_hex(&apdu("06 31 0D 00 00 00 2D F0 F4 11 22 33 44 3A 12 34")),
-        "06 31 0D 00 00 00 2D F0 F4 ** 3A **"
+        "06 31 0D ** ** ** 2D F0 F4 ** 3A **"
     );
 }
 

@@ -60,14 +60,21 @@ impl Ecr {
     /// Send a command, ack everything, advance time when nothing is due; all messages
     /// received until the terminal is idle again.
     fn run(&mut self, cmd: EcrCommand) -> Vec<PtMessage> {
+        self.run_raw(cmd)
+            .iter()
+            .map(|a| PtMessage::from_apdu(a).expect("the terminal sends valid messages"))
+            .collect()
+    }
+    /// [`Ecr::run`], returning the APDUs as sent.
+    fn run_raw(&mut self, cmd: EcrCommand) -> Vec<Apdu> {
         self.send(cmd);
         let mut got = Vec::new();
         for _ in 0..1000 {
-            while let Some(m) = self.recv() {
-                if m.needs_ack() {
+            while let Some(a) = self.recv_raw() {
+                if PtMessage::from_apdu(&a).is_ok_and(|m| m.needs_ack()) {
                     self.ack();
                 }
-                got.push(m);
+                got.push(a);
             }
             match self.t.poll_timeout() {
                 Some(t) => {
@@ -808,4 +815,53 @@ proptest! {
         let back: TerminalMemory = serde_json::from_str(&json).unwrap();
         prop_assert_eq!(&back, m);
     }
+}
+
+/// The `pan clear` fault sends the number in clear in every text field and in every
+/// separator style, and the flow still ends as usual (the extra text block is a step).
+#[test]
+fn clear_pan_fault_leaks_into_every_text_field() {
+    use zvt::model::hostile::{STYLES, TEST_PAN_13};
+    let mut ecr = Ecr::new();
+    ecr.t.set_clear_pan(true);
+    let mut raw = Vec::new();
+    for amount in [1000, 1051, 1053] {
+        raw.extend(ecr.run_raw(EcrCommand::Authorization {
+            amount,
+            currency: PLN,
+        }));
+    }
+    let wire: Vec<u8> = raw.iter().flat_map(|a| a.encode()).collect();
+    let has = |s: &str| wire.windows(s.len()).any(|w| w == s.as_bytes());
+    for s in STYLES {
+        assert!(has(s), "{s} is not sent");
+    }
+    assert!(has(TEST_PAN_13));
+    let kinds: Vec<(u8, u8)> = raw.iter().map(|a| (a.class, a.instr)).collect();
+    for k in [
+        (0x04, 0x0F),
+        (0x04, 0xFF),
+        (0x06, 0xD1),
+        (0x06, 0xD3),
+        (0x06, 0x1E),
+    ] {
+        assert!(kinds.contains(&k), "{k:02X?} not sent: {kinds:02X?}");
+    }
+    // Every APDU carrying text has the number in clear.
+    for a in &raw {
+        if matches!(
+            (a.class, a.instr),
+            (0x04, 0xFF) | (0x06, 0xD3) | (0x06, 0x1E) | (0x04, 0x0F)
+        ) {
+            let text = String::from_utf8_lossy(&a.data).into_owned();
+            let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+            assert!(
+                digits.contains("5454545454545454") || a.data.windows(8).any(|w| w == [0x54; 8]),
+                "{a:02X?}"
+            );
+        }
+    }
+    // Its memory stays masked.
+    let mem = serde_json::to_string(ecr.t.memory()).unwrap();
+    assert!(!mem.contains("5454545454545454"), "{mem}");
 }
