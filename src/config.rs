@@ -294,7 +294,13 @@ impl Config {
             let path = e.path().to_string();
             let inner = e.into_inner();
             let (key, message) = explain(&path, inner.message());
-            ConfigError(render(&file, text, inner.span(), key.as_deref(), &message))
+            // A table missing at the top level has no line to show (toml points at the
+            // start of the file); the message names the table instead.
+            let top_level = key.as_deref().is_some_and(|k| !k.contains(['.', '[']));
+            let span = inner
+                .span()
+                .filter(|_| !(top_level && message.starts_with("missing key")));
+            ConfigError(render(&file, text, span, key.as_deref(), &message))
         })?;
         config.validate(text).map_err(|invalid| {
             let span = invalid.key.as_deref().and_then(|k| span_of(text, k));
@@ -489,10 +495,13 @@ fn check_seconds(at: &str, name: &str, v: f64, max: f64) -> Result<(), Invalid> 
 
 /// Required keys and an example of each, for "missing key" errors (indices left out).
 const REQUIRED_EXAMPLES: &[(&str, &str)] = &[
-    ("api", "[api]\nsocket = \"/run/fiscald/fiscald.sock\""),
+    (
+        "api",
+        "an [api] table with socket = \"/run/fiscald/fiscald.sock\"",
+    ),
     (
         "journal",
-        "[journal]\npath = \"/var/lib/fiscald/journal.db\"",
+        "a [journal] table with path = \"/var/lib/fiscald/journal.db\"",
     ),
     ("api.socket", "socket = \"/run/fiscald/fiscald.sock\""),
     ("journal.path", "path = \"/var/lib/fiscald/journal.db\""),
@@ -784,7 +793,11 @@ port = "sim"
         let e = parse(&GOOD.replace("[journal]\npath = \"/tmp/j.db\"\n", ""))
             .unwrap_err()
             .to_string();
-        assert!(e.contains(": journal: missing key `journal`"), "{e}");
+        assert_eq!(
+            e,
+            "test.toml: journal: missing key `journal`, which is required; expected e.g. \
+             a [journal] table with path = \"/var/lib/fiscald/journal.db\""
+        );
     }
 
     #[test]
