@@ -265,10 +265,26 @@ impl PrinterConfig {
     }
 }
 
-/// A configuration error, already formatted with file, line and column where known.
+/// A configuration error, already formatted: `FILE:LINE:COLUMN: KEY: what is wrong and what
+/// is expected`, then the offending line with a caret under the value or key at fault.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
+
+/// A validation failure: the key path at fault (e.g. `printer[1].id`) and the message.
+struct Invalid {
+    key: Option<String>,
+    message: String,
+}
+
+impl Invalid {
+    fn at(key: impl Into<String>, message: impl Into<String>) -> Invalid {
+        Invalid {
+            key: Some(key.into()),
+            message: message.into(),
+        }
+    }
+}
 
 impl Config {
     /// Read, parse and validate a configuration file.
@@ -280,139 +296,374 @@ impl Config {
 
     /// Parse and validate configuration text; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let (line, col) = e
+        let file = origin.display().to_string();
+        let document = toml::Deserializer::parse(text)
+            .map_err(|e| ConfigError(render(&file, text, e.span(), None, e.message())))?;
+        let config: Config = serde_path_to_error::deserialize(document).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let (key, message) = explain(&path, inner.message());
+            // A table missing at the top level has no line to show (toml points at the
+            // start of the file); the message names the table instead.
+            let top_level = key.as_deref().is_some_and(|k| !k.contains(['.', '[']));
+            let span = inner
                 .span()
-                .map(|span| line_col(text, span.start))
-                .unwrap_or((0, 0));
-            let msg = e.message();
-            ConfigError(format!("{}:{line}:{col}: {msg}", origin.display()))
+                .filter(|_| !(top_level && message.starts_with("missing key")));
+            ConfigError(render(&file, text, span, key.as_deref(), &message))
         })?;
-        config
-            .validate()
-            .map_err(|m| ConfigError(format!("{}: {m}", origin.display())))?;
+        config.validate(text).map_err(|invalid| {
+            let span = invalid.key.as_deref().and_then(|k| span_of(text, k));
+            ConfigError(render(
+                &file,
+                text,
+                span,
+                invalid.key.as_deref(),
+                &invalid.message,
+            ))
+        })?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self, text: &str) -> Result<(), Invalid> {
         if let Some(addr) = self.api.listen {
             if !addr.ip().is_loopback() {
-                return Err(format!(
-                    "[api] listen = \"{addr}\" is not a loopback address; fiscald only listens on 127.0.0.0/8 or ::1"
+                return Err(Invalid::at(
+                    "api.listen",
+                    format!(
+                        "\"{addr}\" is not a loopback address; fiscald only listens on 127.0.0.0/8 or ::1, e.g. listen = \"127.0.0.1:8787\""
+                    ),
                 ));
             }
             if self.api.token_file.is_none() {
-                return Err(
-                    "[api] listen needs token_file: every TCP request must carry a token".into(),
-                );
+                return Err(Invalid::at(
+                    "api.listen",
+                    "listen needs token_file in [api]: every TCP request must carry a token",
+                ));
             }
         }
         if self.printers.is_empty() {
-            return Err("no [[printer]] entry: configure at least one printer".into());
+            return Err(Invalid {
+                key: None,
+                message: "no [[printer]] entry: configure at least one printer".into(),
+            });
         }
-        let mut seen = std::collections::HashSet::new();
+        // Printers and terminals share one namespace of ids: `/v1/health` lists every
+        // device by id, so a printer and a terminal with the same id would be ambiguous.
+        let mut seen: std::collections::HashMap<&str, String> = Default::default();
         for (i, t) in self.terminals.iter().enumerate() {
-            let at = format!("[[terminal]] #{} (id = {:?})", i + 1, t.id);
-            if t.id.is_empty()
-                || !t
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return Err(format!(
-                    "{at}: id must be non-empty letters, digits, '-' or '_'"
-                ));
-            }
-            if !seen.insert(t.id.as_str()) {
-                return Err(format!(
-                    "{at}: id is used twice (ids are shared by printers and terminals)"
-                ));
-            }
+            let at = format!("terminal[{i}]");
+            check_id(&at, &t.id)?;
+            claim_id(&mut seen, text, &at, &t.id)?;
             if t.password.len() != 6 || !t.password.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!("{at}: password must be 6 digits"));
+                return Err(Invalid::at(
+                    format!("{at}.password"),
+                    "password must be 6 digits, e.g. password = \"000000\"",
+                ));
             }
             if currency_code(&t.currency).is_none() {
-                return Err(format!(
-                    "{at}: currency {:?} is not supported; use \"PLN\" or \"EUR\"",
-                    t.currency
+                return Err(Invalid::at(
+                    format!("{at}.currency"),
+                    format!(
+                        "currency {:?} is not supported; use \"PLN\" or \"EUR\"",
+                        t.currency
+                    ),
                 ));
             }
             if let Some(addr) = t.port.strip_prefix("tcp://") {
                 if addr.parse::<SocketAddr>().is_err() {
-                    return Err(format!("{at}: port {:?} is not tcp://IP:PORT", t.port));
+                    return Err(Invalid::at(
+                        format!("{at}.port"),
+                        format!(
+                            "port {:?} is not tcp://IP:PORT, e.g. \"tcp://192.168.1.20:20007\"",
+                            t.port
+                        ),
+                    ));
                 }
             } else if t.port.is_empty() {
-                return Err(format!(
-                    "{at}: port is empty; give a device path, \"sim\" or tcp://IP:PORT"
+                return Err(Invalid::at(
+                    format!("{at}.port"),
+                    "port is empty; give a device path, \"sim\" or tcp://IP:PORT",
                 ));
             }
-            if !(1200..=921_600).contains(&t.baud) {
-                return Err(format!(
-                    "{at}: baud {} is out of range 1200..921600",
-                    t.baud
-                ));
-            }
+            check_baud(&at, t.baud)?;
             for (name, v) in [
                 ("command_timeout", t.command_timeout),
                 ("transaction_timeout", t.transaction_timeout),
             ] {
-                if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
-                    return Err(format!("{at}: {name} must be between 0 and 86400 seconds"));
-                }
+                check_seconds(&at, name, v, 86_400.0)?;
             }
             if t.sim_state.is_some() && t.port != "sim" {
-                return Err(format!("{at}: sim_state only applies to port = \"sim\""));
+                return Err(Invalid::at(
+                    format!("{at}.sim_state"),
+                    "sim_state only applies to port = \"sim\"",
+                ));
             }
         }
-        let v = self.sales.print_deadline;
-        if !(v.is_finite() && v > 0.0 && v <= 7.0 * 86_400.0) {
-            return Err("[sales] print_deadline must be between 0 and 604800 seconds".into());
-        }
+        check_seconds(
+            "sales",
+            "print_deadline",
+            self.sales.print_deadline,
+            7.0 * 86_400.0,
+        )?;
         for (i, p) in self.printers.iter().enumerate() {
-            let at = format!("[[printer]] #{} (id = {:?})", i + 1, p.id);
-            if p.id.is_empty()
-                || !p
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return Err(format!(
-                    "{at}: id must be non-empty letters, digits, '-' or '_'"
-                ));
-            }
-            if !seen.insert(p.id.as_str()) {
-                return Err(format!("{at}: id is used twice"));
-            }
+            let at = format!("printer[{i}]");
+            check_id(&at, &p.id)?;
+            claim_id(&mut seen, text, &at, &p.id)?;
             if p.port.is_empty() {
-                return Err(format!(
-                    "{at}: port is empty; give a device path or \"sim\""
+                return Err(Invalid::at(
+                    format!("{at}.port"),
+                    "port is empty; give a device path or \"sim\"",
                 ));
             }
-            if !(1200..=921_600).contains(&p.baud) {
-                return Err(format!(
-                    "{at}: baud {} is out of range 1200..921600",
-                    p.baud
-                ));
-            }
+            check_baud(&at, p.baud)?;
             for (name, v) in [
                 ("command_timeout", p.command_timeout),
                 ("report_timeout", p.report_timeout),
                 ("paper_wait", p.paper_wait),
                 ("status_poll", p.status_poll),
             ] {
-                if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
-                    return Err(format!("{at}: {name} must be between 0 and 86400 seconds"));
-                }
+                check_seconds(&at, name, v, 86_400.0)?;
             }
             if !(1..=80).contains(&p.max_name_length) {
-                return Err(format!("{at}: max_name_length must be 1..80"));
+                return Err(Invalid::at(
+                    format!("{at}.max_name_length"),
+                    format!(
+                        "max_name_length {} is out of range: expected 1..80",
+                        p.max_name_length
+                    ),
+                ));
             }
             if p.sim_state.is_some() && p.port != "sim" {
-                return Err(format!("{at}: sim_state only applies to port = \"sim\""));
+                return Err(Invalid::at(
+                    format!("{at}.sim_state"),
+                    "sim_state only applies to port = \"sim\"",
+                ));
             }
         }
         Ok(())
     }
+}
+
+/// Record that `at` (e.g. `printer[1]`) uses `id`; an error naming the first user (and its
+/// line) if another device already has it.
+fn claim_id<'a>(
+    seen: &mut std::collections::HashMap<&'a str, String>,
+    text: &str,
+    at: &str,
+    id: &'a str,
+) -> Result<(), Invalid> {
+    if let Some(first) = seen.get(id) {
+        let line = span_of(text, &format!("{first}.id"))
+            .map(|s| format!(" (line {})", line_col(text, s.start).0))
+            .unwrap_or_default();
+        return Err(Invalid::at(
+            format!("{at}.id"),
+            format!(
+                "id {id:?} is already used by {first}{line}; every printer and terminal needs an id of its own (the API names devices by id)"
+            ),
+        ));
+    }
+    seen.insert(id, at.to_string());
+    Ok(())
+}
+
+/// A device id: non-empty letters, digits, `-` or `_` (it appears in URLs and file names).
+fn check_id(at: &str, id: &str) -> Result<(), Invalid> {
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(Invalid::at(
+            format!("{at}.id"),
+            format!("id {id:?} must be non-empty letters, digits, '-' or '_', e.g. id = \"fp1\""),
+        ));
+    }
+    Ok(())
+}
+
+fn check_baud(at: &str, baud: u32) -> Result<(), Invalid> {
+    if !(1200..=921_600).contains(&baud) {
+        return Err(Invalid::at(
+            format!("{at}.baud"),
+            format!("baud {baud} is out of range 1200..921600, e.g. baud = 9600"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_seconds(at: &str, name: &str, v: f64, max: f64) -> Result<(), Invalid> {
+    if !(v.is_finite() && v > 0.0 && v <= max) {
+        return Err(Invalid::at(
+            format!("{at}.{name}"),
+            format!("{name} must be between 0 and {max} seconds"),
+        ));
+    }
+    Ok(())
+}
+
+/// Required keys and an example of each, for "missing key" errors (indices left out).
+const REQUIRED_EXAMPLES: &[(&str, &str)] = &[
+    (
+        "api",
+        "an [api] table with socket = \"/run/fiscald/fiscald.sock\"",
+    ),
+    (
+        "journal",
+        "a [journal] table with path = \"/var/lib/fiscald/journal.db\"",
+    ),
+    ("api.socket", "socket = \"/run/fiscald/fiscald.sock\""),
+    ("journal.path", "path = \"/var/lib/fiscald/journal.db\""),
+    ("printer.id", "id = \"fp1\""),
+    ("printer.protocol", "protocol = \"posnet\""),
+    ("printer.port", "port = \"/dev/ttyUSB0\" (or \"sim\")"),
+    ("terminal.id", "id = \"t1\""),
+    ("terminal.protocol", "protocol = \"zvt\""),
+    (
+        "terminal.port",
+        "port = \"/dev/ttyUSB1\" (or \"tcp://IP:PORT\", or \"sim\")",
+    ),
+];
+
+/// The key path and the message for a deserialization error at `path` (as
+/// `serde_path_to_error` writes it, `.` for the top level). Adds the missing key to the
+/// path, a "did you mean" to unknown keys and values, and plain words to type names.
+fn explain(path: &str, message: &str) -> (Option<String>, String) {
+    let join = |name: &str| {
+        if path == "." || path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    let key = (path != "." && !path.is_empty()).then(|| path.to_string());
+    if let Some(name) = message
+        .strip_prefix("missing field `")
+        .and_then(|r| r.strip_suffix('`'))
+    {
+        let full = join(name);
+        let general: String = full
+            .split('.')
+            .map(|s| s.split('[').next().unwrap_or(s))
+            .collect::<Vec<_>>()
+            .join(".");
+        let mut msg = format!("missing key `{name}`, which is required");
+        if let Some((_, example)) = REQUIRED_EXAMPLES.iter().find(|(k, _)| *k == general) {
+            msg.push_str(&format!("; expected e.g. {example}"));
+        }
+        return (Some(full), msg);
+    }
+    if let Some((given, expected)) = unknown_name(message) {
+        let mut msg = message.to_string();
+        if let Some(best) = closest(given, &expected) {
+            msg.push_str(&format!("; did you mean `{best}`?"));
+        }
+        return (key, msg);
+    }
+    let mut msg = message.to_string();
+    if let Some(rest) = message.rsplit_once(", expected ").map(|(_, e)| e) {
+        let plain = match rest {
+            "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" => {
+                Some("a whole number without quotes")
+            }
+            "f32" | "f64" => Some("a number without quotes, e.g. 5 or 2.5"),
+            "a boolean" => Some("true or false without quotes"),
+            _ => None,
+        };
+        if let Some(plain) = plain {
+            msg.push_str(&format!(" ({plain})"));
+        }
+    }
+    (key, msg)
+}
+
+/// From serde's "unknown field `x`, expected one of `a`, `b`" (or "unknown variant"): the
+/// name given and the names expected.
+fn unknown_name(message: &str) -> Option<(&str, Vec<&str>)> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    let (given, rest) = rest.split_once('`')?;
+    let expected = rest
+        .split_once("expected")
+        .map(|(_, list)| list.split('`').skip(1).step_by(2).collect())
+        .unwrap_or_default();
+    Some((given, expected))
+}
+
+/// The expected name closest to `given` by edit distance, if it is close enough to be a
+/// typo (one edit for short names, about a third of the letters for longer ones).
+fn closest<'a>(given: &str, expected: &[&'a str]) -> Option<&'a str> {
+    let given = given.to_ascii_lowercase().replace('-', "_");
+    let allowed = match given.chars().count() {
+        0..=3 => 1,
+        4..=7 => 2,
+        n => n / 3,
+    };
+    expected
+        .iter()
+        .map(|e| (strsim::damerau_levenshtein(&given, e), *e))
+        .filter(|(d, _)| *d <= allowed)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, e)| e)
+}
+
+/// The span of a key path such as `printer[1].id` or `api.listen` in the document: the
+/// value's span, or the nearest enclosing table's when the key itself is absent.
+fn span_of(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    let root = toml::de::DeTable::parse(text).ok()?;
+    let mut span = root.span();
+    let mut table = root.get_ref();
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let (name, index) = match part.split_once('[') {
+            Some((n, i)) => (n, i.strip_suffix(']').and_then(|i| i.parse::<usize>().ok())),
+            None => (part, None),
+        };
+        let Some((_, mut value)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == name) else {
+            break;
+        };
+        if let Some(i) = index {
+            match value.get_ref().as_array().and_then(|a| a.get(i)) {
+                Some(v) => value = v,
+                None => break,
+            }
+        }
+        span = value.span();
+        match value.get_ref().as_table() {
+            Some(t) if parts.peek().is_some() => table = t,
+            _ => break,
+        }
+    }
+    Some(span)
+}
+
+/// `FILE:LINE:COL: KEY: MESSAGE` and the offending line with carets under `span`, as the
+/// toml crate draws it; `FILE: KEY: MESSAGE` when there is no place to show.
+fn render(
+    file: &str,
+    text: &str,
+    span: Option<std::ops::Range<usize>>,
+    key: Option<&str>,
+    message: &str,
+) -> String {
+    let key = key.map(|k| format!("{k}: ")).unwrap_or_default();
+    let Some(span) = span else {
+        return format!("{file}: {key}{message}");
+    };
+    let (line, col) = line_col(text, span.start);
+    let content = text.split('\n').nth(line - 1).unwrap_or("");
+    let content = content.strip_suffix('\r').unwrap_or(content);
+    let gutter = " ".repeat(line.to_string().len());
+    let shown = text
+        .get(span.clone())
+        .map_or(1, |s| s.split('\n').next().unwrap_or("").chars().count());
+    let room = content.chars().count().saturating_sub(col - 1);
+    let carets = "^".repeat(shown.min(room).max(1));
+    let pad = " ".repeat(col - 1);
+    format!(
+        "{file}:{line}:{col}: {key}{message}\n{gutter} |\n{line} | {content}\n{gutter} | {pad}{carets}"
+    )
 }
 
 /// 1-based line and column of a byte offset.
@@ -495,5 +746,106 @@ port = "sim"
                 .to_string()
                 .contains("not a loopback")
         );
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key_shows_the_line_and_says_what_is_expected() {
+        let bad = GOOD.replace("port = \"sim\"", "port = \"sim\"\nbaud = \"fast\"");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "test.toml:10:8: printer[0].baud: invalid type: string \"fast\", expected u32 \
+             (a whole number without quotes)\n   |\n10 | baud = \"fast\"\n   |        ^^^^^^"
+        );
+        let bad = GOOD.replace("[journal]", "listen = \"localhost:80\"\n[journal]");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(e.starts_with("test.toml:4:10: api.listen: "), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_key_or_value_gets_a_did_you_mean_when_close() {
+        let e = parse(&GOOD.replace("protocol =", "protocl =")).unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.starts_with("test.toml:8:1: printer[0].protocl: unknown field `protocl`"),
+            "{e}"
+        );
+        assert!(e.contains("did you mean `protocol`?"), "{e}");
+        assert!(
+            e.ends_with("\n  |\n8 | protocl = \"posnet\"\n  | ^^^^^^^"),
+            "{e}"
+        );
+        let e = parse(&GOOD.replace("\"posnet\"", "\"posnt\"")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("printer[0].protocol: unknown variant `posnt`, expected `posnet`; did you mean `posnet`?"),
+            "{e}"
+        );
+        let e = parse(&GOOD.replace("[[printer]]", "[[printers]]")).unwrap_err();
+        assert!(e.to_string().contains("did you mean `printer`?"), "{e}");
+        let far = parse(&GOOD.replace("protocol =", "colour =")).unwrap_err();
+        assert!(!far.to_string().contains("did you mean"), "{far}");
+    }
+
+    #[test]
+    fn a_missing_key_is_named_with_its_path_and_an_example() {
+        let e = parse(&GOOD.replace("protocol = \"posnet\"\n", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "test.toml:6:1: printer[0].protocol: missing key `protocol`, which is required; \
+                 expected e.g. protocol = \"posnet\""
+            ),
+            "{e}"
+        );
+        let e = parse(&GOOD.replace("[journal]\npath = \"/tmp/j.db\"\n", ""))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "test.toml: journal: missing key `journal`, which is required; expected e.g. \
+             a [journal] table with path = \"/var/lib/fiscald/journal.db\""
+        );
+    }
+
+    #[test]
+    fn duplicate_ids_point_at_the_second_and_name_the_first() {
+        let two =
+            format!("{GOOD}[[printer]]\nid = \"fp1\"\nprotocol = \"posnet\"\nport = \"sim\"\n");
+        let e = parse(&two).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "test.toml:11:6: printer[1].id: id \"fp1\" is already used by printer[0] (line 7)"
+            ),
+            "{e}"
+        );
+        assert!(e.ends_with("11 | id = \"fp1\"\n   |      ^^^^^"), "{e}");
+        let terminal = "[[terminal]]\nid = \"t1\"\nprotocol = \"zvt\"\nport = \"sim\"\n";
+        let twice = format!("{GOOD}{terminal}{terminal}");
+        let e = parse(&twice).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "test.toml:15:6: terminal[1].id: id \"t1\" is already used by terminal[0] (line 11)"
+            ),
+            "{e}"
+        );
+        let shared = format!("{GOOD}{}", terminal.replace("t1", "fp1"));
+        let e = parse(&shared).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "test.toml:7:6: printer[0].id: id \"fp1\" is already used by terminal[0] (line 11)"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_keep_line_column_and_the_snippet() {
+        let e = parse(&GOOD.replace("port = \"sim\"", "port = sim"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("test.toml:9:8: "), "{e}");
+        assert!(e.contains("\n9 | port = sim\n"), "{e}");
     }
 }

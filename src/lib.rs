@@ -11,6 +11,7 @@ pub mod ctl;
 pub mod device;
 pub mod diagnose;
 pub mod document;
+pub mod drain;
 pub mod drivers;
 pub mod events;
 pub mod journal;

@@ -378,6 +378,7 @@ async fn serve_http<L>(
         .map_request(|req: axum::http::Request<hyper::body::Incoming>| {
             req.map(|body| axum::body::Body::new(ReadDeadline::new(body, BODY_READ_TIMEOUT)))
         })
+        .layer(crate::drain::DrainLayer::new())
         .service(app);
     let connections = tokio_util::task::TaskTracker::new();
     loop {
