@@ -2,7 +2,10 @@
 
 use crate::auth::{self, Principal, Role};
 use crate::document::{self, Invalid, PrinterLimits};
-use crate::journal::{Actor, Job, JobId, JobKind, JobState, Journal, JournalError, NewJob};
+use crate::journal::{
+    Actor, Job, JobId, JobKind, JobRequest, JobState, Journal, JournalError, NewJob, SalePayment,
+    SaleRequest,
+};
 use crate::printer::PrinterHandle;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -81,6 +84,14 @@ impl From<JournalError> for ApiError {
             }
             JournalError::NotCancellable { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "not_cancellable", e.to_string())
+            }
+            JournalError::Corrupt { .. } => {
+                tracing::error!(error = %e, "journal record unreadable");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "journal_corrupt",
+                    e.to_string(),
+                )
             }
             JournalError::Sqlite(_) | JournalError::Commit(_) => {
                 tracing::error!(error = %e, "journal failure");
@@ -635,22 +646,11 @@ async fn submit(
     state: &AppState,
     caller: &Caller,
     device: (&str, &tokio::sync::Notify),
-    kind: JobKind,
-    document: Value,
+    request: JobRequest,
     key: Option<String>,
     wait: Option<Duration>,
 ) -> ApiResult {
-    submit_with(
-        state,
-        caller,
-        device,
-        kind,
-        document,
-        key,
-        wait,
-        |_| async {},
-    )
-    .await
+    submit_with(state, caller, device, request, key, wait, |_| async {}).await
 }
 
 /// [`submit`], running `queued` with the job right after it is committed.
@@ -659,16 +659,15 @@ async fn submit_with<F: std::future::Future<Output = ()>>(
     state: &AppState,
     caller: &Caller,
     device: (&str, &tokio::sync::Notify),
-    kind: JobKind,
-    document: Value,
+    request: JobRequest,
     key: Option<String>,
     wait: Option<Duration>,
     queued: impl FnOnce(JobId) -> F,
 ) -> ApiResult {
+    let kind = request.kind();
     let new = NewJob {
-        kind,
         device: device.0.to_string(),
-        request: json!({"document": document}),
+        request,
         idempotency_key: key,
         actor: Some(caller.actor()),
     };
@@ -730,13 +729,13 @@ async fn wait_for(
 
 /// What every job-creating request carries: `?wait=`, an optional `Idempotency-Key` and a
 /// JSON body. Extracting it checks all three, so handlers start from valid input.
-struct JobRequest {
+struct JobPost {
     wait: Option<Duration>,
     key: Option<String>,
     body: Value,
 }
 
-impl<S: Send + Sync> axum::extract::FromRequest<S> for JobRequest {
+impl<S: Send + Sync> axum::extract::FromRequest<S> for JobPost {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
@@ -747,14 +746,14 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JobRequest {
             .await
             .map_err(body_rejection)?;
         let body = parse_body(&headers, &bytes)?;
-        Ok(JobRequest { wait, key, body })
+        Ok(JobPost { wait, key, body })
     }
 }
 
 async fn post_receipt(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    JobRequest { wait, key, body }: JobRequest,
+    JobPost { wait, key, body }: JobPost,
 ) -> ApiResult {
     let printer = pick_printer(&state, &body)?;
     let active = printer.active_vat();
@@ -763,14 +762,11 @@ async fn post_receipt(
         active_vat: active.as_deref(),
     };
     let receipt = document::receipt(&body, &limits, &["printer"]).map_err(ApiError::invalid)?;
-    let doc = serde_json::to_value(&receipt)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     submit(
         &state,
         &caller,
         (&printer.config.id, &printer.wake),
-        JobKind::Receipt,
-        doc,
+        JobRequest::Receipt(receipt),
         key,
         wait,
     )
@@ -780,7 +776,7 @@ async fn post_receipt(
 async fn post_daily_report(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    JobRequest { wait, key, body }: JobRequest,
+    JobPost { wait, key, body }: JobPost,
 ) -> ApiResult {
     let printer = pick_printer(&state, &body)?;
     document::empty(&body, &["printer"]).map_err(ApiError::invalid)?;
@@ -788,8 +784,7 @@ async fn post_daily_report(
         &state,
         &caller,
         (&printer.config.id, &printer.wake),
-        JobKind::DailyReport,
-        json!({}),
+        JobRequest::DailyReport,
         key,
         wait,
     )
@@ -799,17 +794,15 @@ async fn post_daily_report(
 async fn post_cash(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    JobRequest { wait, key, body }: JobRequest,
+    JobPost { wait, key, body }: JobPost,
 ) -> ApiResult {
     let printer = pick_printer(&state, &body)?;
     let cash = document::cash(&body, &["printer"]).map_err(ApiError::invalid)?;
-    let doc = json!({"deposit": cash.deposit, "amount": cash.amount});
     submit(
         &state,
         &caller,
         (&printer.config.id, &printer.wake),
-        JobKind::Cash,
-        doc,
+        JobRequest::Cash(cash),
         key,
         wait,
     )
@@ -819,7 +812,7 @@ async fn post_cash(
 async fn post_printout(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    JobRequest { wait, key, body }: JobRequest,
+    JobPost { wait, key, body }: JobPost,
 ) -> ApiResult {
     let printer = pick_printer(&state, &body)?;
     let p = document::printout(&body, &["printer"]).map_err(ApiError::invalid)?;
@@ -827,8 +820,7 @@ async fn post_printout(
         &state,
         &caller,
         (&printer.config.id, &printer.wake),
-        JobKind::Printout,
-        json!({"lines": p.lines}),
+        JobRequest::Printout(p),
         key,
         wait,
     )
@@ -937,7 +929,7 @@ fn pick_terminal(
 async fn post_payment(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    JobRequest { wait, key, body }: JobRequest,
+    JobPost { wait, key, body }: JobPost,
 ) -> ApiResult {
     if let Some(kind) = body.get("type").and_then(Value::as_str)
         && auth::RULES.iter().any(|r| r.payment_type == Some(kind))
@@ -947,13 +939,11 @@ async fn post_payment(
     let terminal = pick_terminal(&state, &body)?;
     let p = document::card_payment(&body, terminal.config.currency_code(), &["terminal"])
         .map_err(ApiError::invalid)?;
-    let doc = serde_json::to_value(&p).unwrap_or(Value::Null);
     submit(
         &state,
         &caller,
         (&terminal.config.id, &terminal.wake),
-        JobKind::Payment,
-        doc,
+        JobRequest::Payment(p),
         key,
         wait,
     )
@@ -964,7 +954,7 @@ async fn post_end_of_day(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    JobRequest { wait, key, body }: JobRequest,
+    JobPost { wait, key, body }: JobPost,
 ) -> ApiResult {
     document::empty(&body, &[]).map_err(ApiError::invalid)?;
     let terminal = state.terminals.get(&id).cloned().ok_or_else(|| {
@@ -978,8 +968,7 @@ async fn post_end_of_day(
         &state,
         &caller,
         (&terminal.config.id, &terminal.wake),
-        JobKind::EndOfDay,
-        json!({}),
+        JobRequest::EndOfDay,
         key,
         wait,
     )
@@ -989,7 +978,7 @@ async fn post_end_of_day(
 async fn post_sale(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    JobRequest { wait, key, body }: JobRequest,
+    JobPost { wait, key, body }: JobPost,
 ) -> ApiResult {
     let printer = pick_printer(&state, &body)?;
     let terminal = pick_terminal(&state, &body)?;
@@ -1001,17 +990,20 @@ async fn post_sale(
     let receipt =
         document::receipt(&body, &limits, &["printer", "terminal"]).map_err(ApiError::invalid)?;
     let amount = document::sale_card_amount(&receipt).map_err(ApiError::invalid)?;
-    let doc = json!({
-        "receipt": receipt,
-        "printer": printer.config.id,
-        "payment": {"type": "sale", "amount": amount, "currency": terminal.config.currency_code()},
+    let request = JobRequest::Sale(SaleRequest {
+        receipt,
+        printer: printer.config.id.clone(),
+        payment: SalePayment {
+            kind: "sale".into(),
+            amount,
+            currency: terminal.config.currency_code(),
+        },
     });
     submit(
         &state,
         &caller,
         (&terminal.config.id, &terminal.wake),
-        JobKind::Sale,
-        doc,
+        request,
         key,
         wait,
     )
@@ -1032,70 +1024,41 @@ async fn reverse_sale(
         .run(move |j| j.get(id))
         .await?
         .ok_or(JournalError::NotFound(id))?;
-    let conflict = |m: String| ApiError::new(StatusCode::CONFLICT, "not_reversible", m);
-    if sale.kind != JobKind::Sale {
-        return Err(conflict(format!(
-            "job {id} is a {}, not a sale",
-            sale.kind.as_str()
-        )));
-    }
-    let result = sale.result.clone().unwrap_or(Value::Null);
-    if let Some(existing) = result.get("reversal_job").and_then(Value::as_i64) {
-        let job = state
-            .journal
-            .run(move |j| j.get(existing))
-            .await?
-            .ok_or(JournalError::NotFound(existing))?;
-        let mut resp = (StatusCode::OK, Json(job_json(&job))).into_response();
-        resp.extensions_mut().insert(AuditJob {
-            id: existing,
-            replayed: true,
-        });
-        return Ok(resp);
-    }
-    if sale.state != JobState::NeedsAttention {
-        return Err(conflict(format!(
-            "sale {id} is {}; only a sale whose receipt was not printed (needs_attention) can be reversed",
-            sale.state.as_str()
-        )));
-    }
-    let payment = &result["payment"];
-    let (Some(true), Some(receipt_no), Some(amount)) = (
-        payment["approved"].as_bool(),
-        payment["terminal_receipt_number"].as_u64(),
-        payment["amount"].as_u64(),
-    ) else {
-        return Err(conflict(format!(
-            "sale {id} has no approved card payment to reverse"
-        )));
-    };
-    if let Some(rid) = result.get("receipt_job").and_then(Value::as_i64) {
-        let receipt = state.journal.run(move |j| j.get(rid)).await?;
-        if receipt.is_some_and(|r| r.state == JobState::Done) {
-            return Err(conflict(format!(
-                "the receipt of sale {id} was printed; refund the customer instead"
-            )));
+    let conflict =
+        |m: crate::sales::NotReversible| ApiError::new(StatusCode::CONFLICT, "not_reversible", m.0);
+    let plan = match crate::sales::reversal(&sale).map_err(conflict)? {
+        crate::sales::Reversal::AlreadyQueued(existing) => {
+            let job = state
+                .journal
+                .run(move |j| j.get(existing))
+                .await?
+                .ok_or(JournalError::NotFound(existing))?;
+            let mut resp = (StatusCode::OK, Json(job_json(&job))).into_response();
+            resp.extensions_mut().insert(AuditJob {
+                id: existing,
+                replayed: true,
+            });
+            return Ok(resp);
         }
+        crate::sales::Reversal::Allowed(plan) => plan,
+    };
+    if let Some(rid) = plan.receipt_job {
+        let receipt = state.journal.run(move |j| j.get(rid)).await?;
+        plan.check_receipt(receipt.as_ref()).map_err(conflict)?;
     }
-    let terminal = payment["terminal"]
-        .as_str()
-        .and_then(|t| state.terminals.get(t).cloned())
-        .ok_or_else(|| conflict(format!("the terminal of sale {id} is no longer configured")))?;
-    let doc = json!({
-        "type": "reversal",
-        "amount": amount,
-        "currency": terminal.config.currency_code(),
-        "reference": format!("sale {id}"),
-        "original_receipt_number": receipt_no,
-    });
-    let key = Some(format!("fiscald:reverse-sale:{id}"));
+    let terminal = state
+        .terminals
+        .get(&plan.terminal)
+        .cloned()
+        .ok_or_else(|| conflict(plan.terminal_gone()))?;
+    let request = JobRequest::Payment(plan.request(terminal.config.currency_code()));
+    let key = Some(plan.idempotency_key());
     let journal = state.journal.clone();
     submit_with(
         &state,
         &caller,
         (&terminal.config.id, &terminal.wake),
-        JobKind::Payment,
-        doc,
+        request,
         key,
         wait,
         |rev| async move {

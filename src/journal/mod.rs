@@ -2,12 +2,38 @@
 //!
 //! A job is committed here before the API acknowledges it, and every device step that
 //! matters for recovery is committed before the step is sent to the device.
+//!
+//! - [`records`]: the typed requests, steps and results a job carries.
+//! - `audit`: the append-only audit log and its batching writer, [`AuditWriter`].
+//! - `submitter`: group commit of job submissions, [`Submitter`].
+//! - `cards`: card transactions and the writes of a sale's life (the rules of which are
+//!   in [`crate::sales`]).
+//!
+//! Every journal call returns a [`JournalError`] on failure, never a device error, so a
+//! device task can tell "the journal could not record this" (retry the commit, leave the
+//! device alone) from "the device failed".
 
+mod audit;
+mod cards;
+pub mod records;
+mod stored;
+mod submitter;
+
+pub use audit::{AuditEntry, AuditWriter, NewAudit};
+pub use cards::CardRecord;
+pub use records::{
+    CardOutcome, DailyReportPrinted, EndOfDayResult, JobRequest, JobResult, PaymentResult,
+    PrintoutPrinted, ReceiptPrinted, SalePayment, SaleRequest, SaleResult, Step,
+};
+pub use submitter::Submitter;
+
+use crate::device::{DeviceError, DocumentCounters};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use stored::StoredJob;
 
 /// A job's identifier.
 pub type JobId = i64;
@@ -25,6 +51,17 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Every state, for parsing.
+    pub const ALL: [JobState; 6] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Done,
+        JobState::Failed,
+        JobState::NeedsAttention,
+        JobState::Cancelled,
+    ];
+
+    /// The state's API and journal name (`queued`, `needs_attention`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Queued => "queued",
@@ -35,17 +72,13 @@ impl JobState {
             JobState::Cancelled => "cancelled",
         }
     }
+
+    /// The state of a name; None for a name no state has.
     pub fn parse(s: &str) -> Option<JobState> {
-        Some(match s {
-            "queued" => JobState::Queued,
-            "running" => JobState::Running,
-            "done" => JobState::Done,
-            "failed" => JobState::Failed,
-            "needs_attention" => JobState::NeedsAttention,
-            "cancelled" => JobState::Cancelled,
-            _ => return None,
-        })
+        JobState::ALL.into_iter().find(|state| state.as_str() == s)
     }
+
+    /// Whether the job has ended (it never changes again).
     pub fn is_terminal(self) -> bool {
         !matches!(self, JobState::Queued | JobState::Running)
     }
@@ -68,6 +101,18 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    /// Every kind, for parsing.
+    pub const ALL: [JobKind; 7] = [
+        JobKind::Receipt,
+        JobKind::DailyReport,
+        JobKind::Cash,
+        JobKind::Printout,
+        JobKind::Payment,
+        JobKind::EndOfDay,
+        JobKind::Sale,
+    ];
+
+    /// The kind's API and journal name (`receipt`, `daily_report`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Receipt => "receipt",
@@ -79,16 +124,15 @@ impl JobKind {
             JobKind::Sale => "sale",
         }
     }
-    fn parse(s: &str) -> JobKind {
-        match s {
-            "daily_report" => JobKind::DailyReport,
-            "cash" => JobKind::Cash,
-            "printout" => JobKind::Printout,
-            "payment" => JobKind::Payment,
-            "end_of_day" => JobKind::EndOfDay,
-            "sale" => JobKind::Sale,
-            _ => JobKind::Receipt,
-        }
+
+    /// The kind of a name; None for a name no kind has.
+    pub fn parse(s: &str) -> Option<JobKind> {
+        JobKind::ALL.into_iter().find(|kind| kind.as_str() == s)
+    }
+
+    /// Whether jobs of this kind run on a card terminal (else on a printer).
+    pub fn is_terminal_job(self) -> bool {
+        matches!(self, JobKind::Payment | JobKind::EndOfDay | JobKind::Sale)
     }
 }
 
@@ -99,13 +143,16 @@ pub struct Job {
     pub kind: JobKind,
     pub device: String,
     pub state: JobState,
-    /// Internal recovery phase (`prepare`, `printing`, `closing`, `closed`).
-    pub step: Option<String>,
-    pub request: Value,
-    pub result: Option<Value>,
-    pub error: Option<Value>,
+    /// The recovery step while it runs (None once it has ended, or while queued).
+    pub step: Option<Step>,
+    /// What was asked; its kind is always `kind`.
+    pub request: JobRequest,
+    /// What came of it (partly, while a card job runs).
+    pub result: Option<JobResult>,
+    /// Why it failed or needs attention.
+    pub error: Option<DeviceError>,
     /// Device counters recorded before the fiscal document was started.
-    pub counters_before: Option<Value>,
+    pub counters_before: Option<DocumentCounters>,
     /// The sale a receipt or slip belongs to.
     pub parent_id: Option<JobId>,
     pub attempts: i64,
@@ -117,9 +164,10 @@ pub struct Job {
 
 /// A job to be queued.
 pub struct NewJob {
-    pub kind: JobKind,
+    /// The device it runs on.
     pub device: String,
-    pub request: Value,
+    /// What it does; the job's kind is the request's.
+    pub request: JobRequest,
     pub idempotency_key: Option<String>,
     /// Who asks for it: becomes the job's owner, and the audit entry is written in the
     /// same transaction as the job.
@@ -138,36 +186,11 @@ pub struct Actor {
     pub may_replay_others: bool,
 }
 
-/// One entry of the append-only audit log.
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditEntry {
-    pub id: i64,
-    pub at: String,
-    /// A token's name, or `socket`; for a request without a valid token, the listener
-    /// (`tcp` or `socket`).
-    pub principal: String,
-    /// None when no valid token was given (401).
-    pub role: Option<String>,
-    pub operation: String,
-    pub job: Option<JobId>,
-    /// `accepted`, `replayed`, `refused:401`, `refused:403`, `invalid:422`, ...
-    pub outcome: String,
-    /// The error code of a refusal, e.g. `forbidden` or `invalid_request`.
-    pub detail: Option<String>,
-}
-
-/// A card transaction outcome as a terminal reported it (masked card data only).
-pub struct CardRecord {
-    pub terminal: String,
-    pub trace_number: u32,
-    pub receipt_number: Option<u32>,
-    pub result: Value,
-}
-
 /// The outcome of one submission: the job and whether it already existed.
 pub type Submitted = Result<(Job, bool), JournalError>;
 
-/// Journal failures the API reports distinctly.
+/// Journal failures. The first four are answers about jobs; the others mean the journal
+/// itself could not be read or written ([`JournalError::is_journal_failure`]).
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("Idempotency-Key {0:?} was already used with a different request")]
@@ -184,6 +207,22 @@ pub enum JournalError {
     Sqlite(#[from] rusqlite::Error),
     #[error("journal commit failed: {0}")]
     Commit(String),
+    /// A stored job cannot be read: an unknown kind, state or step, or a record that does
+    /// not fit its kind. It is never read as something else.
+    #[error("journal: job {job} is unreadable: {problem}")]
+    Corrupt { job: JobId, problem: String },
+}
+
+impl JournalError {
+    /// Whether the journal itself failed (it could not be read, written or committed), as
+    /// opposed to an answer about a job. A device task that gets one has not recorded its
+    /// step: it retries the commit and sends nothing to the device until it succeeds.
+    pub fn is_journal_failure(&self) -> bool {
+        matches!(
+            self,
+            JournalError::Sqlite(_) | JournalError::Commit(_) | JournalError::Corrupt { .. }
+        )
+    }
 }
 
 /// The journal handle, shared by the API and the device tasks.
@@ -247,24 +286,26 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 "#;
 
-/// Columns of a job, in `row_to_job`'s order.
+/// Columns of a job, in `StoredJob::from_row`'s order.
 const JOB_COLUMNS: &str = "id, kind, device, state, step, request, result, error, counters_before, attempts, created_at, updated_at, parent_id, owner";
 
 /// Idempotency keys are kept at least this long (the contract says 7 days).
 const IDEMPOTENCY_RETENTION_DAYS: i64 = 30;
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn request_hash(kind: JobKind, device: &str, request: &Value) -> String {
+/// The hash that tells a repeated request from a different one under the same
+/// `Idempotency-Key`: over the kind, the device and the stored request text.
+fn request_hash(kind: JobKind, device: &str, request: &str) -> String {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     h.update(kind.as_str());
     h.update([0]);
     h.update(device);
     h.update([0]);
-    h.update(request.to_string());
+    h.update(request);
     hex::encode(h.finalize())
 }
 
@@ -326,17 +367,17 @@ impl Journal {
     }
 
     /// End a job (see [`Journal::finish`]) from a device task, log it, and announce the job
-    /// and any sale it settled to the API's waiters. A journal failure is logged; the job
-    /// then stays as it was and is picked up again.
+    /// and any sale it settled to the API's waiters. A journal failure is logged and
+    /// returned; the job then stays as it was, and the caller may retry.
     pub async fn end_job(
         &self,
         device: &str,
         events: &tokio::sync::broadcast::Sender<JobId>,
         id: JobId,
         state: JobState,
-        result: Option<Value>,
-        error: Option<Value>,
-    ) {
+        result: Option<JobResult>,
+        error: Option<DeviceError>,
+    ) -> Result<(), JournalError> {
         match self
             .run(move |j| j.finish(id, state, result.as_ref(), error.as_ref()))
             .await
@@ -347,8 +388,12 @@ impl Journal {
                 if let Some(sale) = settled {
                     let _ = events.send(sale);
                 }
+                Ok(())
             }
-            Err(e) => tracing::error!(device, job = id, error = %e, "cannot journal the job's end"),
+            Err(e) => {
+                tracing::error!(device, job = id, error = %e, "cannot journal the job's end");
+                Err(e)
+            }
         }
     }
 
@@ -373,7 +418,8 @@ impl Journal {
     }
 
     /// Queue several jobs in one transaction (one fsync): the group commit behind
-    /// [`Submitter`]. Each job gets its own outcome; a failed commit fails them all.
+    /// [`Submitter`]. Each job gets its own outcome; a failed commit fails them all (and
+    /// then only one outcome is returned).
     pub fn submit_batch(&self, jobs: Vec<NewJob>) -> Vec<Submitted> {
         let t0 = std::time::Instant::now();
         let mut conn = self.lock();
@@ -390,17 +436,14 @@ impl Journal {
         crate::metrics::journal_commit("submit_batch", t0);
         match outcome {
             Ok(outcomes) => outcomes,
-            Err(e) => {
-                let msg = e.to_string();
-                (0..1)
-                    .map(|_| Err(JournalError::Commit(msg.clone())))
-                    .collect()
-            }
+            Err(e) => vec![Err(JournalError::Commit(e.to_string()))],
         }
     }
 
     fn submit_in(tx: &rusqlite::Transaction<'_>, new: NewJob) -> Result<(Job, bool), JournalError> {
-        let hash = request_hash(new.kind, &new.device, &new.request);
+        let kind = new.request.kind();
+        let request = new.request.to_json().to_string();
+        let hash = request_hash(kind, &new.device, &request);
         if let Some(key) = &new.idempotency_key {
             let found: Option<(JobId, String, Option<String>)> = tx
                 .query_row(
@@ -429,15 +472,12 @@ impl Journal {
         let t = now();
         tx.execute(
             "INSERT INTO jobs (kind, device, state, request, request_hash, idempotency_key, created_at, updated_at, owner)
-             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?6, ?7)",
-            params![new.kind.as_str(), new.device, new.request.to_string(), hash, new.idempotency_key, t,
-                    new.actor.as_ref().map(|a| a.name.as_str())],
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+            params![kind.as_str(), new.device, JobState::Queued.as_str(), request, hash,
+                    new.idempotency_key, t, new.actor.as_ref().map(|a| a.name.as_str())],
         )?;
         let id = tx.last_insert_rowid();
-        tx.execute(
-            "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, 'queued', NULL)",
-            params![id, t],
-        )?;
+        log_event(tx, id, &t, JobState::Queued.as_str(), None)?;
         if let Some(actor) = &new.actor {
             Self::audit_in(tx, actor, Some(id), "accepted", None)?;
         }
@@ -445,104 +485,15 @@ impl Journal {
         Ok((job, false))
     }
 
-    fn audit_in(
-        conn: &Connection,
-        actor: &Actor,
-        job: Option<JobId>,
-        outcome: &str,
-        detail: Option<&str>,
-    ) -> Result<(), JournalError> {
-        conn.execute(
-            "INSERT INTO audit (at, principal, role, operation, job_id, outcome, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                now(),
-                actor.name,
-                actor.role,
-                actor.operation,
-                job,
-                outcome,
-                detail
-            ],
-        )?;
-        Ok(())
-    }
-
-    /// Append an audit entry on its own (a refused request, a cancel).
-    pub fn audit(
-        &self,
-        principal: &str,
-        role: Option<&str>,
-        operation: &str,
-        job: Option<JobId>,
-        outcome: &str,
-        detail: Option<&str>,
-    ) -> Result<(), JournalError> {
-        self.lock().execute(
-            "INSERT INTO audit (at, principal, role, operation, job_id, outcome, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![now(), principal, role, operation, job, outcome, detail],
-        )?;
-        Ok(())
-    }
-
-    /// Append several audit entries in one transaction.
-    pub fn audit_batch(&self, entries: &[NewAudit]) -> Result<(), JournalError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        for e in entries {
-            tx.execute(
-                "INSERT INTO audit (at, principal, role, operation, job_id, outcome, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    now(),
-                    e.principal,
-                    e.role,
-                    e.operation,
-                    e.job,
-                    e.outcome,
-                    e.detail
-                ],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Audit entries, newest first, with ids below `before` when given.
-    pub fn audit_page(
-        &self,
-        before: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<AuditEntry>, JournalError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare(
-            "SELECT id, at, principal, role, operation, job_id, outcome, detail FROM audit
-             WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![before, limit], |r| {
-            Ok(AuditEntry {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                principal: r.get(2)?,
-                role: r.get(3)?,
-                operation: r.get(4)?,
-                job: r.get(5)?,
-                outcome: r.get(6)?,
-                detail: r.get(7)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
-    }
-
     fn get_in(conn: &Connection, id: JobId) -> Result<Option<Job>, JournalError> {
-        Ok(conn
-            .query_row(
-                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
-                [id],
-                row_to_job,
-            )
-            .optional()?)
+        conn.query_row(
+            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
+            [id],
+            StoredJob::from_row,
+        )
+        .optional()?
+        .map(StoredJob::decode)
+        .transpose()
     }
 
     /// One job.
@@ -564,16 +515,20 @@ impl Journal {
         ))?;
         let rows = stmt.query_map(
             params![state.map(JobState::as_str), limit, owner],
-            row_to_job,
+            StoredJob::from_row,
         )?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        rows.map(|row| StoredJob::decode(row?)).collect()
     }
 
-    /// Count of jobs per state for one device.
+    /// Count of jobs queued or running on one device.
     pub fn queue_depth(&self, device: &str) -> Result<i64, JournalError> {
         Ok(self.lock().query_row(
-            "SELECT COUNT(*) FROM jobs WHERE device = ?1 AND state IN ('queued', 'running')",
-            [device],
+            "SELECT COUNT(*) FROM jobs WHERE device = ?1 AND state IN (?2, ?3)",
+            params![
+                device,
+                JobState::Queued.as_str(),
+                JobState::Running.as_str()
+            ],
             |r| r.get(0),
         )?)
     }
@@ -591,28 +546,25 @@ impl Journal {
         }
         let t = now();
         tx.execute(
-            "UPDATE jobs SET state = 'cancelled', updated_at = ?2 WHERE id = ?1",
-            params![id, t],
+            "UPDATE jobs SET state = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, JobState::Cancelled.as_str(), t],
         )?;
-        tx.execute(
-            "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, 'cancelled', NULL)",
-            params![id, t],
-        )?;
+        log_event(&tx, id, &t, JobState::Cancelled.as_str(), None)?;
         let job = Self::get_in(&tx, id)?.ok_or(JournalError::NotFound(id))?;
         tx.commit()?;
         Ok(job)
     }
 
     /// The job a device should work on next: one left running (to reconcile) first,
-    /// then the oldest queued one.
+    /// then the oldest queued one. A sale whose receipt is printing waits for the printer.
     pub fn next_for_device(&self, device: &str) -> Result<Option<Job>, JournalError> {
         let conn = self.lock();
         let id: Option<JobId> = conn
             .query_row(
                 "SELECT id FROM jobs WHERE device = ?1 AND state IN ('running', 'queued')
-                   AND NOT (kind = 'sale' AND COALESCE(step, '') = 'printing')
+                   AND NOT (kind = ?2 AND COALESCE(step, '') = ?3)
                  ORDER BY CASE state WHEN 'running' THEN 0 ELSE 1 END, id LIMIT 1",
-                [device],
+                params![device, JobKind::Sale.as_str(), Step::Printing.as_str()],
                 |r| r.get(0),
             )
             .optional()?;
@@ -627,49 +579,51 @@ impl Journal {
         let conn = self.lock();
         let t = now();
         let n = conn.execute(
-            "UPDATE jobs SET state = 'running', step = 'prepare', attempts = attempts + 1, updated_at = ?2
-             WHERE id = ?1 AND state = 'queued'",
-            params![id, t],
+            "UPDATE jobs SET state = ?2, step = ?3, attempts = attempts + 1, updated_at = ?4
+             WHERE id = ?1 AND state = ?5",
+            params![
+                id,
+                JobState::Running.as_str(),
+                Step::Prepare.as_str(),
+                t,
+                JobState::Queued.as_str()
+            ],
         )?;
         if n == 1 {
-            conn.execute(
-                "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, 'running', NULL)",
-                params![id, t],
-            )?;
+            log_event(&conn, id, &t, JobState::Running.as_str(), None)?;
         }
         Ok(n == 1)
     }
 
-    /// Record a recovery step (committed before the step goes to the device). Returns false,
-    /// changing nothing, when the job is no longer running (it was cancelled meanwhile).
+    /// Record a recovery step (committed before the step goes to the device), with the
+    /// document counters when the step is [`Step::Printing`]. Returns false, changing
+    /// nothing, when the job is no longer running (it was cancelled meanwhile).
     pub fn set_step(
         &self,
         id: JobId,
-        step: &str,
-        counters_before: Option<&Value>,
+        step: Step,
+        counters_before: Option<&DocumentCounters>,
         detail: Option<&str>,
     ) -> Result<bool, JournalError> {
         let t0 = std::time::Instant::now();
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let t = now();
+        let running = JobState::Running.as_str();
         let changed = match counters_before {
             Some(c) => tx.execute(
-                "UPDATE jobs SET step = ?2, counters_before = ?3, updated_at = ?4 WHERE id = ?1 AND state = 'running'",
-                params![id, step, c.to_string(), t],
+                "UPDATE jobs SET step = ?2, counters_before = ?3, updated_at = ?4 WHERE id = ?1 AND state = ?5",
+                params![id, step.as_str(), to_text(c), t, running],
             )?,
             None => tx.execute(
-                "UPDATE jobs SET step = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'running'",
-                params![id, step, t],
+                "UPDATE jobs SET step = ?2, updated_at = ?3 WHERE id = ?1 AND state = ?4",
+                params![id, step.as_str(), t, running],
             )?,
         };
         if changed == 0 {
             return Ok(false);
         }
-        tx.execute(
-            "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, ?3, ?4)",
-            params![id, t, step, detail],
-        )?;
+        log_event(&tx, id, &t, step.as_str(), detail)?;
         tx.commit()?;
         crate::metrics::journal_commit("set_step", t0);
         Ok(true)
@@ -680,24 +634,22 @@ impl Journal {
         let conn = self.lock();
         let t = now();
         conn.execute(
-            "UPDATE jobs SET step = 'prepare', counters_before = NULL, attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
-            params![id, t],
+            "UPDATE jobs SET step = ?2, counters_before = NULL, attempts = attempts + 1, updated_at = ?3 WHERE id = ?1",
+            params![id, Step::Prepare.as_str(), t],
         )?;
-        conn.execute(
-            "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, 'retry', ?3)",
-            params![id, t, detail],
-        )?;
+        log_event(&conn, id, &t, "retry", Some(detail))?;
         Ok(())
     }
 
     /// End a job in a terminal state with its result or error. A sale's receipt also
-    /// settles the sale, in the same transaction; its id is returned.
+    /// settles the sale (see [`crate::sales::settle`]), in the same transaction; its id is
+    /// returned.
     pub fn finish(
         &self,
         id: JobId,
         state: JobState,
-        result: Option<&Value>,
-        error: Option<&Value>,
+        result: Option<&JobResult>,
+        error: Option<&DeviceError>,
     ) -> Result<Option<JobId>, JournalError> {
         debug_assert!(state.is_terminal());
         let t0 = std::time::Instant::now();
@@ -708,7 +660,7 @@ impl Journal {
         if let Some(job) = Self::get_in(&tx, id)?
             && let (Some(parent), JobKind::Receipt) = (job.parent_id, job.kind)
         {
-            Self::settle_sale(&tx, parent, &job)?;
+            Self::settle_sale_in(&tx, parent, &job)?;
             settled = Some(parent);
         }
         tx.commit()?;
@@ -721,527 +673,49 @@ impl Journal {
         tx: &Connection,
         id: JobId,
         state: JobState,
-        result: Option<&Value>,
-        error: Option<&Value>,
+        result: Option<&JobResult>,
+        error: Option<&DeviceError>,
     ) -> Result<(), JournalError> {
         let t = now();
+        let error = error.map(to_text);
         tx.execute(
             "UPDATE jobs SET state = ?2, step = NULL, result = ?3, error = ?4, updated_at = ?5
              WHERE id = ?1 AND state IN ('queued', 'running')",
             params![
                 id,
                 state.as_str(),
-                result.map(Value::to_string),
-                error.map(Value::to_string),
+                result.map(|r| r.to_json().to_string()),
+                error,
                 t
             ],
         )?;
-        tx.execute(
-            "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, ?3, ?4)",
-            params![id, t, state.as_str(), error.map(Value::to_string)],
-        )?;
-        Ok(())
-    }
-
-    /// A sale's receipt ended: the sale is done with both parts, or needs attention with
-    /// the approved payment in its result (the payment is never reversed on its own).
-    fn settle_sale(tx: &Connection, sale_id: JobId, receipt: &Job) -> Result<(), JournalError> {
-        let Some(sale) = Self::get_in(tx, sale_id)? else {
-            return Ok(());
-        };
-        if sale.state != JobState::Running {
-            return Ok(());
-        }
-        let mut result = sale.result.clone().unwrap_or_else(|| serde_json::json!({}));
-        result["receipt"] = receipt.result.clone().unwrap_or(Value::Null);
-        result["receipt_job"] = receipt.id.into();
-        if receipt.state == JobState::Done {
-            Self::finish_in(tx, sale_id, JobState::Done, Some(&result), None)
-        } else {
-            let why = receipt
-                .error
-                .as_ref()
-                .and_then(|e| e["message"].as_str())
-                .unwrap_or("the receipt was not printed")
-                .to_string();
-            let error = serde_json::json!({
-                "code": "receipt_not_printed",
-                "message": format!(
-                    "the card payment was approved but the fiscal receipt (job {}) ended {}: {why}. \
-                     Print the receipt again or reverse the payment with POST /v1/sales/{sale_id}/reverse.",
-                    receipt.id, receipt.state.as_str()
-                ),
-                "field": null,
-                "device_code": receipt.error.as_ref().and_then(|e| e.get("device_code").cloned()),
-            });
-            Self::finish_in(
-                tx,
-                sale_id,
-                JobState::NeedsAttention,
-                Some(&result),
-                Some(&error),
-            )
-        }
-    }
-
-    /// Store a job's partial result (e.g. an approved payment) and step, in one transaction
-    /// with the card transaction record: this is committed before the terminal is told the
-    /// register accepted the result.
-    pub fn record_card_result(
-        &self,
-        job_id: JobId,
-        card: &CardRecord,
-        step: &str,
-        partial_result: &Value,
-    ) -> Result<(), JournalError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let t = now();
-        tx.execute(
-            "INSERT OR REPLACE INTO card_transactions (terminal, trace_number, receipt_number, job_id, result, at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![card.terminal, card.trace_number, card.receipt_number, job_id, card.result.to_string(), t],
-        )?;
-        tx.execute(
-            "UPDATE jobs SET step = ?2, result = ?3, updated_at = ?4 WHERE id = ?1",
-            params![job_id, step, partial_result.to_string(), t],
-        )?;
-        tx.execute(
-            "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, ?3, NULL)",
-            params![job_id, t, step],
-        )?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// The job a terminal's trace number belongs to, if any.
-    pub fn job_for_trace(
-        &self,
-        terminal: &str,
-        trace_number: u32,
-    ) -> Result<Option<JobId>, JournalError> {
-        Ok(self
-            .lock()
-            .query_row(
-                "SELECT job_id FROM card_transactions WHERE terminal = ?1 AND trace_number = ?2",
-                params![terminal, trace_number],
-                |r| r.get(0),
-            )
-            .optional()?
-            .flatten())
-    }
-
-    /// An approved sale moves on to printing: record the payment in the sale and queue its
-    /// receipt (and slip) on the printer, in one transaction. Returns the receipt job's id.
-    pub fn queue_sale_receipt(
-        &self,
-        sale_id: JobId,
-        printer: &str,
-        receipt: &Value,
-        slip: Option<&Value>,
-        sale_result: &Value,
-    ) -> Result<JobId, JournalError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let t = now();
-        let insert = |kind: JobKind, request: &Value| -> Result<JobId, JournalError> {
-            let hash = request_hash(kind, printer, request);
-            tx.execute(
-                "INSERT INTO jobs (kind, device, state, request, request_hash, parent_id, created_at, updated_at, owner)
-                 VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?6, (SELECT owner FROM jobs WHERE id = ?5))",
-                params![kind.as_str(), printer, request.to_string(), hash, sale_id, t],
-            )?;
-            let id = tx.last_insert_rowid();
-            tx.execute(
-                "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, 'queued', ?3)",
-                params![id, t, format!("for sale {sale_id}")],
-            )?;
-            Ok(id)
-        };
-        let receipt_id = insert(JobKind::Receipt, receipt)?;
-        let mut result = sale_result.clone();
-        result["receipt_job"] = receipt_id.into();
-        if let Some(slip) = slip {
-            result["slip_job"] = insert(JobKind::Printout, slip)?.into();
-        }
-        tx.execute(
-            "UPDATE jobs SET step = 'printing', result = ?2, updated_at = ?3 WHERE id = ?1",
-            params![sale_id, result.to_string(), t],
-        )?;
-        tx.execute(
-            "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, 'printing', ?3)",
-            params![sale_id, t, format!("receipt job {receipt_id}")],
-        )?;
-        tx.commit()?;
-        Ok(receipt_id)
-    }
-
-    /// Sales still waiting for their receipt after `deadline`: cancel receipts that have not
-    /// started and put the sales in `needs_attention`. Returns the sales settled.
-    pub fn expire_sales(&self, older_than: &str) -> Result<Vec<JobId>, JournalError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let mut stmt = tx.prepare(
-            "SELECT s.id, r.id FROM jobs s JOIN jobs r ON r.parent_id = s.id AND r.kind = 'receipt'
-             WHERE s.kind = 'sale' AND s.state = 'running' AND s.step = 'printing'
-               AND s.updated_at < ?1
-               AND (r.state = 'queued' OR (r.state = 'running' AND r.step = 'prepare'))",
-        )?;
-        let pairs: Vec<(JobId, JobId)> = stmt
-            .query_map([older_than], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        drop(stmt);
-        let mut settled = Vec::new();
-        for (sale, receipt) in pairs {
-            let err = serde_json::json!({
-                "code": "printer_unavailable",
-                "message": "the printer did not start the receipt before the sale's print deadline; the receipt was cancelled",
-                "field": null, "device_code": null,
-            });
-            Self::finish_in(&tx, receipt, JobState::Cancelled, None, Some(&err))?;
-            tx.execute(
-                "UPDATE jobs SET state = 'cancelled', updated_at = ?2
-                 WHERE parent_id = ?1 AND (state = 'queued' OR (state = 'running' AND step = 'prepare'))",
-                params![sale, now()],
-            )?;
-            if let Some(job) = Self::get_in(&tx, receipt)? {
-                Self::settle_sale(&tx, sale, &job)?;
-            }
-            settled.push(sale);
-        }
-        tx.commit()?;
-        Ok(settled)
-    }
-
-    /// Record that a sale's payment is being reversed by `reversal_job`.
-    pub fn note_sale_reversal(
-        &self,
-        sale_id: JobId,
-        reversal_job: JobId,
-    ) -> Result<(), JournalError> {
-        let conn = self.lock();
-        let t = now();
-        conn.execute(
-            "UPDATE jobs SET result = json_set(COALESCE(result, '{}'), '$.reversal_job', ?2), updated_at = ?3 WHERE id = ?1",
-            params![sale_id, reversal_job, t],
-        )?;
-        conn.execute(
-            "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, 'reversal', ?3)",
-            params![sale_id, t, format!("reversal job {reversal_job}")],
-        )?;
+        log_event(tx, id, &t, state.as_str(), error.as_deref())?;
         Ok(())
     }
 }
 
-/// An audit entry to append, without its id and time.
-pub struct NewAudit {
-    pub principal: String,
-    pub role: Option<&'static str>,
-    pub operation: String,
-    pub job: Option<JobId>,
-    pub outcome: String,
-    pub detail: Option<&'static str>,
+/// A record's stored JSON text, with its keys in the order the journal has always used
+/// (through [`Value`], whose maps are sorted), so hashes and stored text stay the same.
+fn to_text<T: Serialize>(record: &T) -> String {
+    serde_json::to_value(record)
+        .unwrap_or(Value::Null)
+        .to_string()
 }
 
-enum AuditMsg {
-    Entry(NewAudit),
-    Flush(tokio::sync::oneshot::Sender<()>),
-}
-
-/// Appends refusal entries to the audit log from one thread, many per transaction, so a
-/// stream of bad requests does not cost an fsync each. Readers call [`AuditWriter::flush`]
-/// first. (An accepted job's entry is written in the job's own transaction instead.)
-#[derive(Clone)]
-pub struct AuditWriter {
-    queue: std::sync::mpsc::Sender<AuditMsg>,
-}
-
-impl AuditWriter {
-    pub fn start(journal: Journal) -> std::io::Result<AuditWriter> {
-        let (queue, rx) = std::sync::mpsc::channel::<AuditMsg>();
-        std::thread::Builder::new()
-            .name("journal-audit".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut group = vec![first];
-                    while group.len() < 1024 {
-                        match rx.try_recv() {
-                            Ok(next) => group.push(next),
-                            Err(_) => break,
-                        }
-                    }
-                    let mut flushes = Vec::new();
-                    let mut entries = Vec::new();
-                    for m in group {
-                        match m {
-                            AuditMsg::Entry(e) => entries.push(e),
-                            AuditMsg::Flush(f) => flushes.push(f),
-                        }
-                    }
-                    if !entries.is_empty()
-                        && let Err(e) = journal.audit_batch(&entries)
-                    {
-                        tracing::error!(error = %e, lost = entries.len(), "cannot write the audit log");
-                    }
-                    for f in flushes {
-                        let _ = f.send(());
-                    }
-                }
-            })?;
-        Ok(AuditWriter { queue })
-    }
-
-    /// Queue an entry; it is committed shortly after.
-    pub fn append(&self, entry: NewAudit) {
-        if self.queue.send(AuditMsg::Entry(entry)).is_err() {
-            tracing::error!("the audit writer has stopped; an audit entry was lost");
-        }
-    }
-
-    /// Wait until every entry queued so far is committed.
-    pub async fn flush(&self) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.queue.send(AuditMsg::Flush(tx)).is_ok() {
-            let _ = rx.await;
-        }
-    }
-}
-
-type Reply = tokio::sync::oneshot::Sender<Submitted>;
-
-/// Group commit for job submissions: one writer thread takes every submission waiting
-/// at that moment and commits them in one transaction, so concurrent clients share an
-/// fsync instead of queueing for one each.
-#[derive(Clone)]
-pub struct Submitter {
-    queue: std::sync::mpsc::Sender<(NewJob, Reply)>,
-}
-
-/// Most submissions committed together.
-const MAX_GROUP: usize = 64;
-
-impl Submitter {
-    /// Start the writer thread for `journal`.
-    pub fn start(journal: Journal) -> std::io::Result<Submitter> {
-        let (queue, rx) = std::sync::mpsc::channel::<(NewJob, Reply)>();
-        std::thread::Builder::new()
-            .name("journal-submit".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut group = vec![first];
-                    while group.len() < MAX_GROUP {
-                        match rx.try_recv() {
-                            Ok(next) => group.push(next),
-                            Err(_) => break,
-                        }
-                    }
-                    let (jobs, replies): (Vec<NewJob>, Vec<Reply>) = group.into_iter().unzip();
-                    let n = jobs.len();
-                    let mut outcomes = journal.submit_batch(jobs);
-                    if outcomes.len() != n {
-                        let msg = match outcomes.pop() {
-                            Some(Err(e)) => e.to_string(),
-                            _ => "journal commit failed".to_string(),
-                        };
-                        outcomes = (0..n)
-                            .map(|_| Err(JournalError::Commit(msg.clone())))
-                            .collect();
-                    }
-                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                        let _ = reply.send(outcome);
-                    }
-                }
-            })?;
-        Ok(Submitter { queue })
-    }
-
-    /// Submit a job; resolves once it is committed.
-    pub async fn submit(&self, new: NewJob) -> Result<(Job, bool), JournalError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.queue
-            .send((new, tx))
-            .map_err(|_| JournalError::Commit("the journal writer has stopped".into()))?;
-        rx.await
-            .map_err(|_| JournalError::Commit("the journal writer has stopped".into()))?
-    }
-}
-
-fn parse_json(s: Option<String>) -> Option<Value> {
-    s.and_then(|s| serde_json::from_str(&s).ok())
-}
-
-fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
-    let state: String = r.get(3)?;
-    let kind: String = r.get(1)?;
-    Ok(Job {
-        id: r.get(0)?,
-        kind: JobKind::parse(&kind),
-        device: r.get(2)?,
-        state: JobState::parse(&state).unwrap_or(JobState::NeedsAttention),
-        step: r.get(4)?,
-        request: parse_json(r.get(5)?).unwrap_or(Value::Null),
-        result: parse_json(r.get(6)?),
-        error: parse_json(r.get(7)?),
-        counters_before: parse_json(r.get(8)?),
-        attempts: r.get(9)?,
-        created_at: r.get(10)?,
-        updated_at: r.get(11)?,
-        parent_id: r.get(12)?,
-        owner: r.get(13)?,
-    })
+/// Append to a job's history (`job_events`): a state, a step or another event by name.
+fn log_event(
+    conn: &Connection,
+    id: JobId,
+    at: &str,
+    name: &str,
+    detail: Option<&str>,
+) -> Result<(), JournalError> {
+    conn.execute(
+        "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, ?3, ?4)",
+        params![id, at, name, detail],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn journal() -> (tempfile::TempDir, Journal) {
-        let dir = tempfile::tempdir().unwrap();
-        let j = Journal::open(&dir.path().join("j.db")).unwrap();
-        (dir, j)
-    }
-
-    fn new(key: Option<&str>, body: Value) -> NewJob {
-        NewJob {
-            kind: JobKind::Receipt,
-            device: "fp1".into(),
-            request: body,
-            idempotency_key: key.map(String::from),
-            actor: None,
-        }
-    }
-
-    #[test]
-    fn idempotent_submit_returns_the_same_job_and_conflicts_on_another_body() {
-        let (_d, j) = journal();
-        let (a, existed) = j.submit(new(Some("k1"), json!({"x": 1}))).unwrap();
-        assert!(!existed);
-        let (b, existed) = j.submit(new(Some("k1"), json!({"x": 1}))).unwrap();
-        assert!(existed);
-        assert_eq!(a.id, b.id);
-        assert!(matches!(
-            j.submit(new(Some("k1"), json!({"x": 2}))),
-            Err(JournalError::IdempotencyConflict(_))
-        ));
-    }
-
-    #[test]
-    fn journal_is_wal_with_full_sync_and_private_mode() {
-        let (d, j) = journal();
-        let conn = j.lock();
-        let sync: i64 = conn
-            .query_row("PRAGMA synchronous", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(sync, 2);
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(d.path().join("j.db"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-    }
-
-    #[test]
-    fn running_jobs_come_before_queued_and_cancel_only_while_queued() {
-        let (_d, j) = journal();
-        let (a, _) = j.submit(new(None, json!(1))).unwrap();
-        let (b, _) = j.submit(new(None, json!(2))).unwrap();
-        assert_eq!(j.next_for_device("fp1").unwrap().unwrap().id, a.id);
-        assert!(j.start(b.id).unwrap());
-        assert_eq!(j.next_for_device("fp1").unwrap().unwrap().id, b.id);
-        assert!(matches!(
-            j.cancel(b.id),
-            Err(JournalError::NotCancellable { .. })
-        ));
-        assert_eq!(j.cancel(a.id).unwrap().state, JobState::Cancelled);
-        assert!(!j.start(a.id).unwrap());
-    }
-
-    fn actor(name: &str, may_replay_others: bool) -> Actor {
-        Actor {
-            name: name.into(),
-            role: "cashier".into(),
-            operation: "POST /v1/receipts".into(),
-            may_replay_others,
-        }
-    }
-
-    #[test]
-    fn jobs_keep_their_owner_and_keys_are_not_shared_between_cashiers() {
-        let (_d, j) = journal();
-        let mut a = new(Some("k1"), json!({"x": 1}));
-        a.actor = Some(actor("pos-1", false));
-        let (job, _) = j.submit(a).unwrap();
-        assert_eq!(job.owner.as_deref(), Some("pos-1"));
-        let mut other = new(Some("k1"), json!({"x": 1}));
-        other.actor = Some(actor("pos-2", false));
-        assert!(matches!(
-            j.submit(other),
-            Err(JournalError::IdempotencyOwner(_))
-        ));
-        let mut boss = new(Some("k1"), json!({"x": 1}));
-        boss.actor = Some(actor("boss", true));
-        let (replayed, existed) = j.submit(boss).unwrap();
-        assert!(existed);
-        assert_eq!(replayed.id, job.id);
-        assert_eq!(j.list(None, 10, Some("pos-1")).unwrap().len(), 1);
-        assert!(j.list(None, 10, Some("pos-2")).unwrap().is_empty());
-        let audit = j.audit_page(None, 10).unwrap();
-        let outcomes: Vec<&str> = audit.iter().map(|e| e.outcome.as_str()).collect();
-        assert_eq!(outcomes, ["replayed", "accepted"]);
-        assert_eq!(audit[1].principal, "pos-1");
-        assert_eq!(audit[1].job, Some(job.id));
-    }
-
-    #[test]
-    fn the_audit_log_is_append_only_and_pages_newest_first() {
-        let (_d, j) = journal();
-        for i in 0..5 {
-            j.audit(
-                "socket",
-                Some("cashier"),
-                "POST /v1/cash",
-                None,
-                "refused:403",
-                Some(&i.to_string()),
-            )
-            .unwrap();
-        }
-        let page = j.audit_page(None, 2).unwrap();
-        assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [5, 4]);
-        let page = j.audit_page(Some(4), 10).unwrap();
-        assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [3, 2, 1]);
-        let conn = j.lock();
-        let e = conn
-            .execute("UPDATE audit SET outcome = 'accepted'", [])
-            .unwrap_err();
-        assert!(e.to_string().contains("append-only"), "{e}");
-        assert!(conn.execute("DELETE FROM audit", []).is_err());
-    }
-
-    #[test]
-    fn an_old_journal_gets_the_owner_column() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("old.db");
-        {
-            let c = Connection::open(&path).unwrap();
-            c.execute_batch(
-                "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, device TEXT NOT NULL,
-                 state TEXT NOT NULL, step TEXT, request TEXT NOT NULL, request_hash TEXT NOT NULL,
-                 idempotency_key TEXT UNIQUE, result TEXT, error TEXT, counters_before TEXT,
-                 parent_id INTEGER REFERENCES jobs(id), attempts INTEGER NOT NULL DEFAULT 0,
-                 created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
-                 INSERT INTO jobs (kind, device, state, request, request_hash, created_at, updated_at)
-                 VALUES ('receipt', 'fp1', 'done', '{}', 'h', 't', 't');",
-            )
-            .unwrap();
-        }
-        let j = Journal::open(&path).unwrap();
-        let job = j.get(1).unwrap().unwrap();
-        assert_eq!(job.owner, None);
-        let mut a = new(None, json!(1));
-        a.actor = Some(actor("pos-1", false));
-        assert_eq!(j.submit(a).unwrap().0.owner.as_deref(), Some("pos-1"));
-    }
-}
+mod tests;

@@ -6,14 +6,15 @@
 pub mod link;
 
 use crate::config::PrinterConfig;
-use crate::device::DeviceState;
-use crate::document::{CashOperation, Printout, Receipt};
-use crate::journal::{Job, JobId, JobKind, JobState, Journal};
+use crate::device::{DeviceError, DeviceState, DocumentCounters, ErrorCategory};
+use crate::journal::{
+    DailyReportPrinted, Job, JobId, JobKind, JobRequest, JobResult, JobState, Journal,
+    PrintoutPrinted, ReceiptPrinted, Step,
+};
 use link::{Link, LinkError, LinkStats};
 use posnet::reply::{Rtc, SLOT_LETTERS, Scnt, Scomm, Sdev, Sid, Sprn, VatRate, VatTable};
 use posnet::{Command, Frame};
 use serde::Serialize;
-use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
@@ -126,13 +127,13 @@ enum StepError {
 
 impl StepError {
     /// The job error for a printer's refusal.
-    fn to_json(&self, device: &str) -> Option<Value> {
+    fn to_error(&self, device: &str) -> Option<DeviceError> {
         match self {
             StepError::Device { mnemonic, code } => {
-                Some(device_error_json(device, mnemonic, *code, false))
+                Some(device_error(device, mnemonic, *code, false))
             }
             StepError::Frame { mnemonic, code } => {
-                Some(device_error_json(device, mnemonic, *code, true))
+                Some(device_error(device, mnemonic, *code, true))
             }
             _ => None,
         }
@@ -156,23 +157,27 @@ const MAX_ATTEMPTS: i64 = 5;
 /// How often a command refused with a frame error is sent again.
 const FRAME_ERROR_RESENDS: u32 = 2;
 
-/// A job's error object as the API shows it.
-pub fn error_json(code: &str, message: impl Into<String>, device_code: Option<u32>) -> Value {
-    json!({"code": code, "message": message.into(), "field": null, "device_code": device_code})
+/// The counters recovery compares, from the printer's `scnt`.
+fn document_counters(s: &Scnt) -> DocumentCounters {
+    DocumentCounters {
+        last_receipt: s.last_receipt,
+        daily_reports: s.daily_reports,
+        next_printout: s.next_printout,
+    }
 }
 
-fn device_error_json(device: &str, mnemonic: &str, code: u32, frame: bool) -> Value {
+fn device_error(device: &str, mnemonic: &str, code: u32, frame: bool) -> DeviceError {
     let info = if frame {
         posnet::error::frame_error(code)
     } else {
         posnet::error::command_error(code)
     };
     let category = if frame {
-        "protocol"
+        ErrorCategory::Protocol
     } else {
-        info.category.as_str()
+        ErrorCategory::from_name(info.category.as_str())
     };
-    error_json(
+    DeviceError::new(
         category,
         format!(
             "printer {device} refused `{mnemonic}` with error {code}: {}",
@@ -526,8 +531,8 @@ impl PrinterTask {
     async fn journal_step(
         &self,
         id: JobId,
-        step: &'static str,
-        counters: Option<Value>,
+        step: Step,
+        counters: Option<DocumentCounters>,
     ) -> Result<(), StepError> {
         let still_running = self
             .journal
@@ -545,10 +550,12 @@ impl PrinterTask {
         &self,
         id: JobId,
         state: JobState,
-        result: Option<Value>,
-        error: Option<Value>,
+        result: Option<JobResult>,
+        error: Option<DeviceError>,
     ) {
-        self.journal
+        // A journal failure is logged there; the job stays as it was and is picked up again.
+        let _ = self
+            .journal
             .end_job(self.id(), &self.events, id, state, result, error)
             .await;
     }
@@ -567,11 +574,11 @@ impl PrinterTask {
                 return Ok(());
             }
             let _ = self.events.send(id);
-            job.step = Some("prepare".into());
+            job.step = Some(Step::Prepare);
             job.attempts += 1;
         }
         loop {
-            let outcome = if job.step.as_deref().unwrap_or("prepare") == "prepare" {
+            let outcome = if job.step.unwrap_or(Step::Prepare) == Step::Prepare {
                 self.execute(link, &job).await
             } else {
                 self.reconcile(link, &job).await
@@ -580,8 +587,8 @@ impl PrinterTask {
                 Ok(Next::Finished) => return Ok(()),
                 Ok(Next::Retry(why)) => {
                     if job.attempts >= MAX_ATTEMPTS {
-                        let err = error_json(
-                            "device_error",
+                        let err = DeviceError::new(
+                            ErrorCategory::DeviceError,
                             format!(
                                 "printer {} did not complete the document in {MAX_ATTEMPTS} attempts; last: {why}",
                                 self.id()
@@ -596,16 +603,16 @@ impl PrinterTask {
                         .run(move |j| j.retry(id, &w))
                         .await
                         .map_err(|e| StepError::BadReply(e.to_string()))?;
-                    job.step = Some("prepare".into());
+                    job.step = Some(Step::Prepare);
                     job.counters_before = None;
                     job.attempts += 1;
                     crate::metrics::retry(self.id(), "reprint");
                     tracing::info!(printer = self.id(), job = id, reason = %why, "printing the document again");
                 }
                 Err(e @ (StepError::Device { .. } | StepError::Frame { .. }))
-                    if job.step.as_deref() == Some("prepare") =>
+                    if job.step == Some(Step::Prepare) =>
                 {
-                    self.finish(id, JobState::Failed, None, e.to_json(self.id()))
+                    self.finish(id, JobState::Failed, None, e.to_error(self.id()))
                         .await;
                     return Ok(());
                 }
@@ -621,8 +628,11 @@ impl PrinterTask {
                 }
                 Err(StepError::BadJob(why)) => {
                     // Nothing can have been printed for a job that could not be read.
-                    let err =
-                        error_json("invalid_job", format!("printer {}: {why}", self.id()), None);
+                    let err = DeviceError::new(
+                        ErrorCategory::InvalidJob,
+                        format!("printer {}: {why}", self.id()),
+                        None,
+                    );
                     self.finish(id, JobState::Failed, None, Some(err)).await;
                     return Ok(());
                 }
@@ -632,7 +642,7 @@ impl PrinterTask {
     }
 
     /// Which document counter proves that a job of this kind was completed.
-    fn counter(kind: JobKind, c: &Scnt) -> u64 {
+    fn counter(kind: JobKind, c: &DocumentCounters) -> u64 {
         match kind {
             JobKind::Receipt => c.last_receipt,
             JobKind::DailyReport => c.daily_reports,
@@ -654,8 +664,8 @@ impl PrinterTask {
             self.cmd(link, &Command::PrnCancel, t).await?;
         }
         let before = Scnt::from_frame(&self.cmd(link, &Command::SCnt, t).await?)?;
-        let counters = serde_json::to_value(before).unwrap_or(Value::Null);
-        self.journal_step(job.id, "printing", Some(counters))
+        let before = document_counters(&before);
+        self.journal_step(job.id, Step::Printing, Some(before))
             .await?;
         let mut closing = false;
         let sent = self.send_document(link, job, &mut closing).await;
@@ -664,15 +674,15 @@ impl PrinterTask {
             Err(e @ (StepError::Device { .. } | StepError::Frame { .. })) => {
                 // The printer refused: cancel what is open so nothing half-done remains.
                 self.cmd(link, &Command::PrnCancel, t).await?;
-                self.finish(job.id, JobState::Failed, None, e.to_json(self.id()))
+                self.finish(job.id, JobState::Failed, None, e.to_error(self.id()))
                     .await;
                 return Ok(Next::Finished);
             }
             Err(StepError::PaperTimeout) if closing => {
                 // The closing command is held by the printer and runs when paper is put
                 // in: the document may still be printed, so it cannot be failed.
-                let err = error_json(
-                    "needs_attention",
+                let err = DeviceError::new(
+                    ErrorCategory::NeedsAttention,
                     format!(
                         "printer {} holds the closing command of job {} for lack of paper (or an open cover) \
                          for longer than {:?}; it prints when paper is put in. Check the printer, then settle the job by hand.",
@@ -687,8 +697,8 @@ impl PrinterTask {
                 return Ok(Next::Finished);
             }
             Err(StepError::PaperTimeout) => {
-                let err = error_json(
-                    "paper_out",
+                let err = DeviceError::new(
+                    ErrorCategory::PaperOut,
                     format!(
                         "printer {} had no paper (or an open cover) for {:?}; the document was not completed. Put in paper and resend",
                         self.id(),
@@ -701,7 +711,8 @@ impl PrinterTask {
             }
             Err(e) => return Err(e),
         }
-        self.reconcile_after(link, job, before, "closed").await
+        self.reconcile_after(link, job, before, Step::Closed.as_str())
+            .await
     }
 
     /// Send the document's commands up to and including the closing one.
@@ -713,13 +724,8 @@ impl PrinterTask {
         closing: &mut bool,
     ) -> Result<(), StepError> {
         let t = self.handle.config.command_timeout();
-        let bad = |e: serde_json::Error| {
-            StepError::BadJob(format!("journaled request is unreadable: {e}"))
-        };
-        match job.kind {
-            JobKind::Receipt => {
-                let r: Receipt =
-                    serde_json::from_value(job.request["document"].clone()).map_err(bad)?;
+        match &job.request {
+            JobRequest::Receipt(r) => {
                 let init = Command::TrInit { block_mode: false };
                 match self.cmd(link, &init, t).await {
                     // A document was opened after our `scomm` (a command held from an earlier
@@ -770,7 +776,7 @@ impl PrinterTask {
                     };
                     self.cmd(link, &c, t).await?;
                 }
-                self.journal_step(job.id, "closing", None).await?;
+                self.journal_step(job.id, Step::Closing, None).await?;
                 *closing = true;
                 self.cmd(
                     link,
@@ -783,9 +789,9 @@ impl PrinterTask {
                 )
                 .await?;
             }
-            JobKind::DailyReport => {
+            JobRequest::DailyReport => {
                 let rtc = Rtc::from_frame(&self.cmd(link, &Command::RtcGet, t).await?)?;
-                self.journal_step(job.id, "closing", None).await?;
+                self.journal_step(job.id, Step::Closing, None).await?;
                 *closing = true;
                 let c = Command::DailyRep {
                     date: rtc.datetime.date(),
@@ -793,10 +799,8 @@ impl PrinterTask {
                 self.cmd(link, &c, self.handle.config.report_timeout())
                     .await?;
             }
-            JobKind::Cash => {
-                let c: CashOperation =
-                    serde_json::from_value(job.request["document"].clone()).map_err(bad)?;
-                self.journal_step(job.id, "closing", None).await?;
+            JobRequest::Cash(c) => {
+                self.journal_step(job.id, Step::Closing, None).await?;
                 *closing = true;
                 self.cmd(
                     link,
@@ -808,9 +812,7 @@ impl PrinterTask {
                 )
                 .await?;
             }
-            JobKind::Printout => {
-                let p: Printout =
-                    serde_json::from_value(job.request["document"].clone()).map_err(bad)?;
+            JobRequest::Printout(p) => {
                 const FORM: u16 = 200;
                 self.cmd(
                     link,
@@ -839,11 +841,11 @@ impl PrinterTask {
                     )
                     .await?;
                 }
-                self.journal_step(job.id, "closing", None).await?;
+                self.journal_step(job.id, Step::Closing, None).await?;
                 *closing = true;
                 self.cmd(link, &Command::FormEnd { form: FORM }, t).await?;
             }
-            JobKind::Payment | JobKind::EndOfDay | JobKind::Sale => {
+            JobRequest::Payment(_) | JobRequest::EndOfDay | JobRequest::Sale(_) => {
                 return Err(StepError::BadJob(format!(
                     "a {} job cannot run on a printer",
                     job.kind.as_str()
@@ -856,11 +858,7 @@ impl PrinterTask {
     /// An interrupted job: find out from the printer what happened.
     async fn reconcile(&self, link: &mut Link, job: &Job) -> Result<Next, StepError> {
         let t = self.handle.config.command_timeout();
-        let Some(before) = job
-            .counters_before
-            .clone()
-            .and_then(|v| serde_json::from_value::<Scnt>(v).ok())
-        else {
+        let Some(before) = job.counters_before else {
             return Ok(Next::Retry(
                 "no counters were recorded; nothing was sent".into(),
             ));
@@ -873,8 +871,8 @@ impl PrinterTask {
         if scomm.transaction != 0 {
             self.cmd(link, &Command::PrnCancel, t).await?;
         }
-        let step = job.step.clone().unwrap_or_default();
-        self.reconcile_after(link, job, before, &step).await
+        let step = job.step.map_or("", Step::as_str);
+        self.reconcile_after(link, job, before, step).await
     }
 
     /// Wait until the printer's command queue is empty and it is not waiting for the
@@ -913,11 +911,13 @@ impl PrinterTask {
         &self,
         link: &mut Link,
         job: &Job,
-        before: Scnt,
+        before: DocumentCounters,
         step: &str,
     ) -> Result<Next, StepError> {
         let t = self.handle.config.command_timeout();
-        let after = Scnt::from_frame(&self.cmd(link, &Command::SCnt, t).await?)?;
+        let after = document_counters(&Scnt::from_frame(
+            &self.cmd(link, &Command::SCnt, t).await?,
+        )?);
         let (b, a) = (
             Self::counter(job.kind, &before),
             Self::counter(job.kind, &after),
@@ -936,16 +936,15 @@ impl PrinterTask {
             Verdict::Printed => {
                 let rtc = Rtc::from_frame(&self.cmd(link, &Command::RtcGet, t).await?)?;
                 let result = self.result(job, &after, &rtc);
-                self.finish(job.id, JobState::Done, Some(result), None)
-                    .await;
+                self.finish(job.id, JobState::Done, result, None).await;
                 Ok(Next::Finished)
             }
             Verdict::NotPrinted => Ok(Next::Retry(format!(
                 "the printer's counter did not move (still {a}): the document was not printed"
             ))),
             Verdict::Unknown => {
-                let err = error_json(
-                    "needs_attention",
+                let err = DeviceError::new(
+                    ErrorCategory::NeedsAttention,
                     format!(
                         "printer {}: cannot tell whether job {} was printed: the document counter went from {b} to {a} at step '{step}'. \
                          Check the printer's last documents and settle the job by hand; it will not be retried.",
@@ -961,30 +960,30 @@ impl PrinterTask {
         }
     }
 
-    fn result(&self, job: &Job, after: &Scnt, rtc: &Rtc) -> Value {
+    fn result(&self, job: &Job, after: &DocumentCounters, rtc: &Rtc) -> Option<JobResult> {
         let printed_at = rtc.datetime.format("%Y-%m-%dT%H:%M:%S").to_string();
-        let unique = self.handle.status().serial_number;
-        match job.kind {
-            JobKind::Receipt => json!({
-                "receipt_number": after.last_receipt,
-                "total": job.request["document"]["total"],
-                "printed_at": printed_at,
-                "printer": self.id(),
-                "printer_serial_number": unique,
+        let printer = self.id().to_string();
+        Some(match &job.request {
+            JobRequest::Receipt(r) => JobResult::Receipt(ReceiptPrinted {
+                receipt_number: after.last_receipt,
+                total: r.total,
+                printed_at,
+                printer,
+                printer_serial_number: self.handle.status().serial_number,
             }),
-            JobKind::DailyReport => json!({
-                "report_number": after.daily_reports,
-                "date": rtc.datetime.date().to_string(),
-                "printed_at": printed_at,
-                "printer": self.id(),
+            JobRequest::DailyReport => JobResult::DailyReport(DailyReportPrinted {
+                report_number: after.daily_reports,
+                date: rtc.datetime.date().to_string(),
+                printed_at,
+                printer,
             }),
-            JobKind::Cash | JobKind::Printout => json!({
-                "printout_number": after.next_printout.saturating_sub(1),
-                "printed_at": printed_at,
-                "printer": self.id(),
+            JobRequest::Cash(_) | JobRequest::Printout(_) => JobResult::Printout(PrintoutPrinted {
+                printout_number: after.next_printout.saturating_sub(1),
+                printed_at,
+                printer,
             }),
-            JobKind::Payment | JobKind::EndOfDay | JobKind::Sale => json!({}),
-        }
+            JobRequest::Payment(_) | JobRequest::EndOfDay | JobRequest::Sale(_) => return None,
+        })
     }
 }
 

@@ -6,11 +6,14 @@
 pub mod transport;
 
 use crate::config::{SlipTarget, TerminalConfig};
-use crate::device::DeviceState;
-use crate::journal::{Job, JobId, JobKind, JobState, Journal};
-use crate::printer::{PrinterHandle, error_json};
+use crate::device::{DeviceError, DeviceState, ErrorCategory};
+use crate::journal::{
+    CardOutcome, EndOfDayResult, Job, JobId, JobKind, JobRequest, JobResult, JobState, Journal,
+    PaymentResult, Step,
+};
+use crate::printer::PrinterHandle;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -133,16 +136,8 @@ struct Flow {
     terminal_id: Option<String>,
 }
 
-/// A payment job's request document.
-#[derive(Debug, Clone, serde::Deserialize, Serialize)]
-pub struct PaymentRequest {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub amount: u64,
-    pub currency: u16,
-    pub reference: Option<String>,
-    pub original_receipt_number: Option<u32>,
-}
+/// A payment job's request document (the validated card payment).
+pub type PaymentRequest = crate::document::CardPayment;
 
 /// Currency code → name for results.
 pub fn currency_name(code: u16) -> &'static str {
@@ -417,12 +412,18 @@ impl TerminalTask {
             result: serde_json::to_value(r).unwrap_or(Value::Null),
         };
         let step = if r.result_code == 0 {
-            "approved"
+            Step::Approved
         } else {
-            "declined"
+            Step::Declined
         };
-        let mut partial = job.result.clone().unwrap_or_else(|| json!({}));
-        partial["payment"] = self.payment_json(r, slip);
+        let payment = self.payment_outcome(r, slip);
+        let partial = match job.result.as_ref().and_then(JobResult::as_sale) {
+            Some(sale) => JobResult::Sale(crate::journal::SaleResult {
+                payment: Some(payment),
+                ..sale.clone()
+            }),
+            None => JobResult::recorded_payment(job.kind, payment),
+        };
         let id = job.id;
         self.journal
             .run(move |j| j.record_card_result(id, &card, step, &partial))
@@ -430,36 +431,41 @@ impl TerminalTask {
             .map_err(|e| TermError::Journal(e.to_string()))
     }
 
-    fn payment_json(&self, r: &TransactionResult, slip: &[String]) -> Value {
-        json!({
-            "approved": r.result_code == 0,
-            "amount": r.amount,
-            "currency": r.currency.map(currency_name),
-            "masked_pan": r.masked_pan,
-            "card_brand": r.card_name,
-            "auth_code": r.auth_code,
-            "trace_number": r.trace_number,
-            "terminal_receipt_number": r.receipt_number,
-            "terminal_id": r.terminal_id.clone().or_else(|| self.handle.status().terminal_id),
-            "result_code": r.result_code,
-            "slip": slip,
-            "terminal": self.id(),
-        })
+    fn payment_outcome(&self, r: &TransactionResult, slip: &[String]) -> CardOutcome {
+        CardOutcome {
+            approved: r.result_code == 0,
+            amount: r.amount,
+            currency: r.currency.map(|c| currency_name(c).to_string()),
+            masked_pan: r.masked_pan.clone(),
+            card_brand: r.card_name.clone(),
+            auth_code: r.auth_code.clone(),
+            trace_number: r.trace_number,
+            terminal_receipt_number: r.receipt_number,
+            terminal_id: r
+                .terminal_id
+                .clone()
+                .or_else(|| self.handle.status().terminal_id),
+            result_code: r.result_code,
+            slip: slip.to_vec(),
+            terminal: self.id().to_string(),
+        }
     }
 
     async fn finish(
         &self,
         id: JobId,
         state: JobState,
-        result: Option<Value>,
-        error: Option<Value>,
+        result: Option<JobResult>,
+        error: Option<DeviceError>,
     ) {
-        self.journal
+        // A journal failure is logged there; the job stays as it was and is picked up again.
+        let _ = self
+            .journal
             .end_job(self.id(), &self.events, id, state, result, error)
             .await;
     }
 
-    async fn set_step(&self, id: JobId, step: &'static str) -> Result<(), TermError> {
+    async fn set_step(&self, id: JobId, step: Step) -> Result<(), TermError> {
         self.journal
             .run(move |j| j.set_step(id, step, None, None))
             .await
@@ -481,13 +487,13 @@ impl TerminalTask {
                 return Ok(());
             }
             let _ = self.events.send(id);
-            job.step = Some("prepare".into());
+            job.step = Some(Step::Prepare);
         }
-        let step = job.step.clone().unwrap_or_else(|| "prepare".into());
-        let outcome = match (job.kind, step.as_str()) {
+        let step = job.step.unwrap_or(Step::Prepare);
+        let outcome = match (job.kind, step) {
             (JobKind::EndOfDay, _) => self.end_of_day(t, &job).await,
-            (JobKind::Payment | JobKind::Sale, "prepare") => self.pay(t, &job).await,
-            (JobKind::Payment | JobKind::Sale, "printing") => {
+            (JobKind::Payment | JobKind::Sale, Step::Prepare) => self.pay(t, &job).await,
+            (JobKind::Payment | JobKind::Sale, Step::Printing) => {
                 // The sale's receipt is queued; the printer settles the sale.
                 return Ok(());
             }
@@ -504,15 +510,17 @@ impl TerminalTask {
                     id,
                     JobState::Failed,
                     None,
-                    Some(error_json("invalid_job", why, None)),
+                    Some(DeviceError::new(ErrorCategory::InvalidJob, why, None)),
                 )
                 .await;
                 Ok(())
             }
-            Err(TermError::Refused(code)) if step == "prepare" || job.kind == JobKind::EndOfDay => {
+            Err(TermError::Refused(code))
+                if step == Step::Prepare || job.kind == JobKind::EndOfDay =>
+            {
                 let info = zvt::error::describe(code);
-                let err = error_json(
-                    info.category,
+                let err = DeviceError::new(
+                    ErrorCategory::from_name(info.category),
                     format!(
                         "terminal {} refused the command: {} (code {code:02X})",
                         self.id(),
@@ -528,13 +536,9 @@ impl TerminalTask {
     }
 
     fn payment_request(job: &Job) -> Result<PaymentRequest, TermError> {
-        let v = if job.kind == JobKind::Sale {
-            &job.request["document"]["payment"]
-        } else {
-            &job.request["document"]
-        };
-        serde_json::from_value(v.clone())
-            .map_err(|e| TermError::BadJob(format!("journaled payment is unreadable: {e}")))
+        job.request.card_payment().ok_or_else(|| {
+            TermError::BadJob(format!("a {} job has no card payment", job.kind.as_str()))
+        })
     }
 
     fn command_for(&self, p: &PaymentRequest) -> Result<EcrCommand, TermError> {
@@ -563,15 +567,15 @@ impl TerminalTask {
     async fn pay(&self, t: &mut Transport, job: &Job) -> Result<(), TermError> {
         let p = Self::payment_request(job)?;
         let command = self.command_for(&p)?;
-        self.set_step(job.id, "authorizing").await?;
+        self.set_step(job.id, Step::Authorizing).await?;
         let flow = self.flow(t, &command, Some((job, self.id()))).await;
         let flow = match flow {
             Ok(f) => f,
             Err(TermError::Refused(code)) => {
                 // The terminal refused the command itself: nothing was charged.
                 let info = zvt::error::describe(code);
-                let err = error_json(
-                    info.category,
+                let err = DeviceError::new(
+                    ErrorCategory::from_name(info.category),
                     format!(
                         "terminal {} refused the payment: {} (code {code:02X}); nothing was charged",
                         self.id(),
@@ -599,19 +603,20 @@ impl TerminalTask {
     ) -> Result<(), TermError> {
         match result {
             Some(r) if r.result_code == 0 => {
-                let payment = self.payment_json(&r, &slip);
+                let payment = self.payment_outcome(&r, &slip);
                 if job.kind == JobKind::Sale {
                     self.queue_receipt(job, payment).await
                 } else {
-                    self.finish(job.id, JobState::Done, Some(payment), None)
+                    let result = JobResult::Payment(PaymentResult::Completed(payment));
+                    self.finish(job.id, JobState::Done, Some(result), None)
                         .await;
                     Ok(())
                 }
             }
             Some(r) => {
                 let info = zvt::error::describe(r.result_code);
-                let err = error_json(
-                    "card_declined",
+                let err = DeviceError::new(
+                    ErrorCategory::CardDeclined,
                     format!(
                         "terminal {} declined the {}: {} (result code {:02X})",
                         self.id(),
@@ -621,7 +626,7 @@ impl TerminalTask {
                     ),
                     Some(u32::from(r.result_code)),
                 );
-                let result = json!({"payment": self.payment_json(&r, &slip)});
+                let result = JobResult::recorded_payment(job.kind, self.payment_outcome(&r, &slip));
                 self.finish(job.id, JobState::Failed, Some(result), Some(err))
                     .await;
                 Ok(())
@@ -630,11 +635,11 @@ impl TerminalTask {
                 let code = aborted.unwrap_or(0x6C);
                 let info = zvt::error::describe(code);
                 let category = if code < 0x64 {
-                    "card_declined"
+                    ErrorCategory::CardDeclined
                 } else {
-                    info.category
+                    ErrorCategory::from_name(info.category)
                 };
-                let err = error_json(
+                let err = DeviceError::new(
                     category,
                     format!(
                         "terminal {} ended the {} without payment: {} (code {code:02X}); nothing was charged",
@@ -651,31 +656,17 @@ impl TerminalTask {
     }
 
     /// An approved sale: queue its fiscal receipt (with the card payment) and the slip.
-    async fn queue_receipt(&self, job: &Job, payment: Value) -> Result<(), TermError> {
-        let doc = &job.request["document"];
-        let printer = doc["printer"].as_str().unwrap_or_default().to_string();
-        let receipt = json!({"document": doc["receipt"].clone()});
-        let slip_lines: Vec<Value> = payment["slip"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|l| {
-                Value::String(
-                    l.as_str()
-                        .unwrap_or("")
-                        .chars()
-                        .take(crate::document::MAX_PRINTOUT_LINE_LEN)
-                        .collect(),
-                )
-            })
-            .collect();
-        let slip = (self.handle.config.slip == SlipTarget::Printer && !slip_lines.is_empty())
-            .then(|| json!({"document": {"lines": slip_lines}}));
-        let sale_result = json!({"payment": payment});
+    async fn queue_receipt(&self, job: &Job, payment: CardOutcome) -> Result<(), TermError> {
+        let JobRequest::Sale(sale) = &job.request else {
+            return Err(TermError::BadJob(format!("job {} is not a sale", job.id)));
+        };
+        let printer = sale.printer.clone();
+        let receipt = sale.receipt.clone();
+        let slip =
+            crate::sales::slip_printout(&payment, self.handle.config.slip == SlipTarget::Printer);
         let (id, p) = (job.id, printer.clone());
         self.journal
-            .run(move |j| j.queue_sale_receipt(id, &p, &receipt, slip.as_ref(), &sale_result))
+            .run(move |j| j.queue_sale_receipt(id, &p, &receipt, slip.as_ref(), &payment))
             .await
             .map_err(|e| TermError::Journal(e.to_string()))?;
         tracing::info!(terminal = self.id(), sale = job.id, printer = %printer, "card approved; the sale's receipt is queued");
@@ -738,11 +729,8 @@ impl TerminalTask {
         };
         // 3. Match it.
         // The trace number journaled for this job, if its outcome was seen before.
-        let recorded: Option<u32> = job
-            .result
-            .as_ref()
-            .and_then(|r| r["payment"]["trace_number"].as_u64())
-            .and_then(|t| u32::try_from(t).ok());
+        let outcome = job.result.as_ref().and_then(JobResult::card_outcome);
+        let recorded: Option<u32> = outcome.and_then(|p| p.trace_number);
         let ours = match &last {
             Some(r) => {
                 let owner = match r.trace_number {
@@ -777,28 +765,17 @@ impl TerminalTask {
                 self.journal_result(job, self.id(), &r, &[]).await?;
             }
             tracing::info!(terminal = self.id(), job = job.id, trace = ?r.trace_number, approved = r.result_code == 0, "recovered the transaction's outcome");
-            let slip = job
-                .result
-                .as_ref()
-                .and_then(|v| v["payment"]["slip"].as_array().cloned())
-                .unwrap_or_default();
-            let slip: Vec<String> = slip
-                .iter()
-                .filter_map(|l| l.as_str().map(String::from))
-                .collect();
+            let slip = outcome.map(|p| p.slip.clone()).unwrap_or_default();
             return self.conclude(job, &p, Some(r), slip, None).await;
         }
         if recorded.is_some() {
             // We journaled an approval, but the terminal's last transaction is another one:
             // its commit cannot be confirmed. A sale's receipt was never queued (that happens
             // only after the approval is settled), so it may be reversed if configured.
-            let receipt_no = job
-                .result
-                .as_ref()
-                .and_then(|r| r["payment"]["terminal_receipt_number"].as_u64());
+            let receipt_no = outcome.and_then(|p| p.terminal_receipt_number);
             if self.reverse_unattached
                 && job.kind == JobKind::Sale
-                && let Some(receipt_number) = receipt_no.and_then(|n| u32::try_from(n).ok())
+                && let Some(receipt_number) = receipt_no
             {
                 let cmd = EcrCommand::Reversal {
                     password: cfg.password_number(),
@@ -807,8 +784,8 @@ impl TerminalTask {
                 let reversed = matches!(self.flow(t, &cmd, None).await, Ok(Flow { result: Some(ref r), .. }) if r.result_code == 0);
                 if reversed {
                     crate::metrics::reconciliation(self.id(), "reversed");
-                    let err = error_json(
-                        "payment_reversed",
+                    let err = DeviceError::new(
+                        ErrorCategory::PaymentReversed,
                         format!(
                             "terminal {}: the payment of sale {} could not be confirmed and its receipt was not printed, \
                              so it was reversed ([sales] reverse_unattached); nothing was charged",
@@ -823,8 +800,8 @@ impl TerminalTask {
                 }
             }
             crate::metrics::reconciliation(self.id(), "needs_attention");
-            let err = error_json(
-                "needs_attention",
+            let err = DeviceError::new(
+                ErrorCategory::NeedsAttention,
                 format!(
                     "terminal {}: the approval of job {} was recorded but the terminal's last transaction is a different one; \
                      check the terminal's journal before charging again or reversing",
@@ -844,8 +821,8 @@ impl TerminalTask {
         }
         // The terminal never processed it: nothing was charged.
         crate::metrics::reconciliation(self.id(), "not_processed");
-        let err = error_json(
-            "not_charged",
+        let err = DeviceError::new(
+            ErrorCategory::NotCharged,
             format!(
                 "terminal {} did not process the {} of job {} (its last transaction is not this one); nothing was charged. Submit it again.",
                 self.id(),
@@ -859,7 +836,7 @@ impl TerminalTask {
     }
 
     async fn end_of_day(&self, t: &mut Transport, job: &Job) -> Result<(), TermError> {
-        self.set_step(job.id, "closing").await?;
+        self.set_step(job.id, Step::Closing).await?;
         let flow = self
             .flow(
                 t,
@@ -871,11 +848,12 @@ impl TerminalTask {
             .await?;
         match (flow.result, flow.aborted) {
             (Some(r), None) if r.result_code == 0 => {
-                let result = json!({
-                    "total": r.amount,
-                    "currency": r.currency.map(currency_name).unwrap_or(currency_name(self.handle.config.currency_code())),
-                    "terminal": self.id(),
-                    "slip": flow.slip,
+                let currency = r.currency.unwrap_or(self.handle.config.currency_code());
+                let result = JobResult::EndOfDay(EndOfDayResult {
+                    total: r.amount,
+                    currency: currency_name(currency).to_string(),
+                    terminal: self.id().to_string(),
+                    slip: flow.slip,
                 });
                 self.finish(job.id, JobState::Done, Some(result), None)
                     .await;
@@ -883,8 +861,8 @@ impl TerminalTask {
             (r, aborted) => {
                 let code = aborted.or(r.map(|r| r.result_code)).unwrap_or(0x77);
                 let info = zvt::error::describe(code);
-                let err = error_json(
-                    info.category,
+                let err = DeviceError::new(
+                    ErrorCategory::from_name(info.category),
                     format!(
                         "terminal {} could not close the day: {} (code {code:02X})",
                         self.id(),
