@@ -3,11 +3,11 @@
 //! when not, is decided in [`crate::sales`].
 
 use super::devices::{pick_printer, pick_terminal, terminal};
-use super::jobs::{JobPost, job_json, parse_id, parse_wait, submit, submit_with};
+use super::jobs::{JobPost, job_json, load_job, parse_id, parse_wait, submit, submit_with};
 use super::{ApiError, ApiResult, AppState, AuditJob, Caller};
 use crate::auth;
 use crate::document;
-use crate::journal::{JobRequest, JournalError, SalePayment, SaleRequest};
+use crate::journal::{JobRequest, SalePayment, SaleRequest};
 use crate::sales::{self, NotReversible, Reversal};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -31,7 +31,7 @@ pub(super) async fn post_payment(
     submit(
         &state,
         &caller,
-        (terminal.id(), terminal.wake()),
+        terminal.queue(),
         JobRequest::Payment(p),
         key,
         wait,
@@ -56,7 +56,7 @@ pub(super) async fn post_end_of_day(
     submit(
         &state,
         &caller,
-        (terminal.id(), terminal.wake()),
+        terminal.queue(),
         JobRequest::EndOfDay,
         key,
         wait,
@@ -84,15 +84,7 @@ pub(super) async fn post_sale(
             currency: terminal.currency_code(),
         },
     });
-    submit(
-        &state,
-        &caller,
-        (terminal.id(), terminal.wake()),
-        request,
-        key,
-        wait,
-    )
-    .await
+    submit(&state, &caller, terminal.queue(), request, key, wait).await
 }
 
 /// Reverse the card payment of a sale whose receipt was not printed.
@@ -104,19 +96,11 @@ pub(super) async fn reverse_sale(
 ) -> ApiResult {
     let id = parse_id(&id)?;
     let wait = parse_wait(q.as_deref())?;
-    let sale = state
-        .journal
-        .run(move |j| j.get(id))
-        .await?
-        .ok_or(JournalError::NotFound(id))?;
+    let sale = load_job(&state, id).await?;
     let conflict = |m: NotReversible| ApiError::new(StatusCode::CONFLICT, "not_reversible", m.0);
     let plan = match sales::reversal(&sale).map_err(conflict)? {
         Reversal::AlreadyQueued(existing) => {
-            let job = state
-                .journal
-                .run(move |j| j.get(existing))
-                .await?
-                .ok_or(JournalError::NotFound(existing))?;
+            let job = load_job(&state, existing).await?;
             let mut resp = (StatusCode::OK, Json(job_json(&job))).into_response();
             resp.extensions_mut().insert(AuditJob {
                 id: existing,
@@ -138,7 +122,7 @@ pub(super) async fn reverse_sale(
     submit_with(
         &state,
         &caller,
-        (terminal.id(), terminal.wake()),
+        terminal.queue(),
         request,
         key,
         wait,

@@ -24,6 +24,9 @@ pub type Printers = Arc<BTreeMap<String, Arc<PrinterHandle>>>;
 /// The configured terminals' task handles, by id.
 pub type Terminals = Arc<BTreeMap<String, Arc<TerminalHandle>>>;
 
+/// A device's queue: its id, and what wakes its task when a job is queued.
+pub(super) type Queue<'a> = (&'a str, &'a Notify);
+
 /// The printer a job goes to.
 pub(super) struct PrinterTarget(Arc<PrinterHandle>);
 
@@ -33,9 +36,9 @@ impl PrinterTarget {
         &self.0.config.id
     }
 
-    /// Wakes its task when a job is queued.
-    pub(super) fn wake(&self) -> &Notify {
-        &self.0.wake
+    /// Where its jobs queue: its id, and what wakes its task when one is queued.
+    pub(super) fn queue(&self) -> Queue<'_> {
+        (&self.0.config.id, &self.0.wake)
     }
 
     /// What validation must know about it: name length, and its active VAT letters once
@@ -53,14 +56,9 @@ impl PrinterTarget {
 pub(super) struct TerminalTarget(Arc<TerminalHandle>);
 
 impl TerminalTarget {
-    /// Its id.
-    pub(super) fn id(&self) -> &str {
-        &self.0.config.id
-    }
-
-    /// Wakes its task when a job is queued.
-    pub(super) fn wake(&self) -> &Notify {
-        &self.0.wake
+    /// Where its jobs queue: its id, and what wakes its task when one is queued.
+    pub(super) fn queue(&self) -> Queue<'_> {
+        (&self.0.config.id, &self.0.wake)
     }
 
     /// Its currency (ISO 4217 numeric).

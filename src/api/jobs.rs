@@ -2,7 +2,7 @@
 //! what every job-creating request shares: `?wait=`, `Idempotency-Key`, a JSON body, the
 //! journal submission and the wait for the job to end.
 
-use super::devices::pick_printer;
+use super::devices::{PrinterTarget, Queue, pick_printer};
 use super::types::{JobList, JobView, to_json};
 use super::{
     ApiError, ApiResult, AppState, AuditRecorded, Caller, MAX_BODY_BYTES, MAX_WAIT_SECONDS,
@@ -130,7 +130,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 pub(super) async fn submit(
     state: &AppState,
     caller: &Caller,
-    device: (&str, &tokio::sync::Notify),
+    device: Queue<'_>,
     request: JobRequest,
     key: Option<String>,
     wait: Option<Duration>,
@@ -143,7 +143,7 @@ pub(super) async fn submit(
 pub(super) async fn submit_with<F: std::future::Future<Output = ()>>(
     state: &AppState,
     caller: &Caller,
-    device: (&str, &tokio::sync::Notify),
+    device: Queue<'_>,
     request: JobRequest,
     key: Option<String>,
     wait: Option<Duration>,
@@ -191,11 +191,7 @@ async fn wait_for(
 ) -> Result<Job, ApiError> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let job = state
-            .journal
-            .run(move |j| j.get(id))
-            .await?
-            .ok_or(JournalError::NotFound(id))?;
+        let job = load_job(state, id).await?;
         if job.state.is_terminal() {
             return Ok(job);
         }
@@ -235,78 +231,76 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JobPost {
     }
 }
 
+/// A printer document: pick the printer, validate the body into the job's request with
+/// `document`, and submit it.
+async fn submit_to_printer(
+    state: &AppState,
+    caller: &Caller,
+    JobPost { wait, key, body }: JobPost,
+    document: impl FnOnce(&PrinterTarget, &Value) -> Result<JobRequest, document::Invalid>,
+) -> ApiResult {
+    let printer = pick_printer(state, &body)?;
+    let request = document(&printer, &body).map_err(ApiError::invalid)?;
+    submit(state, caller, printer.queue(), request, key, wait).await
+}
+
+/// `POST /v1/receipts`.
 pub(super) async fn post_receipt(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    JobPost { wait, key, body }: JobPost,
+    post: JobPost,
 ) -> ApiResult {
-    let printer = pick_printer(&state, &body)?;
-    let receipt = printer
-        .with_limits(|limits| document::receipt(&body, limits, &["printer"]))
-        .map_err(ApiError::invalid)?;
-    submit(
-        &state,
-        &caller,
-        (printer.id(), printer.wake()),
-        JobRequest::Receipt(receipt),
-        key,
-        wait,
-    )
+    submit_to_printer(&state, &caller, post, |printer, body| {
+        printer
+            .with_limits(|limits| document::receipt(body, limits, &["printer"]))
+            .map(JobRequest::Receipt)
+    })
     .await
 }
 
+/// `POST /v1/reports/daily`.
 pub(super) async fn post_daily_report(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    JobPost { wait, key, body }: JobPost,
+    post: JobPost,
 ) -> ApiResult {
-    let printer = pick_printer(&state, &body)?;
-    document::empty(&body, &["printer"]).map_err(ApiError::invalid)?;
-    submit(
-        &state,
-        &caller,
-        (printer.id(), printer.wake()),
-        JobRequest::DailyReport,
-        key,
-        wait,
-    )
+    submit_to_printer(&state, &caller, post, |_, body| {
+        document::empty(body, &["printer"]).map(|()| JobRequest::DailyReport)
+    })
     .await
 }
 
+/// `POST /v1/cash`.
 pub(super) async fn post_cash(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    JobPost { wait, key, body }: JobPost,
+    post: JobPost,
 ) -> ApiResult {
-    let printer = pick_printer(&state, &body)?;
-    let cash = document::cash(&body, &["printer"]).map_err(ApiError::invalid)?;
-    submit(
-        &state,
-        &caller,
-        (printer.id(), printer.wake()),
-        JobRequest::Cash(cash),
-        key,
-        wait,
-    )
+    submit_to_printer(&state, &caller, post, |_, body| {
+        document::cash(body, &["printer"]).map(JobRequest::Cash)
+    })
     .await
 }
 
+/// `POST /v1/printouts`.
 pub(super) async fn post_printout(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    JobPost { wait, key, body }: JobPost,
+    post: JobPost,
 ) -> ApiResult {
-    let printer = pick_printer(&state, &body)?;
-    let p = document::printout(&body, &["printer"]).map_err(ApiError::invalid)?;
-    submit(
-        &state,
-        &caller,
-        (printer.id(), printer.wake()),
-        JobRequest::Printout(p),
-        key,
-        wait,
-    )
+    submit_to_printer(&state, &caller, post, |_, body| {
+        document::printout(body, &["printer"]).map(JobRequest::Printout)
+    })
     .await
+}
+
+/// One job from the journal; 404 when there is none.
+pub(super) async fn load_job(state: &AppState, id: JobId) -> Result<Job, ApiError> {
+    Ok(state
+        .journal
+        .run(move |j| j.get(id))
+        .await?
+        .ok_or(JournalError::NotFound(id))?)
 }
 
 pub(super) fn parse_id(id: &str) -> Result<JobId, ApiError> {

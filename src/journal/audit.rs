@@ -98,7 +98,37 @@ impl AuditWriter {
     }
 }
 
+/// One audit row, in the one `INSERT` every writer shares.
+struct AuditRow<'a> {
+    principal: &'a str,
+    role: Option<&'a str>,
+    operation: &'a str,
+    job: Option<JobId>,
+    outcome: &'a str,
+    detail: Option<&'a str>,
+}
+
+impl AuditRow<'_> {
+    fn insert(&self, conn: &Connection) -> Result<(), JournalError> {
+        conn.execute(
+            "INSERT INTO audit (at, principal, role, operation, job_id, outcome, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                now(),
+                self.principal,
+                self.role,
+                self.operation,
+                self.job,
+                self.outcome,
+                self.detail
+            ],
+        )?;
+        Ok(())
+    }
+}
+
 impl Journal {
+    /// The audit entry of a job-creating request, in the job's transaction.
     pub(super) fn audit_in(
         conn: &Connection,
         actor: &Actor,
@@ -106,20 +136,15 @@ impl Journal {
         outcome: &str,
         detail: Option<&str>,
     ) -> Result<(), JournalError> {
-        conn.execute(
-            "INSERT INTO audit (at, principal, role, operation, job_id, outcome, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                now(),
-                actor.name,
-                actor.role,
-                actor.operation,
-                job,
-                outcome,
-                detail
-            ],
-        )?;
-        Ok(())
+        AuditRow {
+            principal: &actor.name,
+            role: Some(&actor.role),
+            operation: &actor.operation,
+            job,
+            outcome,
+            detail,
+        }
+        .insert(conn)
     }
 
     /// Append an audit entry on its own (a refused request, a cancel).
@@ -132,12 +157,15 @@ impl Journal {
         outcome: &str,
         detail: Option<&str>,
     ) -> Result<(), JournalError> {
-        self.lock().execute(
-            "INSERT INTO audit (at, principal, role, operation, job_id, outcome, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![now(), principal, role, operation, job, outcome, detail],
-        )?;
-        Ok(())
+        AuditRow {
+            principal,
+            role,
+            operation,
+            job,
+            outcome,
+            detail,
+        }
+        .insert(&self.lock())
     }
 
     /// Append several audit entries in one transaction.
@@ -145,19 +173,15 @@ impl Journal {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         for e in entries {
-            tx.execute(
-                "INSERT INTO audit (at, principal, role, operation, job_id, outcome, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    now(),
-                    e.principal,
-                    e.role,
-                    e.operation,
-                    e.job,
-                    e.outcome,
-                    e.detail
-                ],
-            )?;
+            AuditRow {
+                principal: &e.principal,
+                role: e.role,
+                operation: &e.operation,
+                job: e.job,
+                outcome: &e.outcome,
+                detail: e.detail,
+            }
+            .insert(&tx)?;
         }
         tx.commit()?;
         Ok(())
