@@ -223,6 +223,12 @@ impl JournalError {
             JournalError::Sqlite(_) | JournalError::Commit(_) | JournalError::Corrupt { .. }
         )
     }
+
+    /// Whether trying the same write again may succeed (the database was busy, the disk
+    /// full, the commit failed). A corrupt record or an answer about a job will not change.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, JournalError::Sqlite(_) | JournalError::Commit(_))
+    }
 }
 
 /// The journal handle, shared by the API and the device tasks.
@@ -393,6 +399,35 @@ impl Journal {
             Err(e) => {
                 tracing::error!(device, job = id, error = %e, "cannot journal the job's end");
                 Err(e)
+            }
+        }
+    }
+
+    /// Run a journal write from a device task until it is committed: a transient failure
+    /// ([`JournalError::is_transient`]) is logged and tried again with back-off (0.1 s up to
+    /// 5 s), and nothing else happens meanwhile, so the device is not touched before its
+    /// step is on disk. Any other error, or the last one when `shutdown` is cancelled, is
+    /// returned.
+    pub async fn run_until_committed<T: Send + 'static>(
+        &self,
+        shutdown: &tokio_util::sync::CancellationToken,
+        what: &str,
+        f: impl Fn(&Journal) -> Result<T, JournalError> + Send + Sync + 'static,
+    ) -> Result<T, JournalError> {
+        let f = Arc::new(f);
+        let mut backoff = std::time::Duration::from_millis(100);
+        loop {
+            let attempt = Arc::clone(&f);
+            match self.run(move |j| attempt(j)).await {
+                Err(e) if e.is_transient() => {
+                    tracing::error!(error = %e, what, retry_in = ?backoff, "cannot write the journal; retrying before anything else");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled() => return Err(e),
+                    }
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                }
+                outcome => return outcome,
             }
         }
     }

@@ -385,3 +385,38 @@ fn a_printed_receipt_settles_its_sale_in_the_same_commit() {
     );
     assert!(j.expire_sales("9999").unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_device_write_is_retried_only_while_the_failure_is_transient() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let (_d, j) = journal();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let tries = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&tries);
+    let done = j
+        .run_until_committed(&shutdown, "test", move |_| {
+            match counted.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(JournalError::Commit("disk full".into())),
+                n => Ok(n),
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(done, 2);
+    let corrupt = j
+        .run_until_committed(&shutdown, "test", |_| -> Result<(), _> {
+            Err(JournalError::Corrupt {
+                job: 1,
+                problem: "unknown kind".into(),
+            })
+        })
+        .await;
+    assert!(matches!(corrupt, Err(JournalError::Corrupt { .. })));
+    shutdown.cancel();
+    let stopped = j
+        .run_until_committed(&shutdown, "test", |_| -> Result<(), _> {
+            Err(JournalError::Commit("disk full".into()))
+        })
+        .await;
+    assert!(matches!(stopped, Err(JournalError::Commit(_))));
+}
