@@ -269,7 +269,7 @@ mod tests {
             device: "fp1".into(),
             state,
             step: None,
-            request: serde_json::Value::Null,
+            request: crate::journal::JobRequest::DailyReport,
             result: None,
             error: None,
             counters_before: None,

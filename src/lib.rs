@@ -20,6 +20,7 @@ pub mod port;
 pub mod printer;
 pub mod probe;
 pub mod replay;
+pub mod sales;
 pub mod serve;
 pub mod sim;
 pub mod terminal;

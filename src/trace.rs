@@ -549,7 +549,16 @@ mod tests {
         rec.bytes(Dir::Out, &bytes);
         rec.bytes(Dir::In, &bytes[..5]);
         rec.bytes(Dir::In, &bytes[5..]);
-        let text = wait_for(dir.path(), "na=\"Żółć gęślą\" pr=\"1234\" @0042\n");
+        wait_for(dir.path(), "na=\"Żółć gęślą\" pr=\"1234\" @0042\n");
+        // The writer thread writes line by line: wait for all three.
+        let mut text = read_all(dir.path());
+        for _ in 0..500 {
+            if parse(&text).is_ok_and(|t| t.lines.len() == 3) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            text = read_all(dir.path());
+        }
         assert!(text.starts_with("# fiscald trace v1 device=fp1 protocol=posnet"));
         assert!(text.contains("pending"), "{text}");
         let trace = parse(&text).unwrap();

@@ -92,6 +92,49 @@ impl ErrorCategory {
             ErrorCategory::Communication => "communication",
         }
     }
+
+    /// Every category.
+    pub const ALL: [ErrorCategory; 30] = [
+        ErrorCategory::PaperOut,
+        ErrorCategory::CoverOpen,
+        ErrorCategory::DailyReportRequired,
+        ErrorCategory::ItemLocked,
+        ErrorCategory::TotalMismatch,
+        ErrorCategory::InvalidVat,
+        ErrorCategory::MemoryFull,
+        ErrorCategory::TransactionState,
+        ErrorCategory::InvalidField,
+        ErrorCategory::DeviceBusy,
+        ErrorCategory::DeviceFault,
+        ErrorCategory::Clock,
+        ErrorCategory::Blocked,
+        ErrorCategory::Transport,
+        ErrorCategory::Protocol,
+        ErrorCategory::Unknown,
+        ErrorCategory::DeviceError,
+        ErrorCategory::InvalidJob,
+        ErrorCategory::NeedsAttention,
+        ErrorCategory::CardDeclined,
+        ErrorCategory::PaymentReversed,
+        ErrorCategory::NotCharged,
+        ErrorCategory::ReceiptNotPrinted,
+        ErrorCategory::PrinterUnavailable,
+        ErrorCategory::CardError,
+        ErrorCategory::Cancelled,
+        ErrorCategory::TerminalBusy,
+        ErrorCategory::TerminalError,
+        ErrorCategory::NotPossible,
+        ErrorCategory::Communication,
+    ];
+
+    /// The category of an API name (a protocol catalogue's category name); `unknown` for
+    /// a name no category has.
+    pub fn from_name(name: &str) -> ErrorCategory {
+        ErrorCategory::ALL
+            .into_iter()
+            .find(|c| c.as_str() == name)
+            .unwrap_or(ErrorCategory::Unknown)
+    }
 }
 
 impl std::fmt::Display for ErrorCategory {
@@ -195,5 +238,14 @@ mod tests {
             serde_json::json!({"code": "item_locked", "message": "printer fp1 refused", "field": null, "device_code": 2106})
         );
         assert_eq!(serde_json::from_value::<DeviceError>(v).unwrap(), e);
+    }
+
+    #[test]
+    fn every_category_has_its_name_and_json_form() {
+        for c in ErrorCategory::ALL {
+            assert_eq!(ErrorCategory::from_name(c.as_str()), c);
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+        assert_eq!(ErrorCategory::from_name("exploded"), ErrorCategory::Unknown);
     }
 }

@@ -6,73 +6,34 @@ use super::PrinterTask;
 use super::verdict::{Verdict, counter, verdict};
 use crate::device::printer::{Abort, Document, DocumentSteps, FiscalPrinter, PrinterError};
 use crate::device::{DeviceError, DocumentCounters, ErrorCategory};
-use crate::document::{CashOperation, Printout, Receipt};
-use crate::journal::{Job, JobId, JobKind, JobState, Journal, JournalError};
-use serde_json::{Value, json};
+use crate::journal::{
+    DailyReportPrinted, Job, JobId, JobRequest, JobResult, JobState, Journal, JournalError,
+    PrintoutPrinted, ReceiptPrinted, Step,
+};
 use std::time::Duration;
 
 /// Attempts before a job whose document was never printed is given up as failed.
 const MAX_ATTEMPTS: i64 = 5;
-/// How long to wait before committing a journal write again after it failed.
-const JOURNAL_RETRY: Duration = Duration::from_secs(1);
 
-/// A printer job's document, as journaled.
-enum OwnedDocument {
-    Receipt(Receipt),
-    DailyReport,
-    Cash(CashOperation),
-    Printout(Printout),
-}
-
-impl OwnedDocument {
-    /// The document of `job`, or why it cannot be printed.
-    fn of(job: &Job) -> Result<OwnedDocument, String> {
-        let doc = || job.request["document"].clone();
-        let bad = |e: serde_json::Error| format!("journaled request is unreadable: {e}");
-        Ok(match job.kind {
-            JobKind::Receipt => OwnedDocument::Receipt(serde_json::from_value(doc()).map_err(bad)?),
-            JobKind::DailyReport => OwnedDocument::DailyReport,
-            JobKind::Cash => OwnedDocument::Cash(serde_json::from_value(doc()).map_err(bad)?),
-            JobKind::Printout => {
-                OwnedDocument::Printout(serde_json::from_value(doc()).map_err(bad)?)
-            }
-            JobKind::Payment | JobKind::EndOfDay | JobKind::Sale => {
-                return Err(format!(
-                    "a {} job cannot run on a printer",
-                    job.kind.as_str()
-                ));
-            }
-        })
-    }
-
-    fn as_document(&self) -> Document<'_> {
-        match self {
-            OwnedDocument::Receipt(r) => Document::Receipt(r),
-            OwnedDocument::DailyReport => Document::DailyReport,
-            OwnedDocument::Cash(c) => Document::Cash(c),
-            OwnedDocument::Printout(p) => Document::Printout(p),
+/// The document of a printer job, or why it cannot be printed.
+fn document_of(request: &JobRequest) -> Result<Document<'_>, String> {
+    Ok(match request {
+        JobRequest::Receipt(r) => Document::Receipt(r),
+        JobRequest::DailyReport => Document::DailyReport,
+        JobRequest::Cash(c) => Document::Cash(c),
+        JobRequest::Printout(p) => Document::Printout(p),
+        JobRequest::Payment(_) | JobRequest::EndOfDay | JobRequest::Sale(_) => {
+            return Err(format!(
+                "a {} job cannot run on a printer",
+                request.kind().as_str()
+            ));
         }
-    }
-
-    /// The total the result repeats (receipts only).
-    fn total(&self) -> Option<u64> {
-        match self {
-            OwnedDocument::Receipt(r) => Some(r.total),
-            _ => None,
-        }
-    }
+    })
 }
 
 /// The last step the journal recorded for `job` (`prepare` when none).
-fn step_of(job: &Job) -> &str {
-    job.step.as_deref().unwrap_or("prepare")
-}
-
-/// The counters recorded before `job`'s document was started.
-fn counters_of(job: &Job) -> Option<DocumentCounters> {
-    job.counters_before
-        .clone()
-        .and_then(|v| serde_json::from_value(v).ok())
+fn step_of(job: &Job) -> Step {
+    job.step.unwrap_or(Step::Prepare)
 }
 
 /// What to do after an attempt.
@@ -92,7 +53,7 @@ struct Steps<'a> {
 
 impl DocumentSteps for Steps<'_> {
     async fn closing(&mut self) -> Result<(), Abort> {
-        set_step(self.journal, self.shutdown, self.job, "closing", None).await?;
+        set_step(self.journal, self.shutdown, self.job, Step::Closing, None).await?;
         self.closing = true;
         Ok(())
     }
@@ -104,21 +65,18 @@ async fn commit<T: Send + 'static>(
     journal: &Journal,
     shutdown: &tokio_util::sync::CancellationToken,
     what: &'static str,
-    f: impl Fn(&Journal) -> Result<T, JournalError> + Clone + Send + 'static,
+    f: impl Fn(&Journal) -> Result<T, JournalError> + Send + Sync + 'static,
 ) -> Result<T, Abort> {
-    loop {
-        let g = f.clone();
-        match journal.run(move |j| g(j)).await {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                tracing::error!(error = %e, what, "journal write failed; trying again without touching the device");
-                tokio::select! {
-                    _ = tokio::time::sleep(JOURNAL_RETRY) => {}
-                    _ = shutdown.cancelled() => return Err(Abort::Shutdown),
-                }
+    journal
+        .run_until_committed(shutdown, what, f)
+        .await
+        .map_err(|e| {
+            if shutdown.is_cancelled() {
+                Abort::Shutdown
+            } else {
+                Abort::Journal(e.to_string())
             }
-        }
-    }
+        })
 }
 
 /// Record a recovery step; `Cancelled` when the job is no longer running.
@@ -126,11 +84,10 @@ async fn set_step(
     journal: &Journal,
     shutdown: &tokio_util::sync::CancellationToken,
     id: JobId,
-    step: &'static str,
+    step: Step,
     counters: Option<DocumentCounters>,
 ) -> Result<(), Abort> {
-    let counters = counters.map(|c| serde_json::to_value(c).unwrap_or(Value::Null));
-    let running = commit(journal, shutdown, step, move |j| {
+    let running = commit(journal, shutdown, step.as_str(), move |j| {
         j.set_step(id, step, counters.as_ref(), None)
     })
     .await?;
@@ -146,10 +103,9 @@ impl<D: FiscalPrinter> PrinterTask<D> {
         &self,
         id: JobId,
         state: JobState,
-        result: Option<Value>,
+        result: Option<JobResult>,
         error: Option<DeviceError>,
     ) -> Result<(), PrinterError> {
-        let error = error.map(|e| serde_json::to_value(e).unwrap_or(Value::Null));
         let settled = commit(&self.journal, &self.shutdown, "finish", move |j| {
             j.finish(id, state, result.as_ref(), error.as_ref())
         })
@@ -184,10 +140,11 @@ impl<D: FiscalPrinter> PrinterTask<D> {
                 return Ok(());
             }
             let _ = self.events.send(id);
-            job.step = Some("prepare".into());
+            job.step = Some(Step::Prepare);
             job.attempts += 1;
         }
-        let document = match OwnedDocument::of(&job) {
+        let request = job.request.clone();
+        let document = match document_of(&request) {
             Ok(d) => d,
             Err(why) => {
                 // Nothing can have been printed for a job that could not be read.
@@ -199,10 +156,10 @@ impl<D: FiscalPrinter> PrinterTask<D> {
             }
         };
         loop {
-            let outcome = if step_of(&job) == "prepare" {
-                self.execute(printer, &job, &document).await
+            let outcome = if step_of(&job) == Step::Prepare {
+                self.execute(printer, &job, document).await
             } else {
-                self.reconcile(printer, &job, &document).await
+                self.reconcile(printer, &job, document).await
             };
             match outcome {
                 Ok(Next::Finished) => return Ok(()),
@@ -223,13 +180,13 @@ impl<D: FiscalPrinter> PrinterTask<D> {
                     })
                     .await
                     .map_err(PrinterError::Aborted)?;
-                    job.step = Some("prepare".into());
+                    job.step = Some(Step::Prepare);
                     job.counters_before = None;
                     job.attempts += 1;
                     crate::metrics::retry(self.id(), "reprint");
                     tracing::info!(printer = self.id(), job = id, reason = %why, "printing the document again");
                 }
-                Err(PrinterError::Refused(e)) if step_of(&job) == "prepare" => {
+                Err(PrinterError::Refused(e)) if step_of(&job) == Step::Prepare => {
                     return self.finish(id, JobState::Failed, None, Some(e)).await;
                 }
                 Err(PrinterError::Aborted(Abort::Shutdown)) => return Ok(()),
@@ -242,7 +199,7 @@ impl<D: FiscalPrinter> PrinterTask<D> {
                     let _ = self.events.send(id);
                     return Ok(());
                 }
-                Err(PrinterError::Unsupported(why)) if step_of(&job) == "prepare" => {
+                Err(PrinterError::Unsupported(why)) if step_of(&job) == Step::Prepare => {
                     let err = self.fail(
                         ErrorCategory::InvalidJob,
                         format!("printer {}: {why}", self.id()),
@@ -259,7 +216,7 @@ impl<D: FiscalPrinter> PrinterTask<D> {
         &self,
         printer: &mut D,
         job: &Job,
-        document: &OwnedDocument,
+        document: Document<'_>,
     ) -> Result<Next, PrinterError> {
         if printer.document_open().await? {
             tracing::warn!(
@@ -273,7 +230,7 @@ impl<D: FiscalPrinter> PrinterTask<D> {
             &self.journal,
             &self.shutdown,
             job.id,
-            "printing",
+            Step::Printing,
             Some(before),
         )
         .await
@@ -284,7 +241,7 @@ impl<D: FiscalPrinter> PrinterTask<D> {
             job: job.id,
             closing: false,
         };
-        let printed = printer.print(document.as_document(), &mut steps).await;
+        let printed = printer.print(document, &mut steps).await;
         let closing = steps.closing;
         match printed {
             Ok(()) => {}
@@ -336,7 +293,7 @@ impl<D: FiscalPrinter> PrinterTask<D> {
             }
             Err(e) => return Err(e),
         }
-        self.reconcile_after(printer, job, document, before, "closed")
+        self.reconcile_after(printer, job, document, before, Step::Closed)
             .await
     }
 
@@ -345,9 +302,9 @@ impl<D: FiscalPrinter> PrinterTask<D> {
         &self,
         printer: &mut D,
         job: &Job,
-        document: &OwnedDocument,
+        document: Document<'_>,
     ) -> Result<Next, PrinterError> {
-        let Some(before) = counters_of(job) else {
+        let Some(before) = job.counters_before else {
             return Ok(Next::Retry(
                 "no counters were recorded; nothing was sent".into(),
             ));
@@ -359,8 +316,7 @@ impl<D: FiscalPrinter> PrinterTask<D> {
         if printer.document_open().await? {
             printer.cancel_document().await?;
         }
-        let step = step_of(job).to_string();
-        self.reconcile_after(printer, job, document, before, &step)
+        self.reconcile_after(printer, job, document, before, step_of(job))
             .await
     }
 
@@ -394,9 +350,9 @@ impl<D: FiscalPrinter> PrinterTask<D> {
         &self,
         printer: &mut D,
         job: &Job,
-        document: &OwnedDocument,
+        document: Document<'_>,
         before: DocumentCounters,
-        step: &str,
+        step: Step,
     ) -> Result<Next, PrinterError> {
         let after = printer.counters().await?;
         let (Some(b), Some(a)) = (counter(job.kind, &before), counter(job.kind, &after)) else {
@@ -406,7 +362,7 @@ impl<D: FiscalPrinter> PrinterTask<D> {
             )));
         };
         let verdict = verdict(step, b, a);
-        if step != "closed" {
+        if step != Step::Closed {
             // Not the check after a normal print: an interrupted job's reconciliation.
             let outcome = match verdict {
                 Verdict::Printed => "printed",
@@ -418,7 +374,7 @@ impl<D: FiscalPrinter> PrinterTask<D> {
         match verdict {
             Verdict::Printed => {
                 let at = printer.clock().await?;
-                let result = self.result(job, document, &after, at);
+                let result = self.result(document, &after, at);
                 self.finish(job.id, JobState::Done, Some(result), None)
                     .await?;
                 Ok(Next::Finished)
@@ -446,32 +402,31 @@ impl<D: FiscalPrinter> PrinterTask<D> {
     /// A printed job's result.
     fn result(
         &self,
-        job: &Job,
-        document: &OwnedDocument,
+        document: Document<'_>,
         after: &DocumentCounters,
         at: chrono::NaiveDateTime,
-    ) -> Value {
+    ) -> JobResult {
         let printed_at = at.format("%Y-%m-%dT%H:%M:%S").to_string();
-        match job.kind {
-            JobKind::Receipt => json!({
-                "receipt_number": after.last_receipt,
-                "total": document.total(),
-                "printed_at": printed_at,
-                "printer": self.id(),
-                "printer_serial_number": self.handle.status().serial_number,
+        let printer = self.id().to_string();
+        match document {
+            Document::Receipt(r) => JobResult::Receipt(ReceiptPrinted {
+                receipt_number: after.last_receipt,
+                total: r.total,
+                printed_at,
+                printer,
+                printer_serial_number: self.handle.status().serial_number,
             }),
-            JobKind::DailyReport => json!({
-                "report_number": after.daily_reports,
-                "date": at.date().to_string(),
-                "printed_at": printed_at,
-                "printer": self.id(),
+            Document::DailyReport => JobResult::DailyReport(DailyReportPrinted {
+                report_number: after.daily_reports,
+                date: at.date().to_string(),
+                printed_at,
+                printer,
             }),
-            JobKind::Cash | JobKind::Printout => json!({
-                "printout_number": after.next_printout.saturating_sub(1),
-                "printed_at": printed_at,
-                "printer": self.id(),
+            Document::Cash(_) | Document::Printout(_) => JobResult::Printout(PrintoutPrinted {
+                printout_number: after.next_printout.saturating_sub(1),
+                printed_at,
+                printer,
             }),
-            JobKind::Payment | JobKind::EndOfDay | JobKind::Sale => json!({}),
         }
     }
 }

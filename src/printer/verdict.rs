@@ -2,7 +2,7 @@
 //! document, given the last step the journal recorded. Protocol-neutral.
 
 use crate::device::DocumentCounters;
-use crate::journal::JobKind;
+use crate::journal::{JobKind, Step};
 
 /// What the document counter says about an interrupted document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,10 +18,10 @@ pub enum Verdict {
 /// Decide from the counter before the document (`before`), the counter now (`after`)
 /// and the last journaled step. Before `closing` the closing command was never sent,
 /// so the counter must not have moved; from `closing` on, one step means it ran.
-pub fn verdict(step: &str, before: u64, after: u64) -> Verdict {
+pub fn verdict(step: Step, before: u64, after: u64) -> Verdict {
     match (step, after.checked_sub(before)) {
-        ("closing" | "closed", Some(1)) => Verdict::Printed,
-        ("printing" | "closing", Some(0)) => Verdict::NotPrinted,
+        (Step::Closing | Step::Closed, Some(1)) => Verdict::Printed,
+        (Step::Printing | Step::Closing, Some(0)) => Verdict::NotPrinted,
         _ => Verdict::Unknown,
     }
 }
@@ -40,20 +40,21 @@ pub fn counter(kind: JobKind, c: &DocumentCounters) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::{Verdict, verdict};
+    use crate::journal::Step::{Closed, Closing, Printing};
 
     #[test]
     fn counters_decide_exactly_once() {
-        assert_eq!(verdict("printing", 7, 7), Verdict::NotPrinted);
-        assert_eq!(verdict("closing", 7, 7), Verdict::NotPrinted);
-        assert_eq!(verdict("closing", 7, 8), Verdict::Printed);
-        assert_eq!(verdict("closed", 7, 8), Verdict::Printed);
+        assert_eq!(verdict(Printing, 7, 7), Verdict::NotPrinted);
+        assert_eq!(verdict(Closing, 7, 7), Verdict::NotPrinted);
+        assert_eq!(verdict(Closing, 7, 8), Verdict::Printed);
+        assert_eq!(verdict(Closed, 7, 8), Verdict::Printed);
         // The closing command was never sent, yet a document appeared: someone else printed.
-        assert_eq!(verdict("printing", 7, 8), Verdict::Unknown);
+        assert_eq!(verdict(Printing, 7, 8), Verdict::Unknown);
         // The printer acknowledged the closing command but its counter did not move.
-        assert_eq!(verdict("closed", 7, 7), Verdict::Unknown);
-        assert_eq!(verdict("closing", 7, 9), Verdict::Unknown);
+        assert_eq!(verdict(Closed, 7, 7), Verdict::Unknown);
+        assert_eq!(verdict(Closing, 7, 9), Verdict::Unknown);
         assert_eq!(
-            verdict("closing", 7, 3),
+            verdict(Closing, 7, 3),
             Verdict::Unknown,
             "counter went backwards (printer replaced?)"
         );

@@ -2,15 +2,14 @@
 //! verdicts, the sale's receipt, and the end of day.
 
 use super::{
-    Ctx, Observer, TaskError, command_for, end_of_day_json, error_value, payment_request,
-    payment_result, restate, sale_receipt, slip_printout,
+    Ctx, Observer, PaymentRecord, TaskError, command_for, end_of_day_result, payment_request,
+    restate, sale_receipt,
 };
 use crate::config::SlipTarget;
 use crate::device::terminal::{CardCommand, CardOutcome, PaymentTerminal, TerminalCode};
 use crate::device::{DeviceError, ErrorCategory};
 use crate::document::CardPayment;
-use crate::journal::{Job, JobKind, JobState};
-use serde_json::Value;
+use crate::journal::{Job, JobKind, JobResult, JobState, PaymentResult, Step};
 
 impl Ctx {
     /// Work on one job: start it, or reconcile it if it was interrupted.
@@ -30,13 +29,13 @@ impl Ctx {
                 return Ok(());
             }
             let _ = self.events.send(id);
-            job.step = Some("prepare".into());
+            job.step = Some(Step::Prepare);
         }
-        let step = job.step.clone().unwrap_or_else(|| "prepare".into());
-        let outcome = match (job.kind, step.as_str()) {
+        let step = job.step.unwrap_or(Step::Prepare);
+        let outcome = match (job.kind, step) {
             (JobKind::EndOfDay, _) => self.end_of_day(d, &job).await,
-            (JobKind::Payment | JobKind::Sale, "prepare") => self.pay(d, &job).await,
-            (JobKind::Payment | JobKind::Sale, "printing") => {
+            (JobKind::Payment | JobKind::Sale, Step::Prepare) => self.pay(d, &job).await,
+            (JobKind::Payment | JobKind::Sale, Step::Printing) => {
                 // The sale's receipt is queued; the printer settles the sale.
                 return Ok(());
             }
@@ -58,7 +57,7 @@ impl Ctx {
                 Ok(())
             }
             Err(TaskError::Device(e))
-                if e.is_refusal() && (step == "prepare" || job.kind == JobKind::EndOfDay) =>
+                if e.is_refusal() && (step == Step::Prepare || job.kind == JobKind::EndOfDay) =>
             {
                 let message = format!("terminal {} refused the command: {}", self.id(), e.message);
                 self.fail(id, None, restate(&e, message)).await;
@@ -73,7 +72,7 @@ impl Ctx {
     async fn pay<D: PaymentTerminal>(&self, d: &mut D, job: &Job) -> Result<(), TaskError> {
         let p = payment_request(job)?;
         let command = command_for(&p)?;
-        self.set_step(job.id, "authorizing").await?;
+        self.set_step(job.id, Step::Authorizing).await?;
         let mut observer = Observer::new(self, Some(job));
         let end = match d.run(&job.id.to_string(), &command, &mut observer).await {
             Ok(end) => end,
@@ -108,12 +107,12 @@ impl Ctx {
     ) -> Result<(), TaskError> {
         match outcome {
             Some(o) if o.approved => {
-                let payment = self.payment_json(&o, &slip);
+                let payment = self.payment_record(&o, &slip);
                 if job.kind == JobKind::Sale {
-                    self.queue_receipt(job, payment, &slip).await
+                    self.queue_receipt(job, payment).await
                 } else {
-                    self.finish(job.id, JobState::Done, Some(payment), None)
-                        .await;
+                    let done = JobResult::Payment(PaymentResult::Completed(payment));
+                    self.finish(job.id, JobState::Done, Some(done), None).await;
                     Ok(())
                 }
             }
@@ -130,7 +129,7 @@ impl Ctx {
                     ),
                     Some(code.code),
                 );
-                let result = payment_result(self.payment_json(&o, &slip));
+                let result = JobResult::recorded_payment(job.kind, self.payment_record(&o, &slip));
                 self.fail(job.id, Some(result), err).await;
                 Ok(())
             }
@@ -154,19 +153,13 @@ impl Ctx {
     }
 
     /// An approved sale: queue its fiscal receipt (with the card payment) and the slip.
-    async fn queue_receipt(
-        &self,
-        job: &Job,
-        payment: Value,
-        slip: &[String],
-    ) -> Result<(), TaskError> {
-        let (printer, receipt) = sale_receipt(job);
-        let slip = (self.handle.config.slip == SlipTarget::Printer && !slip.is_empty())
-            .then(|| slip_printout(slip));
-        let sale_result = payment_result(payment);
+    async fn queue_receipt(&self, job: &Job, payment: PaymentRecord) -> Result<(), TaskError> {
+        let (printer, receipt) = sale_receipt(job)?;
+        let slip =
+            crate::sales::slip_printout(&payment, self.handle.config.slip == SlipTarget::Printer);
         let (id, p) = (job.id, printer.clone());
         self.journal
-            .run(move |j| j.queue_sale_receipt(id, &p, &receipt, slip.as_ref(), &sale_result))
+            .run(move |j| j.queue_sale_receipt(id, &p, &receipt, slip.as_ref(), &payment))
             .await
             .map_err(|e| TaskError::Journal(e.to_string()))?;
         tracing::info!(terminal = self.id(), sale = job.id, printer = %printer, "card approved; the sale's receipt is queued");
@@ -177,7 +170,7 @@ impl Ctx {
 
     /// Close the terminal's day.
     async fn end_of_day<D: PaymentTerminal>(&self, d: &mut D, job: &Job) -> Result<(), TaskError> {
-        self.set_step(job.id, "closing").await?;
+        self.set_step(job.id, Step::Closing).await?;
         // The end of day's outcome is not a card transaction: the job's end records it.
         let mut observer = Observer::new(self, None);
         let end = d
@@ -187,7 +180,7 @@ impl Ctx {
         match (end.outcome, end.aborted) {
             (Some(o), None) if o.approved => {
                 let currency = o.currency.unwrap_or(self.handle.config.currency_code());
-                let result = end_of_day_json(o.amount, currency, self.id(), &slip);
+                let result = end_of_day_result(o.amount, currency, self.id(), &slip);
                 self.finish(job.id, JobState::Done, Some(result), None)
                     .await;
             }
@@ -205,8 +198,7 @@ impl Ctx {
                     ),
                     Some(code.code),
                 );
-                self.finish(job.id, JobState::Failed, None, Some(error_value(&err)))
-                    .await;
+                self.finish(job.id, JobState::Failed, None, Some(err)).await;
             }
         }
         Ok(())

@@ -15,9 +15,13 @@ use crate::config::TerminalConfig;
 use crate::device::terminal::{CardCommand, CardOutcome, Committed, FlowObserver, PaymentTerminal};
 use crate::device::{DeviceConfig, DeviceError, DeviceHandle, DeviceState, HandleStatus};
 use crate::document::CardPayment;
-use crate::journal::{Job, JobId, JobKind, JobState, Journal};
+use crate::document::Receipt;
+use crate::journal::{
+    CardOutcome as PaymentRecord, EndOfDayResult, Job, JobId, JobKind, JobRequest, JobResult,
+    JobState, Journal, Step,
+};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -27,117 +31,99 @@ use tokio_util::sync::CancellationToken;
 // The job JSON this task reads and writes. Every access to `job.request` and `job.result`
 // by path is here, so typed journal records can replace these functions one by one.
 
-/// The payment a card job asks for (`request.document`, or `request.document.payment` for
-/// a sale).
+/// The payment a card job asks for (a payment, or a sale's payment).
 fn payment_request(job: &Job) -> Result<CardPayment, TaskError> {
-    let v = if job.kind == JobKind::Sale {
-        &job.request["document"]["payment"]
-    } else {
-        &job.request["document"]
-    };
-    serde_json::from_value(v.clone())
-        .map_err(|e| TaskError::BadJob(format!("journaled payment is unreadable: {e}")))
+    job.request.card_payment().ok_or_else(|| {
+        TaskError::BadJob(format!(
+            "a {} job cannot run on a terminal",
+            job.kind.as_str()
+        ))
+    })
 }
 
-/// A sale's printer and receipt document (`request.document.printer`, `.receipt`).
-fn sale_receipt(job: &Job) -> (String, Value) {
-    let doc = &job.request["document"];
-    let printer = doc["printer"].as_str().unwrap_or_default().to_string();
-    (printer, json!({"document": doc["receipt"].clone()}))
+/// A sale's printer and receipt.
+fn sale_receipt(job: &Job) -> Result<(String, Receipt), TaskError> {
+    match &job.request {
+        JobRequest::Sale(s) => Ok((s.printer.clone(), s.receipt.clone())),
+        other => Err(TaskError::BadJob(format!(
+            "job {} is a {}, not a sale",
+            job.id,
+            other.kind().as_str()
+        ))),
+    }
 }
 
-/// What an interrupted job had already journaled of its payment (`result.payment`).
+/// What an interrupted job had already journaled of its payment.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Recorded {
-    /// `trace_number`: the outcome was seen and journaled.
+    /// The outcome was seen and journaled with this trace number.
     trace_number: Option<u32>,
-    /// `terminal_receipt_number`: what a reversal of it names.
+    /// What a reversal of it names.
     receipt_number: Option<u32>,
-    /// `slip`: the slip lines journaled with the outcome.
+    /// The slip lines journaled with the outcome.
     slip: Vec<String>,
 }
 
 fn recorded_payment(job: &Job) -> Recorded {
-    let Some(p) = job.result.as_ref().map(|r| &r["payment"]) else {
+    let Some(p) = job.result.as_ref().and_then(JobResult::card_outcome) else {
         return Recorded::default();
     };
-    let number = |v: &Value| v.as_u64().and_then(|n| u32::try_from(n).ok());
     Recorded {
-        trace_number: number(&p["trace_number"]),
-        receipt_number: number(&p["terminal_receipt_number"]),
-        slip: p["slip"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|l| l.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        trace_number: p.trace_number,
+        receipt_number: p.terminal_receipt_number,
+        slip: p.slip.clone(),
     }
 }
 
-/// A payment as a job's `result.payment` shows it.
-fn payment_json(
+/// A payment as a job's result records it.
+fn payment_record(
     o: &CardOutcome,
     slip: &[String],
     terminal: &str,
     terminal_id: Option<String>,
-) -> Value {
-    json!({
-        "approved": o.approved,
-        "amount": o.amount,
-        "currency": o.currency.map(crate::device::terminal::currency_name),
-        "masked_pan": o.masked_pan,
-        "card_brand": o.card_name,
-        "auth_code": o.auth_code,
-        "trace_number": o.trace_number,
-        "terminal_receipt_number": o.receipt_number,
-        "terminal_id": o.terminal_id.clone().or(terminal_id),
-        "result_code": o.result_code,
-        "slip": slip,
-        "terminal": terminal,
+) -> PaymentRecord {
+    PaymentRecord {
+        approved: o.approved,
+        amount: o.amount,
+        currency: o
+            .currency
+            .map(|c| crate::device::terminal::currency_name(c).to_string()),
+        masked_pan: o.masked_pan.clone(),
+        card_brand: o.card_name.clone(),
+        auth_code: o.auth_code.clone(),
+        trace_number: o.trace_number,
+        terminal_receipt_number: o.receipt_number,
+        terminal_id: o.terminal_id.clone().or(terminal_id),
+        result_code: u8::try_from(o.result_code).unwrap_or(u8::MAX),
+        slip: slip.to_vec(),
+        terminal: terminal.to_string(),
+    }
+}
+
+/// An end of day's result.
+fn end_of_day_result(
+    total: Option<u64>,
+    currency: u16,
+    terminal: &str,
+    slip: &[String],
+) -> JobResult {
+    JobResult::EndOfDay(EndOfDayResult {
+        total,
+        currency: crate::device::terminal::currency_name(currency).to_string(),
+        terminal: terminal.to_string(),
+        slip: slip.to_vec(),
     })
 }
 
-/// The slip as a printout job's request (`{"document": {"lines": [...]}}`), each line cut
-/// to what a printout line holds.
-fn slip_printout(slip: &[String]) -> Value {
-    let lines: Vec<String> = slip
-        .iter()
-        .map(|l| {
-            l.chars()
-                .take(crate::document::MAX_PRINTOUT_LINE_LEN)
-                .collect()
-        })
-        .collect();
-    json!({"document": {"lines": lines}})
-}
-
-/// An end of day's `result`.
-fn end_of_day_json(total: Option<u64>, currency: u16, terminal: &str, slip: &[String]) -> Value {
-    json!({
-        "total": total,
-        "currency": crate::device::terminal::currency_name(currency),
-        "terminal": terminal,
-        "slip": slip,
-    })
-}
-
-/// A card job's `result`: `{"payment": ...}`.
-fn payment_result(payment: Value) -> Value {
-    json!({"payment": payment})
-}
-
-/// A job's `result` with its `payment` set (other keys kept).
-fn with_payment(job: &Job, payment: Value) -> Value {
-    let mut partial = job.result.clone().unwrap_or_else(|| json!({}));
-    partial["payment"] = payment;
-    partial
-}
-
-/// A device error as a job's `error`.
-fn error_value(e: &DeviceError) -> Value {
-    serde_json::to_value(e).unwrap_or(Value::Null)
+/// A job's result with its payment recorded (a sale keeps what else it had).
+fn with_payment(job: &Job, payment: PaymentRecord) -> JobResult {
+    match job.result.clone() {
+        Some(JobResult::Sale(mut sale)) => {
+            sale.payment = Some(payment);
+            JobResult::Sale(sale)
+        }
+        _ => JobResult::recorded_payment(job.kind, payment),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -412,7 +398,7 @@ impl Ctx {
         Ok(self.next_job().await?.filter(|j| {
             j.state == JobState::Running
                 && matches!(j.kind, JobKind::Payment | JobKind::Sale)
-                && j.step.as_deref() == Some("authorizing")
+                && j.step == Some(Step::Authorizing)
         }))
     }
 
@@ -420,20 +406,21 @@ impl Ctx {
         &self,
         id: JobId,
         state: JobState,
-        result: Option<Value>,
-        error: Option<Value>,
+        result: Option<JobResult>,
+        error: Option<DeviceError>,
     ) {
-        self.journal
+        // A failure is logged by the journal; the job stays as it was and is picked up again.
+        let _ = self
+            .journal
             .end_job(self.id(), &self.events, id, state, result, error)
             .await;
     }
 
-    async fn fail(&self, id: JobId, result: Option<Value>, error: DeviceError) {
-        self.finish(id, JobState::Failed, result, Some(error_value(&error)))
-            .await;
+    async fn fail(&self, id: JobId, result: Option<JobResult>, error: DeviceError) {
+        self.finish(id, JobState::Failed, result, Some(error)).await;
     }
 
-    async fn set_step(&self, id: JobId, step: &'static str) -> Result<(), TaskError> {
+    async fn set_step(&self, id: JobId, step: Step) -> Result<(), TaskError> {
         self.journal
             .run(move |j| j.set_step(id, step, None, None))
             .await
@@ -460,8 +447,12 @@ impl Ctx {
             receipt_number: o.receipt_number,
             result: serde_json::to_value(o).unwrap_or(Value::Null),
         };
-        let step = if o.approved { "approved" } else { "declined" };
-        let partial = with_payment(job, self.payment_json(o, slip));
+        let step = if o.approved {
+            Step::Approved
+        } else {
+            Step::Declined
+        };
+        let partial = with_payment(job, self.payment_record(o, slip));
         let id = job.id;
         self.journal
             .run(move |j| j.record_card_result(id, &card, step, &partial))
@@ -469,8 +460,8 @@ impl Ctx {
             .map_err(|e| TaskError::Journal(e.to_string()))
     }
 
-    fn payment_json(&self, o: &CardOutcome, slip: &[String]) -> Value {
-        payment_json(o, slip, self.id(), self.handle.status().terminal_id)
+    fn payment_record(&self, o: &CardOutcome, slip: &[String]) -> PaymentRecord {
+        payment_record(o, slip, self.id(), self.handle.status().terminal_id)
     }
 }
 

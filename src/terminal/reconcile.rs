@@ -198,7 +198,7 @@ impl Ctx {
             job.id,
             JobState::NeedsAttention,
             job.result.clone(),
-            Some(super::error_value(&err)),
+            Some(err),
         )
         .await;
     }

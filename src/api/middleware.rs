@@ -1,0 +1,156 @@
+//! Around every route: who is asking (a bearer token, a status page session or the
+//! socket's role; else 401), whether the access table lets them (403), and the audit log
+//! entry of each fiscal operation and refusal.
+
+use super::audit::{audit, outcome};
+use super::status_page::{login_page, page_login, page_token, session_cookie};
+use super::{ApiError, AppState, AuditJob, AuditRecorded, Auth, Caller, ErrorCode};
+use crate::auth::{self, Principal};
+use crate::journal::JobId;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+fn raw_operation(req: &Request) -> String {
+    let path: String = req.uri().path().chars().take(120).collect();
+    format!("{} {path}", req.method())
+}
+
+/// The job id in `/v1/jobs/{id}/...` or `/v1/sales/{id}/...`, for the audit log.
+fn path_job(route: &str, path: &str) -> Option<JobId> {
+    if route.starts_with("/v1/jobs/{id}") || route.starts_with("/v1/sales/{id}") {
+        path.split('/').nth(3).and_then(|id| id.parse().ok())
+    } else {
+        None
+    }
+}
+
+/// Append to the audit log (committed in the background, within milliseconds; readers of
+/// the log flush first). A failure is logged: the answer to the client stands.
+/// token file is 401 on either listener.
+pub(super) async fn authenticate(
+    State((state, auth)): State<(AppState, Auth)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if req.method() == axum::http::Method::GET
+        && req.uri().path() == "/"
+        && let Some(token) = page_token(req.uri().query())
+    {
+        return page_login(&state, &auth, &token).await;
+    }
+    let bare = !req.headers().contains_key(header::AUTHORIZATION);
+    let safe = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    // A status page session: for GETs only, so the cookie never authorises a change.
+    if bare
+        && safe
+        && let Some(p) = session_cookie(req.headers()).and_then(|c| state.sessions.check(&c))
+    {
+        req.extensions_mut().insert(p);
+        return next.run(req).await;
+    }
+    if bare && safe && auth.anonymous_role.is_none() && req.uri().path() == "/" {
+        return login_page(StatusCode::UNAUTHORIZED, None);
+    }
+    let refused = match req.headers().get(header::AUTHORIZATION) {
+        None => match auth.anonymous_role {
+            Some(role) => {
+                req.extensions_mut().insert(Principal {
+                    name: auth::SOCKET.into(),
+                    role,
+                });
+                return next.run(req).await;
+            }
+            None => "this listener needs `Authorization: Bearer <token>` with a token from the token file".to_string(),
+        },
+        Some(v) => {
+            let token = v
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+                .map(str::trim);
+            match token.and_then(|t| auth.tokens.check(t)) {
+                Some(p) => {
+                    let p = p.clone();
+                    req.extensions_mut().insert(p);
+                    return next.run(req).await;
+                }
+                None if token.is_none() => {
+                    "the Authorization header must be `Bearer <token>`".to_string()
+                }
+                None if !auth.has_token_file => "no token file is configured ([api] token_file), so no token is valid; send the request without Authorization to get the socket's role".to_string(),
+                None => "the bearer token is not in the token file; check the token, or ask for its SHA-256 hash to be added to the token file".to_string(),
+            }
+        }
+    };
+    let op = raw_operation(&req);
+    let err = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", refused);
+    audit(
+        &state,
+        auth.listener,
+        None,
+        &op,
+        None,
+        outcome(err.status, false),
+        Some(err.code),
+    )
+    .await;
+    err.into_response()
+}
+
+/// Every route: the access table (403), then the audit log of fiscal operations.
+pub(super) async fn authorize(
+    State(state): State<AppState>,
+    matched: MatchedPath,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let route = matched.as_str().to_string();
+    let method = req.method().as_str().to_string();
+    let Some(who) = req.extensions().get::<Principal>().cloned() else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the request carries no identity; send `Authorization: Bearer <token>`",
+        )
+        .into_response();
+    };
+    let caller = Caller {
+        who,
+        operation: format!("{method} {route}"),
+    };
+    let job = path_job(&route, req.uri().path());
+    if let Err(e) = caller.require(None) {
+        audit(
+            &state,
+            &caller.who.name,
+            Some(caller.who.role),
+            &caller.operation,
+            job,
+            outcome(e.status, false),
+            Some(e.code),
+        )
+        .await;
+        return e.into_response();
+    }
+    req.extensions_mut().insert(caller.clone());
+    let resp = next.run(req).await;
+    if auth::audited(&method, &route) && resp.extensions().get::<AuditRecorded>().is_none() {
+        let done = resp.extensions().get::<AuditJob>().copied();
+        audit(
+            &state,
+            &caller.who.name,
+            Some(caller.who.role),
+            &caller.operation,
+            done.map(|d| d.id).or(job),
+            outcome(resp.status(), done.is_some_and(|d| d.replayed)),
+            resp.extensions().get::<ErrorCode>().map(|c| c.0),
+        )
+        .await;
+    }
+    resp
+}

@@ -1,0 +1,232 @@
+//! `GET /`: the technician's status page (one HTML document, its CSS and script inline),
+//! the login form on loopback TCP, and the sessions a token opens.
+
+use super::audit::{audit, outcome};
+use super::{ApiError, AppState, Auth};
+use crate::auth::Principal;
+use axum::extract::Query;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::Duration;
+
+const STATUS_PAGE: &str = include_str!("../status_page.html");
+
+/// The page's Content-Security-Policy: only its own inline script and style (by hash),
+/// and requests to the daemon itself.
+fn page_csp() -> &'static str {
+    static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CSP.get_or_init(|| {
+        use sha2::Digest;
+        let inline = |open: &str, close: &str| {
+            let start = STATUS_PAGE.find(open).map(|i| i + open.len()).unwrap_or(0);
+            let end = STATUS_PAGE[start..].find(close).map_or(start, |i| start + i);
+            let digest = sha2::Sha256::digest(&STATUS_PAGE.as_bytes()[start..end]);
+            format!("'sha256-{}'", base64(&digest))
+        };
+        format!(
+            "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; img-src 'self' data:; \
+             base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+            inline("<script>", "</script>"),
+            inline("<style>", "</style>")
+        )
+    })
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn html(status: StatusCode, body: String, csp: &str) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, csp),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /`: the status page for the technician.
+pub(super) async fn status_page() -> Response {
+    html(StatusCode::OK, STATUS_PAGE.to_string(), page_csp())
+}
+
+/// The page shown on loopback TCP without a session: how to open it with a token.
+pub(super) fn login_page(status: StatusCode, problem: Option<&str>) -> Response {
+    let problem = problem
+        .map(|p| format!("<p class=problem>{p}</p>"))
+        .unwrap_or_default();
+    let body = format!(
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>fiscald</title>\
+         <meta name=viewport content=\"width=device-width\"></head><body>\
+         <h1>fiscald</h1>{problem}<p>This status page needs a token from the daemon's token file.</p>\
+         <form method=get action=\"/\"><label>Token <input type=password name=token autocomplete=off autofocus></label> \
+         <button>Open</button></form></body></html>"
+    );
+    html(
+        status,
+        body,
+        "default-src 'none'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    )
+}
+
+/// The `token` query parameter of `GET /?token=...`.
+pub(super) fn page_token(query: Option<&str>) -> Option<String> {
+    let uri: axum::http::Uri = format!("/?{}", query?).parse().ok()?;
+    let Query(q) = Query::<std::collections::HashMap<String, String>>::try_from_uri(&uri).ok()?;
+    q.get("token").cloned()
+}
+
+/// The status page's session cookie.
+pub const SESSION_COOKIE: &str = "fiscald_session";
+
+pub(super) fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// `GET /?token=T`: a valid token opens a session for its principal (an `HttpOnly`,
+/// `SameSite=Strict` cookie, valid for GETs only) and redirects to `/`, so the token
+/// leaves the address bar at once.
+pub(super) async fn page_login(state: &AppState, auth: &Auth, token: &str) -> Response {
+    let Some(p) = auth.tokens.check(token.trim()).cloned() else {
+        audit(
+            state,
+            auth.listener,
+            None,
+            "GET /",
+            None,
+            outcome(StatusCode::UNAUTHORIZED, false),
+            Some("unauthorized"),
+        )
+        .await;
+        return login_page(
+            StatusCode::UNAUTHORIZED,
+            Some("That token is not in the token file."),
+        );
+    };
+    let Some(id) = state.sessions.create(p) else {
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "cannot make a session id (/dev/urandom)",
+        )
+        .into_response();
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        SESSION_TTL.as_secs()
+    );
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, "/".to_string()),
+            (header::SET_COOKIE, cookie),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+            (header::REFERRER_POLICY, "no-referrer".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+/// How long a status page session lasts.
+pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Most sessions kept; the oldest goes first.
+const MAX_SESSIONS: usize = 64;
+
+/// Status page sessions: a random id (the cookie) → the token's principal. They live in
+/// memory only, so a restart ends them; the token itself is never stored in the browser.
+#[derive(Clone, Default)]
+pub struct Sessions {
+    inner:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, (Principal, std::time::Instant)>>>,
+}
+
+impl Sessions {
+    fn map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (Principal, std::time::Instant)>>
+    {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new session for `who`; None if no random id can be made.
+    pub fn create(&self, who: Principal) -> Option<String> {
+        use std::io::Read;
+        let mut raw = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut raw))
+            .ok()?;
+        let id = hex::encode(raw);
+        let mut map = self.map();
+        map.retain(|_, (_, at)| at.elapsed() < SESSION_TTL);
+        while map.len() >= MAX_SESSIONS {
+            let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            map.remove(&oldest);
+        }
+        map.insert(id.clone(), (who, std::time::Instant::now()));
+        Some(id)
+    }
+
+    /// The principal of a live session.
+    pub fn check(&self, id: &str) -> Option<Principal> {
+        let map = self.map();
+        map.get(id)
+            .filter(|(_, at)| at.elapsed() < SESSION_TTL)
+            .map(|(p, _)| p.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_the_standard() {
+        assert_eq!(super::base64(b""), "");
+        assert_eq!(super::base64(b"f"), "Zg==");
+        assert_eq!(super::base64(b"fo"), "Zm8=");
+        assert_eq!(super::base64(b"foo"), "Zm9v");
+        assert_eq!(super::base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn the_page_token_is_read_from_the_query() {
+        assert_eq!(
+            super::page_token(Some("token=a%2Bb")).as_deref(),
+            Some("a+b")
+        );
+        assert_eq!(super::page_token(Some("x=1")), None);
+        assert_eq!(super::page_token(None), None);
+    }
+}
