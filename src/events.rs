@@ -61,6 +61,29 @@ struct Ring {
 struct Inner {
     tx: broadcast::Sender<Arc<Event>>,
     ring: Mutex<Ring>,
+    /// Open event streams by principal.
+    streams: Mutex<HashMap<String, usize>>,
+}
+
+/// Most event streams one principal may hold open at once.
+pub const MAX_STREAMS_PER_PRINCIPAL: usize = 8;
+
+/// One open event stream; dropping it gives its place back.
+pub struct StreamPermit {
+    inner: Arc<Inner>,
+    principal: String,
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        let mut streams = self.inner.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = streams.get_mut(&self.principal) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                streams.remove(&self.principal);
+            }
+        }
+    }
 }
 
 /// The daemon's event bus. Cloning gives another handle on the same bus.
@@ -105,6 +128,7 @@ impl EventBus {
                     job_states: HashMap::new(),
                     job_order: VecDeque::new(),
                 }),
+                streams: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -116,6 +140,21 @@ impl EventBus {
     /// The id of the last event published (the seed before the first).
     pub fn last_id(&self) -> u64 {
         self.ring().next - 1
+    }
+
+    /// A place for one more event stream of `principal`, or None when it already holds
+    /// [`MAX_STREAMS_PER_PRINCIPAL`]: one client cannot take every connection with streams.
+    pub fn open_stream(&self, principal: &str) -> Option<StreamPermit> {
+        let mut streams = self.inner.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let n = streams.entry(principal.to_string()).or_insert(0);
+        if *n >= MAX_STREAMS_PER_PRINCIPAL {
+            return None;
+        }
+        *n += 1;
+        Some(StreamPermit {
+            inner: self.inner.clone(),
+            principal: principal.to_string(),
+        })
     }
 
     /// Live subscribers.

@@ -166,11 +166,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // The loopback TCP listener is bound before the socket, so that once the socket answers
     // (what clients and tests wait for) every listener does.
     let tcp = match config.api.listen {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?,
-        ),
+        Some(addr) => Some(bind_tcp(addr).with_context(|| format!("cannot listen on {addr}"))?),
         None => None,
     };
     // The API socket: handed over by systemd (socket activation), else bound here.
@@ -294,6 +290,22 @@ pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `READY=1` waits for the devices to be tried once.
 const PROBE_WAIT: Duration = Duration::from_secs(30);
+
+/// Connections the kernel keeps waiting for the TCP listener while its connection budget
+/// is used up: they cost the daemon no file descriptor.
+const TCP_BACKLOG: u32 = 4096;
+
+/// Bind the loopback TCP listener with a deep backlog (see [`TCP_BACKLOG`]).
+fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(TCP_BACKLOG)
+}
 
 /// The browser defences of one listener (`cors` on the TCP listener only).
 fn origin_policy(config: &Config, cors: bool) -> api::origin::OriginPolicy {

@@ -13,6 +13,9 @@ use tokio::sync::broadcast;
 
 /// How often an idle event stream sends a keep-alive comment.
 pub const EVENTS_KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// A stream that delivered no event for this long is closed; the client reconnects with
+/// `Last-Event-ID` and misses nothing.
+pub const EVENTS_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 fn sse_event(e: &crate::events::Event) -> axum::response::sse::Event {
     axum::response::sse::Event::default()
@@ -43,6 +46,18 @@ pub(super) async fn get_events(
     headers: HeaderMap,
 ) -> Response {
     use crate::events::{Event, Resume};
+    let Some(permit) = state.bus.open_stream(&caller.who.name) else {
+        return super::ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "too_many_streams",
+            format!(
+                "{} already has {} event streams open; close one (each client needs only one)",
+                caller.who.name,
+                crate::events::MAX_STREAMS_PER_PRINCIPAL
+            ),
+        )
+        .into_response();
+    };
     use axum::response::sse::{KeepAlive, Sse};
     use futures_util::StreamExt;
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
@@ -68,6 +83,7 @@ pub(super) async fn get_events(
         bus: crate::events::EventBus,
         shutdown: tokio_util::sync::CancellationToken,
         visible: F,
+        _permit: crate::events::StreamPermit,
     }
     let live = futures_util::stream::unfold(
         Live {
@@ -75,6 +91,7 @@ pub(super) async fn get_events(
             bus: state.bus.clone(),
             shutdown: state.shutdown.clone(),
             visible,
+            _permit: permit,
         },
         |mut l| async move {
             loop {
@@ -82,6 +99,8 @@ pub(super) async fn get_events(
                     r = l.rx.recv() => r,
                     // The stream ends when the daemon stops, so shutdown is not held up.
                     _ = l.shutdown.cancelled() => return None,
+                    // An idle stream ends too: its client reconnects with Last-Event-ID.
+                    _ = tokio::time::sleep(EVENTS_IDLE_TIMEOUT) => return None,
                 };
                 match r {
                     Ok(e) if (l.visible)(&e) => return Some((sse_event(&e), l)),

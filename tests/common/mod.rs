@@ -137,6 +137,8 @@ pub struct Daemon {
     pub dir: PathBuf,
     pub socket: PathBuf,
     pub config: PathBuf,
+    /// The daemon's open-file limit (RLIMIT_NOFILE), when a test sets one.
+    pub nofile: Option<u64>,
     child: Option<Child>,
 }
 
@@ -173,6 +175,23 @@ impl Daemon {
             dir: dir.to_path_buf(),
             socket: dir.join("api.sock"),
             config: path,
+            nofile: None,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    /// Like [`Daemon::start`], with at most `nofile` open files, as on a till with the
+    /// default limit of 1,024.
+    pub fn start_with_nofile(dir: &Path, config: &str, nofile: u64) -> Daemon {
+        let path = dir.join("fiscald.toml");
+        std::fs::write(&path, config).expect("write config");
+        let mut d = Daemon {
+            dir: dir.to_path_buf(),
+            socket: dir.join("api.sock"),
+            config: path,
+            nofile: Some(nofile),
             child: None,
         };
         d.spawn();
@@ -180,7 +199,24 @@ impl Daemon {
     }
 
     pub fn spawn(&mut self) {
-        let child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        if let Some(limit) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let l = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &l) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = command
             .args(["serve", "--config"])
             .arg(&self.config)
             .env("FISCALD_LOG", "debug")
