@@ -10,7 +10,8 @@
 
 use crate::device::{DeviceError, ErrorCategory};
 use crate::document::{CardPayment, MAX_PRINTOUT_LINE_LEN, Printout};
-use crate::journal::{CardOutcome, Job, JobId, JobKind, JobResult, JobState, SaleResult, Step};
+use crate::job::records::{CardOutcome, JobResult, SaleResult, Step};
+use crate::job::{Job, JobId, JobKind, JobState};
 
 /// What a sale becomes when its receipt ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,7 +243,7 @@ pub fn reversal(sale: &Job) -> Result<Reversal, NotReversible> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{JobRequest, ReceiptPrinted};
+    use crate::job::records::{JobRequest, ReceiptPrinted};
 
     fn job(id: JobId, kind: JobKind, state: JobState, result: Option<JobResult>) -> Job {
         Job {

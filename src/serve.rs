@@ -104,7 +104,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let terminals = Arc::new(terminals);
-    crate::trace::start_recording(&config, &printers, &terminals)?;
+    let recorded = printers
+        .values()
+        .map(|h| crate::trace::RecordedPort {
+            id: &h.config.id,
+            record: h.config.record,
+            port: &h.port_path,
+            protocol: match h.config.protocol {
+                PrinterProtocol::Posnet => crate::trace::Protocol::Posnet,
+            },
+        })
+        .chain(terminals.values().map(|h| crate::trace::RecordedPort {
+            id: &h.config.id,
+            record: h.config.record,
+            port: &h.target,
+            protocol: match h.config.protocol {
+                TerminalProtocol::Zvt => crate::trace::Protocol::Zvt,
+            },
+        }));
+    crate::trace::start_recording(&config, recorded)?;
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(

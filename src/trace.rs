@@ -190,30 +190,29 @@ pub fn dir_for(config: &crate::config::Config, record: bool) -> Option<PathBuf> 
     })
 }
 
+/// One device port that may be recorded: its id, its `record` setting, the path (or
+/// `tcp://` address) its task opens, and its protocol.
+pub struct RecordedPort<'a> {
+    pub id: &'a str,
+    pub record: bool,
+    pub port: &'a str,
+    pub protocol: Protocol,
+}
+
 /// Start a recorder for every device that is recorded (see [`dir_for`]) and attach it to
 /// the port its task opens. Called by `serve` once the ports are known.
-pub fn start_recording(
+pub fn start_recording<'a>(
     config: &crate::config::Config,
-    printers: &std::collections::BTreeMap<String, std::sync::Arc<crate::printer::PrinterHandle>>,
-    terminals: &std::collections::BTreeMap<String, std::sync::Arc<crate::terminal::TerminalHandle>>,
+    devices: impl IntoIterator<Item = RecordedPort<'a>>,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
-    let devices = printers
-        .values()
-        .map(|h| {
-            (
-                &h.config.id,
-                h.config.record,
-                &h.port_path,
-                Protocol::Posnet,
-            )
-        })
-        .chain(
-            terminals
-                .values()
-                .map(|h| (&h.config.id, h.config.record, &h.target, Protocol::Zvt)),
-        );
-    for (id, record, port, protocol) in devices {
+    for RecordedPort {
+        id,
+        record,
+        port,
+        protocol,
+    } in devices
+    {
         if let Some(dir) = dir_for(config, record) {
             let rec = Recorder::start(&dir, id, protocol, ROTATE_AT)
                 .with_context(|| format!("cannot record {id} into {}", dir.display()))?;

@@ -48,7 +48,7 @@ impl<C: DeviceConfig, S: HandleStatus> DeviceHandle<C, S> {
     }
 
     /// Publish this device's state changes on `events`.
-    pub fn with_events(mut self, events: crate::events::EventBus) -> Self {
+    pub fn with_events(mut self, events: impl super::StatePublisher + 'static) -> Self {
         self.status.set_events(events);
         self
     }

@@ -3,9 +3,9 @@
 //! reversal. What is written is decided by [`crate::sales`]; here it is written, each in
 //! one transaction.
 
-use super::records::{CardOutcome, JobRequest, JobResult, Step};
 use super::{Job, JobId, JobKind, JobState, Journal, JournalError, log_event, now, request_hash};
 use crate::document::{Printout, Receipt};
+use crate::job::records::{CardOutcome, JobRequest, JobResult, Step};
 use crate::sales;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;

@@ -1,9 +1,9 @@
 //! A `jobs` row as SQLite holds it, and its decoding into a typed [`Job`]: nothing
 //! unknown is ever read as something else.
 
-use super::records::{JobRequest, JobResult, Step};
 use super::{Job, JobId, JobKind, JobState, JournalError};
 use crate::device::{DeviceError, DocumentCounters};
+use crate::job::records::{JobRequest, JobResult, Step};
 use serde_json::Value;
 
 /// A `jobs` row as stored: text columns not yet decoded.
