@@ -29,6 +29,15 @@ pub enum TerminalProtocol {
     Zvt,
 }
 
+impl TerminalProtocol {
+    /// The name in the configuration and the API (`zvt`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TerminalProtocol::Zvt => "zvt",
+        }
+    }
+}
+
 /// Where the card slip goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -196,6 +205,15 @@ pub struct JournalConfig {
 #[serde(rename_all = "lowercase")]
 pub enum PrinterProtocol {
     Posnet,
+}
+
+impl PrinterProtocol {
+    /// The name in the configuration and the API (`posnet`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrinterProtocol::Posnet => "posnet",
+        }
+    }
 }
 
 /// `[[printer]]`: one fiscal printer.

@@ -123,7 +123,7 @@ fn printer_view(p: &PrinterHandle, queue_depth: i64) -> DeviceView {
     let link = *p.stats.lock().unwrap_or_else(|e| e.into_inner());
     DeviceView::FiscalPrinter(PrinterView {
         id: p.config.id.clone(),
-        protocol: "posnet".into(),
+        protocol: p.config.protocol.as_str().into(),
         port: p.config.port.clone(),
         state: s.state,
         model: s.model,
@@ -158,7 +158,7 @@ fn terminal_view(t: &TerminalHandle, queue_depth: i64) -> DeviceView {
     let s = t.status();
     DeviceView::PaymentTerminal(TerminalView {
         id: t.config.id.clone(),
-        protocol: "zvt".into(),
+        protocol: t.config.protocol.as_str().into(),
         port: t.config.port.clone(),
         state: s.state,
         terminal_id: s.terminal_id,
