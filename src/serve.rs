@@ -109,7 +109,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .map(|h| crate::trace::RecordedPort {
             id: &h.config.id,
             record: h.config.record,
-            port: &h.port_path,
+            port: &h.target,
             protocol: match h.config.protocol {
                 PrinterProtocol::Posnet => crate::trace::Protocol::Posnet,
             },

@@ -120,7 +120,7 @@ fn pick_device<T>(
 
 fn printer_view(p: &PrinterHandle, queue_depth: i64) -> DeviceView {
     let s = p.status();
-    let link = *p.stats.lock().unwrap_or_else(|e| e.into_inner());
+    let link = p.link_stats();
     DeviceView::FiscalPrinter(PrinterView {
         id: p.config.id.clone(),
         protocol: p.config.protocol.as_str().into(),

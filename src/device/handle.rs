@@ -5,7 +5,8 @@
 //! generic handle serves both (`DeviceHandle<TerminalConfig, TerminalStatus>` is the
 //! terminal's).
 
-use super::{Observable, StatusCell};
+use super::{LinkStats, Observable, StatusCell};
+use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 /// A device's configuration, as far as the handle needs it.
@@ -33,6 +34,8 @@ pub struct DeviceHandle<C, S> {
     pub status: StatusCell<S>,
     /// Wakes the task when a job is queued.
     pub wake: Notify,
+    /// Byte and frame counters of the device's link, which its driver keeps (the API's `link`).
+    pub link: Arc<Mutex<LinkStats>>,
 }
 
 impl<C: DeviceConfig, S: HandleStatus> DeviceHandle<C, S> {
@@ -44,6 +47,7 @@ impl<C: DeviceConfig, S: HandleStatus> DeviceHandle<C, S> {
             target,
             status,
             wake: Notify::new(),
+            link: Arc::default(),
         }
     }
 
@@ -61,6 +65,11 @@ impl<C: DeviceConfig, S: HandleStatus> DeviceHandle<C, S> {
     /// A copy of the current status.
     pub fn status(&self) -> S {
         self.status.get()
+    }
+
+    /// A copy of the link's counters.
+    pub fn link_stats(&self) -> LinkStats {
+        *self.link.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Change the status (a change of state or detail is published).

@@ -12,13 +12,13 @@ use crate::device::printer::{
     FiscalPrinter, Hold, Mechanism, PrinterError, PrinterIdentity, PrinterLink, PrinterObserver,
     VatRate,
 };
-use crate::device::{DeviceState, LinkStats, StatusCell};
+use crate::device::{DeviceConfig, DeviceHandle, DeviceState, HandleStatus};
 use crate::journal::{JobId, Journal};
 use serde::Serialize;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -47,54 +47,30 @@ pub struct VatEntry {
 }
 
 /// The API's handle on a printer task.
-pub struct PrinterHandle {
-    pub config: PrinterConfig,
-    /// The path actually opened (the emulator's pseudo-terminal for `port = "sim"`).
-    pub port_path: String,
-    pub status: StatusCell<DeviceStatus>,
-    pub stats: Arc<Mutex<LinkStats>>,
-    /// Wakes the task when a job is queued.
-    pub wake: Notify,
-}
+pub type PrinterHandle = DeviceHandle<PrinterConfig, DeviceStatus>;
 
-impl PrinterHandle {
-    pub fn new(config: PrinterConfig, port_path: String) -> Self {
-        let id = config.id.clone();
-        PrinterHandle {
-            config,
-            port_path,
-            status: StatusCell::new(
-                &id,
-                "fiscal_printer",
-                DeviceStatus {
-                    state: DeviceState::Offline,
-                    model: None,
-                    firmware: None,
-                    serial_number: None,
-                    vat: None,
-                    last_error: Some("not connected yet".into()),
-                    current_job: None,
-                },
-            ),
-            stats: Arc::default(),
-            wake: Notify::new(),
+impl HandleStatus for DeviceStatus {
+    const KIND: &'static str = "fiscal_printer";
+    fn not_connected() -> Self {
+        DeviceStatus {
+            state: DeviceState::Offline,
+            model: None,
+            firmware: None,
+            serial_number: None,
+            vat: None,
+            last_error: Some("not connected yet".into()),
+            current_job: None,
         }
     }
+}
 
-    /// Publish this printer's state changes on `events`.
-    pub fn with_events(mut self, events: crate::events::EventBus) -> Self {
-        self.status.set_events(events);
-        self
+impl DeviceConfig for PrinterConfig {
+    fn id(&self) -> &str {
+        &self.id
     }
+}
 
-    pub fn status(&self) -> DeviceStatus {
-        self.status.get()
-    }
-
-    fn update(&self, f: impl FnOnce(&mut DeviceStatus)) {
-        self.status.update(f);
-    }
-
+impl DeviceHandle<PrinterConfig, DeviceStatus> {
     /// VAT letters the printer has active, once its table has been read.
     pub fn active_vat(&self) -> Option<Vec<char>> {
         self.status()
@@ -203,8 +179,8 @@ impl<D: FiscalPrinter> PrinterTask<D> {
         });
         PrinterLink::new(
             &self.handle.config,
-            &self.handle.port_path,
-            self.handle.stats.clone(),
+            &self.handle.target,
+            self.handle.link.clone(),
             observer,
         )
     }
@@ -224,7 +200,7 @@ impl<D: FiscalPrinter> PrinterTask<D> {
                     continue;
                 }
             };
-            tracing::info!(printer = self.id(), port = %self.handle.port_path, "port opened");
+            tracing::info!(printer = self.id(), port = %self.handle.target, "port opened");
             match self.serve(&mut printer).await {
                 Ok(()) => break,
                 Err(e) => {
