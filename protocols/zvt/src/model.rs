@@ -28,6 +28,10 @@
 //!   and no ack comes within 30 s ([`ACK_TIMEOUT`]) it auto-reverses (status `reversed`,
 //!   no reversal record). A negative ack other than `84 9C`/`84 00` to the
 //!   Status-Information ("goods not issued") reverses it at once and ends with `06 1E 6C`.
+//! - A PT message the register has not acknowledged is sent again every 5 s
+//!   ([`REPEAT_INTERVAL`], the terminal's repeat timer) and at once when the serial link
+//!   gave up on its frame ([`Terminal::link_failed`]), until [`ACK_TIMEOUT`]: a terminal on
+//!   RS-232 cannot see the register go away, so it keeps repeating and stays master.
 //! - `84 9C` to any PT message: sent again after 2 s, until 30 s after its first sending.
 //!   Any other negative ack to a print line (e.g. `84 CC` printer not ready) is treated
 //!   the same way; to other messages it counts as an ack.
@@ -56,6 +60,8 @@ pub mod hostile;
 
 /// How long the terminal waits for the register's ack to each message.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often an unacknowledged PT message is sent again (the terminal's repeat timer).
+pub const REPEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// When a message is sent again after `84 9C` (and between intermediate statuses).
 pub const RETRY_DELAY: Duration = Duration::from_secs(2);
 /// How long the slow card reader (amount 53) takes.
@@ -200,6 +206,8 @@ struct Pending {
     step: Step,
     deadline: Instant,
     retry_at: Option<Instant>,
+    /// When it is sent again if still unacknowledged ([`REPEAT_INTERVAL`]).
+    repeat_at: Instant,
 }
 
 /// A payment waiting for the (slow) card reader.
@@ -235,6 +243,18 @@ struct Flow {
 struct Outgoing {
     apdu: Apdu,
     drop_after: bool,
+    /// A repetition of the unacknowledged message.
+    repeat: bool,
+}
+
+/// One APDU the terminal sends, from [`Terminal::poll_message`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    /// The message.
+    pub apdu: Apdu,
+    /// True if it repeats the unacknowledged message (a serial transport whose link is
+    /// still repeating that frame itself may skip it).
+    pub repeat: bool,
 }
 
 /// A model terminal.
@@ -323,12 +343,21 @@ impl Terminal {
     }
     /// The next APDU to send to the register, if one is due.
     pub fn poll_send(&mut self) -> Option<Apdu> {
+        self.poll_message().map(|o| o.apdu)
+    }
+
+    /// [`Self::poll_send`], also telling whether the APDU is a repetition.
+    pub fn poll_message(&mut self) -> Option<Outbound> {
         let out = self.outbox.pop_front()?;
         if out.drop_after {
             self.events.push_back(Event::DropConnection);
         }
+        let repeat = out.repeat;
         let Some(leaker) = self.clear_pan.as_mut() else {
-            return Some(out.apdu);
+            return Some(Outbound {
+                apdu: out.apdu,
+                repeat,
+            });
         };
         let mut apdus = leaker.leak(out.apdu).into_iter();
         let first = apdus.next()?;
@@ -338,7 +367,22 @@ impl Terminal {
                 flow.steps.push_front(plain(extra));
             }
         }
-        Some(first)
+        Some(Outbound {
+            apdu: first,
+            repeat,
+        })
+    }
+
+    /// The serial link gave up on a frame (no ACK after its repetitions): the message
+    /// still waiting for the register's acknowledgement is sent again now.
+    pub fn link_failed(&mut self, now: Instant) {
+        let Some(p) = self.flow.as_mut().and_then(|f| f.pending.as_mut()) else {
+            return;
+        };
+        if p.retry_at.is_none() {
+            p.repeat_at = now;
+            self.advance(now);
+        }
     }
 
     /// Misbehave like a terminal that sends full card numbers in every text field and
@@ -351,7 +395,8 @@ impl Terminal {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let flow = self.flow.as_ref()?;
         if let Some(p) = &flow.pending {
-            return Some(p.retry_at.map_or(p.deadline, |r| r.min(p.deadline)));
+            let next = p.retry_at.unwrap_or(p.repeat_at);
+            return Some(next.min(p.deadline));
         }
         flow.card_wait.as_ref().map(|w| w.until.min(w.next_status))
     }
@@ -374,6 +419,7 @@ impl Terminal {
         self.outbox.push_back(Outgoing {
             apdu,
             drop_after: false,
+            repeat: false,
         });
     }
 
@@ -722,8 +768,17 @@ impl Terminal {
             if let Some(p) = flow.pending.as_mut() {
                 if p.retry_at.is_some_and(|t| now >= t) {
                     p.retry_at = None;
+                    p.repeat_at = now + REPEAT_INTERVAL;
                     let apdu = p.step.apdu.clone();
                     self.respond(apdu);
+                } else if p.retry_at.is_none() && now >= p.repeat_at {
+                    p.repeat_at = now + REPEAT_INTERVAL;
+                    let apdu = p.step.apdu.clone();
+                    self.outbox.push_back(Outgoing {
+                        apdu,
+                        drop_after: false,
+                        repeat: true,
+                    });
                 }
                 return;
             }
@@ -732,6 +787,7 @@ impl Terminal {
                 self.outbox.push_back(Outgoing {
                     apdu: step.apdu.clone(),
                     drop_after,
+                    repeat: false,
                 });
                 if drop_after {
                     self.flow = None;
@@ -741,6 +797,7 @@ impl Terminal {
                     step,
                     deadline: now + ACK_TIMEOUT,
                     retry_at: None,
+                    repeat_at: now + REPEAT_INTERVAL,
                 });
                 continue;
             }
