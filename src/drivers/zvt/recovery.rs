@@ -77,7 +77,7 @@ pub(super) async fn answer_foreign<O: FlowObserver>(
             }
         }
         PtMessage::IntermediateStatus { text, .. } => {
-            if let (Some(o), Some(text)) = (observer.as_deref_mut(), text) {
+            if let (Some(o), Some(text)) = (observer, text) {
                 o.display(&zvt::pan::mask_in_text(&text));
             }
         }

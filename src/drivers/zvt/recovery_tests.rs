@@ -243,12 +243,29 @@ const SALE: CardCommand = CardCommand::Sale {
     currency: 985,
 };
 
-/// The first life: register, start a sale, and lose the line where the script cuts it.
-async fn first_life(bench: &Bench) -> Recorder {
+/// A driver that connected and registered.
+async fn registered(bench: &Bench) -> (Zvt, Recorder) {
     let mut a = bench.driver(SERIAL_DRAIN_QUIET);
     a.connect().await.unwrap();
     let mut obs = bench.recorder();
     a.register(&mut obs).await.map_err(|_| "register").unwrap();
+    (a, obs)
+}
+
+/// A second life that registered `took` after its restart: it waited for the quiet line,
+/// then registered once, and the terminal holds the first sale, approved once.
+fn drained_then_registered(bench: &Bench, took: Duration) {
+    assert!(
+        took >= SERIAL_DRAIN_QUIET && took < Duration::from_secs(30),
+        "{took:?}"
+    );
+    assert_eq!(bench.registrations(), 2, "one registration per life");
+    assert_eq!(bench.transactions(), vec![(1234, "approved".into())]);
+}
+
+/// The first life: register, start a sale, and lose the line where the script cuts it.
+async fn first_life(bench: &Bench) -> Recorder {
+    let (mut a, mut obs) = registered(bench).await;
     let r = a.run("1", &SALE, &mut obs).await;
     assert!(
         matches!(&r, Err(FlowError::Device(e)) if !e.is_refusal()),
@@ -305,13 +322,8 @@ async fn a_restart_in_the_middle_of_the_slip_lines_drains_them_then_registers() 
     // The rest of the slip (from the repeated third line) reached the drain.
     assert!(!interrupted.slip.is_empty());
     assert!(interrupted.outcomes.is_empty());
-    assert!(
-        took >= SERIAL_DRAIN_QUIET && took < Duration::from_secs(30),
-        "{took:?}"
-    );
-    assert_eq!(bench.registrations(), 2, "one registration per life");
+    drained_then_registered(&bench, took);
     assert!(!bench.model.lock().unwrap().is_busy());
-    assert_eq!(bench.transactions(), vec![(1234, "approved".into())]);
     next_sale_succeeds(&bench, &mut b).await;
 }
 
@@ -353,12 +365,7 @@ async fn a_restart_in_the_middle_of_the_completion_drains_it_then_registers() {
     assert_eq!(a.outcomes.len(), 1);
     let (mut b, interrupted, took) = second_life(&bench, SERIAL_DRAIN_QUIET).await;
     assert!(interrupted.outcomes.is_empty() && interrupted.slip.is_empty());
-    assert!(
-        took >= SERIAL_DRAIN_QUIET && took < Duration::from_secs(30),
-        "{took:?}"
-    );
-    assert_eq!(bench.registrations(), 2);
-    assert_eq!(bench.transactions(), vec![(1234, "approved".into())]);
+    drained_then_registered(&bench, took);
     next_sale_succeeds(&bench, &mut b).await;
 }
 
@@ -368,10 +375,7 @@ async fn a_terminal_still_reading_the_card_is_drained_to_the_end_of_its_flow() {
         cut_after: Some((INTERMEDIATE, 1)),
         ..Script::default()
     });
-    let mut a = bench.driver(SERIAL_DRAIN_QUIET);
-    a.connect().await.unwrap();
-    let mut obs = bench.recorder();
-    a.register(&mut obs).await.map_err(|_| "register").unwrap();
+    let (mut a, mut obs) = registered(&bench).await;
     let slow = CardCommand::Sale {
         amount: 1253, // the model's slow card reader: 20 s of intermediate status
         currency: 985,
@@ -448,10 +452,7 @@ async fn a_registration_that_crosses_a_repeated_message_is_matched_to_its_own_an
 #[tokio::test(start_paused = true)]
 async fn an_idle_terminal_on_a_clean_reconnect_is_not_drained() {
     let bench = Bench::new(Script::default());
-    let mut a = bench.driver(SERIAL_DRAIN_QUIET);
-    a.connect().await.unwrap();
-    let mut obs = bench.recorder();
-    a.register(&mut obs).await.map_err(|_| "register").unwrap();
+    let (mut a, mut obs) = registered(&bench).await;
     a.run("1", &SALE, &mut obs)
         .await
         .map_err(|_| "run")
