@@ -161,12 +161,19 @@ fn kill_loop(serial: bool) {
         *to_ready.iter().max().unwrap(),
     );
     let med = median(&mut to_ready);
+    // What the restarted daemons met on the line (from their logs).
+    let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+    let count = |what: &str| log.lines().filter(|l| l.contains(what)).count();
     let figures = format!(
         "kill loop over {tag}: {n} runs of {SALES_PER_RUN} sales in {:.0?}; time to ready after restart \
          min {min:.1?}, median {med:.1?}, max {max:.1?}; interrupted sales: {outcomes:?}; \
-         next sale done after every restart; {} terminal transactions, none charged twice",
+         next sale done after every restart; {} terminal transactions, none charged twice; \
+         drained {} messages of abandoned flows, caught {} outcomes of interrupted flows, {} busy answers to a registration",
         started.elapsed(),
-        transactions.len()
+        transactions.len(),
+        count("drained a message of an abandoned flow"),
+        count("the outcome of an interrupted flow"),
+        count("draining before registering again"),
     );
     println!("{figures}");
 }
