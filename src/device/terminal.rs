@@ -196,6 +196,12 @@ pub trait PaymentTerminal: Send {
     /// Whether each exchange needs its own connection and registration (ZVT over TCP):
     /// the task then disconnects after every job or status query.
     fn connection_per_exchange(&self) -> bool;
+    /// Whether the terminal must be registered again before the next job: it may still be
+    /// finishing a flow that was abandoned or refused as busy, so the driver wants to drain
+    /// the line first (see [`PaymentTerminal::register`]). The connection stays open.
+    fn needs_registration(&self) -> bool {
+        false
+    }
     /// Byte counters of the open connection, if one is open.
     fn counters(&self) -> Option<LinkCounters>;
     /// Register with the terminal and read its status. A transaction outcome the terminal

@@ -5,7 +5,10 @@
 //! The terminal behaves by amount (see `zvt::model`): ending in 51 declined, 52 approved
 //! but silent, 53 a 20 s card reader, 54 the connection drops after the result.
 //! On serial, a dropped connection means the device link goes away for about 1 s and
-//! comes back on a new PTY; on TCP the socket is closed.
+//! comes back on a new PTY; on TCP the socket is closed. A register that goes away without
+//! a word (a crash) is not noticed on serial: the terminal keeps repeating its
+//! unacknowledged message (every 5 s, `zvt::model::REPEAT_INTERVAL`) and refuses commands
+//! with `84 83` until the flow ends, as a real terminal on RS-232 does.
 //!
 //! Control commands (one per line on the control socket, answered `ok ...`/`error ...`):
 //! `status` (a JSON summary), `drop` (drop the connection now), `delay MS` (before every
@@ -301,12 +304,20 @@ fn serial_session(
                     Err(e) => tracing::debug!(error = %e, "undecodable APDU"),
                 },
                 LinkEvent::Delivered => {}
-                LinkEvent::Failed => tracing::info!("the register did not acknowledge a frame"),
+                LinkEvent::Failed => {
+                    tracing::info!("the register did not acknowledge a frame");
+                    // A real terminal keeps repeating what the register has not taken.
+                    core.terminal.link_failed(Instant::now());
+                }
             }
         }
         core.tick();
-        while let Some(a) = core.terminal.poll_send() {
-            out.push_back(a);
+        while let Some(m) = core.terminal.poll_message() {
+            // The link is still repeating that frame itself (T2): no second copy.
+            if m.repeat && (link.is_busy() || !out.is_empty()) {
+                continue;
+            }
+            out.push_back(m.apdu);
         }
         if core.events()? && drop_at.is_none() {
             // Let the last message reach the register first.

@@ -249,6 +249,26 @@ struct Ctx {
 
 /// How often an idle terminal is asked for its status.
 const IDLE_POLL: Duration = Duration::from_secs(10);
+/// The first reconnect back-off; it doubles up to [`BACKOFF_CAP`].
+const BACKOFF_START: Duration = Duration::from_millis(200);
+/// The longest reconnect back-off. Not a multiple of a terminal's timers (ZVT repeats
+/// every 5 s): a cap equal to the repeat timer made every reopen land just before the
+/// terminal's repeat, a stable cycle that never registered.
+const BACKOFF_CAP: Duration = Duration::from_millis(7300);
+
+/// The wait before the next attempt: `backoff` less a random part of up to 40 %, so that
+/// attempts do not keep step with the terminal's own timers.
+fn jittered(backoff: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let permille = 600 + h.finish() % 401;
+    backoff * u32::try_from(permille).unwrap_or(1000) / 1000
+}
 
 impl<D: PaymentTerminal> TerminalTask<D> {
     /// The task's main loop: connect and register, work through jobs, poll when idle,
@@ -270,12 +290,12 @@ impl<D: PaymentTerminal> TerminalTask<D> {
             wake_printer,
             reverse_unattached,
         };
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = BACKOFF_START;
         let mut poll = false;
         while !shutdown.is_cancelled() {
             let r = ctx.round(&mut driver, std::mem::take(&mut poll)).await;
             match r {
-                Ok(true) => backoff = Duration::from_millis(200),
+                Ok(true) => backoff = BACKOFF_START,
                 Ok(false) => {
                     tokio::select! {
                         _ = ctx.handle.wake.notified() => {}
@@ -284,8 +304,13 @@ impl<D: PaymentTerminal> TerminalTask<D> {
                     }
                 }
                 Err(e) => {
-                    driver.disconnect();
-                    tracing::warn!(terminal = ctx.id(), error = %e, "terminal unavailable");
+                    // A refusal (a busy terminal) keeps the connection: the next round
+                    // drains and registers again. Only a lost link reopens the port.
+                    let keep = matches!(&e, TaskError::Device(d) if d.is_refusal());
+                    if !keep {
+                        driver.disconnect();
+                    }
+                    tracing::warn!(terminal = ctx.id(), error = %e, reopen = !keep, "terminal unavailable");
                     ctx.handle.update(|s| {
                         s.state = DeviceState::Offline;
                         s.last_error = Some(format!(
@@ -294,10 +319,10 @@ impl<D: PaymentTerminal> TerminalTask<D> {
                         s.display = None;
                     });
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(jittered(backoff)) => {}
                         _ = shutdown.cancelled() => break,
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff = (backoff * 2).min(BACKOFF_CAP);
                 }
             }
         }
@@ -334,6 +359,8 @@ impl Ctx {
         if !d.is_connected() {
             d.connect().await?;
             self.identify(d).await?;
+        } else if d.needs_registration() {
+            self.identify(d).await?;
         }
         let Some(job) = self.next_job().await? else {
             if !poll {
@@ -365,6 +392,7 @@ impl Ctx {
     async fn identify<D: PaymentTerminal>(&self, d: &mut D) -> Result<(), TaskError> {
         let interrupted = self.interrupted().await?;
         let mut observer = Observer::new(self, interrupted.as_ref());
+        observer.interrupted = true;
         let info = d.register(&mut observer).await?;
         tracing::info!(terminal = self.id(), terminal_id = ?info.terminal_id, fault = ?info.fault.as_ref().map(|c| &c.shown), "terminal registered");
         self.handle.update(|s| {
@@ -460,6 +488,37 @@ impl Ctx {
             .map_err(|e| TaskError::Journal(e.to_string()))
     }
 
+    /// An outcome a registration's drain caught: the commit point of the interrupted job
+    /// `job`, reconciled before the terminal is told it arrived. It is journaled as the
+    /// job's only if nothing owns its trace number yet and its amount is the job's; an
+    /// outcome the journal already holds (its acknowledgement was lost) is only
+    /// acknowledged, and so is one of no job (recovery's match by trace number settles
+    /// the job later).
+    async fn interrupted_outcome(
+        &self,
+        job: &Job,
+        o: &CardOutcome,
+        slip: &[String],
+    ) -> Result<(), TaskError> {
+        let owner = match o.trace_number {
+            Some(trace) => {
+                let term = self.id().to_string();
+                self.journal
+                    .run(move |j| j.job_for_trace(&term, trace))
+                    .await
+                    .map_err(|e| TaskError::Journal(e.to_string()))?
+            }
+            None => None,
+        };
+        let amount = payment_request(job).ok().map(|p| p.amount);
+        if owner.is_none() && amount.is_some() && o.amount == amount {
+            tracing::info!(terminal = self.id(), job = job.id, trace = ?o.trace_number, approved = o.approved, "journaled the outcome of the interrupted job");
+            return self.journal_outcome(job, o, slip).await;
+        }
+        tracing::warn!(terminal = self.id(), job = job.id, trace = ?o.trace_number, owner = ?owner, "an earlier flow's outcome, not the interrupted job's");
+        Ok(())
+    }
+
     fn payment_record(&self, o: &CardOutcome, slip: &[String]) -> PaymentRecord {
         payment_record(o, slip, self.id(), self.handle.status().terminal_id)
     }
@@ -473,6 +532,9 @@ struct Observer<'a> {
     /// records instead (end of day, a reconciliation's reversal).
     job: Option<&'a Job>,
     slip: Vec<String>,
+    /// The flow was interrupted (a registration's drain caught its outcome): an outcome
+    /// is journaled for `job` only if it is the job's (see [`Ctx::interrupted_outcome`]).
+    interrupted: bool,
 }
 
 impl<'a> Observer<'a> {
@@ -481,6 +543,7 @@ impl<'a> Observer<'a> {
             ctx,
             job,
             slip: Vec::new(),
+            interrupted: false,
         }
     }
 }
@@ -498,8 +561,14 @@ impl FlowObserver for Observer<'_> {
     }
 
     async fn outcome(&mut self, outcome: &CardOutcome) -> Result<Committed, TaskError> {
-        if let Some(job) = self.job {
-            self.ctx.journal_outcome(job, outcome, &self.slip).await?;
+        match self.job {
+            Some(job) if self.interrupted => {
+                self.ctx
+                    .interrupted_outcome(job, outcome, &self.slip)
+                    .await?
+            }
+            Some(job) => self.ctx.journal_outcome(job, outcome, &self.slip).await?,
+            None => {}
         }
         Ok(Committed::journaled())
     }

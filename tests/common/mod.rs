@@ -286,6 +286,15 @@ impl Daemon {
         request(&self.socket, "POST", path, headers, Some(body.to_vec()))
     }
 
+    /// POST a JSON body with an `Idempotency-Key`.
+    pub fn post_keyed(&self, path: &str, key: &str, body: &Value) -> (u16, Value) {
+        let headers = [
+            ("content-type", "application/json"),
+            ("idempotency-key", key),
+        ];
+        self.post_with(path, &headers, body.to_string().as_bytes())
+    }
+
     /// Wait until the printer and the (first) card terminal are ready.
     pub fn wait_printer_and_terminal_ready(&self) {
         self.wait_ready();

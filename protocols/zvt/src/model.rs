@@ -28,6 +28,10 @@
 //!   and no ack comes within 30 s ([`ACK_TIMEOUT`]) it auto-reverses (status `reversed`,
 //!   no reversal record). A negative ack other than `84 9C`/`84 00` to the
 //!   Status-Information ("goods not issued") reverses it at once and ends with `06 1E 6C`.
+//! - A PT message the register has not acknowledged is sent again every 5 s
+//!   ([`REPEAT_INTERVAL`], the terminal's repeat timer) and at once when the serial link
+//!   gave up on its frame ([`Terminal::link_failed`]), until [`ACK_TIMEOUT`]: a terminal on
+//!   RS-232 cannot see the register go away, so it keeps repeating and stays master.
 //! - `84 9C` to any PT message: sent again after 2 s, until 30 s after its first sending.
 //!   Any other negative ack to a print line (e.g. `84 CC` printer not ready) is treated
 //!   the same way; to other messages it counts as an ack.
@@ -52,10 +56,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+mod build;
 pub mod hostile;
+
+use build::*;
 
 /// How long the terminal waits for the register's ack to each message.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often an unacknowledged PT message is sent again (the terminal's repeat timer).
+pub const REPEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// When a message is sent again after `84 9C` (and between intermediate statuses).
 pub const RETRY_DELAY: Duration = Duration::from_secs(2);
 /// How long the slow card reader (amount 53) takes.
@@ -200,6 +209,8 @@ struct Pending {
     step: Step,
     deadline: Instant,
     retry_at: Option<Instant>,
+    /// When it is sent again if still unacknowledged ([`REPEAT_INTERVAL`]).
+    repeat_at: Instant,
 }
 
 /// A payment waiting for the (slow) card reader.
@@ -235,6 +246,18 @@ struct Flow {
 struct Outgoing {
     apdu: Apdu,
     drop_after: bool,
+    /// A repetition of the unacknowledged message.
+    repeat: bool,
+}
+
+/// One APDU the terminal sends, from [`Terminal::poll_message`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    /// The message.
+    pub apdu: Apdu,
+    /// True if it repeats the unacknowledged message (a serial transport whose link is
+    /// still repeating that frame itself may skip it).
+    pub repeat: bool,
 }
 
 /// A model terminal.
@@ -323,12 +346,21 @@ impl Terminal {
     }
     /// The next APDU to send to the register, if one is due.
     pub fn poll_send(&mut self) -> Option<Apdu> {
+        self.poll_message().map(|o| o.apdu)
+    }
+
+    /// [`Self::poll_send`], also telling whether the APDU is a repetition.
+    pub fn poll_message(&mut self) -> Option<Outbound> {
         let out = self.outbox.pop_front()?;
         if out.drop_after {
             self.events.push_back(Event::DropConnection);
         }
+        let repeat = out.repeat;
         let Some(leaker) = self.clear_pan.as_mut() else {
-            return Some(out.apdu);
+            return Some(Outbound {
+                apdu: out.apdu,
+                repeat,
+            });
         };
         let mut apdus = leaker.leak(out.apdu).into_iter();
         let first = apdus.next()?;
@@ -338,7 +370,22 @@ impl Terminal {
                 flow.steps.push_front(plain(extra));
             }
         }
-        Some(first)
+        Some(Outbound {
+            apdu: first,
+            repeat,
+        })
+    }
+
+    /// The serial link gave up on a frame (no ACK after its repetitions): the message
+    /// still waiting for the register's acknowledgement is sent again now.
+    pub fn link_failed(&mut self, now: Instant) {
+        let Some(p) = self.flow.as_mut().and_then(|f| f.pending.as_mut()) else {
+            return;
+        };
+        if p.retry_at.is_none() {
+            p.repeat_at = now;
+            self.advance(now);
+        }
     }
 
     /// Misbehave like a terminal that sends full card numbers in every text field and
@@ -351,7 +398,8 @@ impl Terminal {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let flow = self.flow.as_ref()?;
         if let Some(p) = &flow.pending {
-            return Some(p.retry_at.map_or(p.deadline, |r| r.min(p.deadline)));
+            let next = p.retry_at.unwrap_or(p.repeat_at);
+            return Some(next.min(p.deadline));
         }
         flow.card_wait.as_ref().map(|w| w.until.min(w.next_status))
     }
@@ -374,6 +422,7 @@ impl Terminal {
         self.outbox.push_back(Outgoing {
             apdu,
             drop_after: false,
+            repeat: false,
         });
     }
 
@@ -722,8 +771,17 @@ impl Terminal {
             if let Some(p) = flow.pending.as_mut() {
                 if p.retry_at.is_some_and(|t| now >= t) {
                     p.retry_at = None;
+                    p.repeat_at = now + REPEAT_INTERVAL;
                     let apdu = p.step.apdu.clone();
                     self.respond(apdu);
+                } else if p.retry_at.is_none() && now >= p.repeat_at {
+                    p.repeat_at = now + REPEAT_INTERVAL;
+                    let apdu = p.step.apdu.clone();
+                    self.outbox.push_back(Outgoing {
+                        apdu,
+                        drop_after: false,
+                        repeat: true,
+                    });
                 }
                 return;
             }
@@ -732,6 +790,7 @@ impl Terminal {
                 self.outbox.push_back(Outgoing {
                     apdu: step.apdu.clone(),
                     drop_after,
+                    repeat: false,
                 });
                 if drop_after {
                     self.flow = None;
@@ -741,6 +800,7 @@ impl Terminal {
                     step,
                     deadline: now + ACK_TIMEOUT,
                     retry_at: None,
+                    repeat_at: now + REPEAT_INTERVAL,
                 });
                 continue;
             }
@@ -813,223 +873,5 @@ impl Terminal {
 impl Default for Terminal {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-// ---- message builders ----
-
-fn ack() -> Apdu {
-    Apdu::new(0x80, 0x00, Vec::new())
-}
-
-fn nack(code: u8) -> Apdu {
-    Apdu::new(0x84, code, Vec::new())
-}
-
-fn plain(apdu: Apdu) -> Step {
-    Step {
-        apdu,
-        commit: None,
-        drop_after: false,
-        retry_on_nack: false,
-    }
-}
-
-fn bcd(value: u64, len: usize) -> Vec<u8> {
-    u64_to_bcd(value, len).unwrap_or_else(|| vec![0; len])
-}
-
-fn currency_ok(c: u16) -> bool {
-    c == crate::PLN || c == crate::EUR
-}
-
-fn intermediate(status: u8) -> Apdu {
-    PtMessage::IntermediateStatus {
-        status,
-        timeout_minutes: None,
-        text: None,
-    }
-    .to_apdu()
-}
-
-fn completion() -> Apdu {
-    PtMessage::Completion {
-        terminal_status: None,
-        terminal_id: None,
-        sw_version: None,
-    }
-    .to_apdu()
-}
-
-fn abort_apdu(result_code: u8, text: Option<String>) -> Apdu {
-    PtMessage::Abort { result_code, text }.to_apdu()
-}
-
-/// The Status-Information of a stored transaction.
-fn status_apdu(tx: &StoredTransaction) -> Apdu {
-    let auto_reversed = tx.status == "reversed" && tx.reversed_by.is_none();
-    let result_code = if auto_reversed { 0x6C } else { tx.result_code };
-    let (time, date) = bmp_time_date_of(&tx.time);
-    let result = TransactionResult {
-        result_code,
-        amount: Some(tx.amount),
-        currency: Some(tx.currency),
-        trace_number: Some(tx.trace_number),
-        original_trace: tx.original_trace,
-        receipt_number: Some(tx.receipt_number),
-        terminal_id: Some(tx.terminal_id.clone()).filter(|t| !t.is_empty()),
-        masked_pan: Some(tx.masked_pan.clone()),
-        card_name: Some(tx.card_brand.clone()),
-        card_type: tx.card_type,
-        auth_code: tx.auth_code.clone(),
-        time,
-        date,
-        payment_type: Some(0x60),
-        additional_text: (result_code != 0).then(|| {
-            if auto_reversed {
-                "Transakcja anulowana".to_string()
-            } else {
-                "Karta odrzucona".to_string()
-            }
-        }),
-        ..TransactionResult::default()
-    };
-    PtMessage::StatusInformation(result).to_apdu()
-}
-
-/// BMP 0C/0D values from a stored `yyyy-mm-dd hh:mm:ss`.
-fn bmp_time_date_of(text: &str) -> (Option<String>, Option<String>) {
-    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
-    if digits.len() != 14 {
-        return (None, None);
-    }
-    (
-        Some(digits[8..14].to_string()),
-        Some(digits[4..8].to_string()),
-    )
-}
-
-fn print_steps(lines: Vec<String>) -> Vec<Step> {
-    let n = lines.len();
-    lines
-        .into_iter()
-        .enumerate()
-        .map(|(i, text)| Step {
-            apdu: PtMessage::PrintLine {
-                attribute: if i + 1 == n { ATTR_LAST_LINE } else { 0x00 },
-                text,
-            }
-            .to_apdu(),
-            commit: None,
-            drop_after: false,
-            retry_on_nack: true,
-        })
-        .collect()
-}
-
-/// The customer slip of a transaction as print lines.
-fn receipt_steps(tx: &StoredTransaction) -> Vec<Step> {
-    let title = match tx.kind.as_str() {
-        "refund" => "ZWROT",
-        "reversal" => "ANULOWANIE",
-        _ => "SPRZEDAZ",
-    };
-    let mut lines = vec![
-        "  fiscald sim terminal".to_string(),
-        format!("TID {}", tx.terminal_id),
-        tx.time.clone(),
-        title.to_string(),
-        tx.card_brand.clone(),
-        tx.masked_pan.clone(),
-        format!("KWOTA {}", money(tx.amount, tx.currency)),
-    ];
-    if let Some(code) = &tx.auth_code {
-        lines.push(format!("KOD AUT. {code}"));
-    }
-    lines.push(
-        if tx.result_code == 0 {
-            "ZATWIERDZONO"
-        } else {
-            "ODMOWA - TRANSAKCJA ODRZUCONA"
-        }
-        .to_string(),
-    );
-    lines.push(format!(
-        "TRACE {:06}  PARAGON {:04}",
-        tx.trace_number, tx.receipt_number
-    ));
-    print_steps(lines)
-}
-
-/// `12,34 PLN`.
-fn money(amount: u64, currency: u16) -> String {
-    let code = match currency {
-        crate::PLN => "PLN",
-        crate::EUR => "EUR",
-        _ => "",
-    };
-    format!("{},{:02} {code}", amount / 100, amount % 100)
-}
-
-/// A card for a transaction, varied by trace number; the PAN exists only masked.
-fn card_for(trace: u32) -> (&'static str, String, u8) {
-    const CARDS: [(&str, &str, u8); 3] = [
-        ("Mastercard", "545454", 0x06),
-        ("Visa", "476173", 0x0A),
-        ("Maestro", "675964", 0x2E),
-    ];
-    let h = mix(u64::from(trace));
-    let (brand, bin, card_type) = CARDS[(h % 3) as usize];
-    (
-        brand,
-        format!("{bin}******{:04}", (h >> 8) % 10_000),
-        card_type,
-    )
-}
-
-fn auth_code_for(trace: u32) -> String {
-    format!("{:06}", mix(u64::from(trace) ^ 0xA5A5) % 1_000_000)
-}
-
-/// A small integer hash (splitmix64 finaliser).
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_844), (2024, 5, 1));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-    }
-
-    #[test]
-    fn cards_are_masked() {
-        for t in 0..1000 {
-            let (_, pan, _) = card_for(t);
-            assert_eq!(pan.len(), 16);
-            assert_eq!(&pan[6..12], "******");
-        }
     }
 }

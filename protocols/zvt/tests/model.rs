@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use std::time::{Duration, Instant};
 use zvt::apdu::Apdu;
 use zvt::bmp::parse_fields;
-use zvt::model::{Event, Terminal, TerminalMemory};
+use zvt::model::{Event, REPEAT_INTERVAL, Terminal, TerminalMemory};
 use zvt::{EcrCommand, PLN, PtMessage, TransactionResult};
 
 /// A register talking to a model terminal with a fake clock.
@@ -395,6 +395,14 @@ fn no_ack_within_30_s_auto_reverses() {
     e.events();
     e.advance(Duration::from_secs(29));
     assert_eq!(e.t.memory().transactions[0].status, "approved");
+    // Meanwhile it was repeated every 5 s, as a real terminal does.
+    let repeats: Vec<_> = std::iter::from_fn(|| e.t.poll_message()).collect();
+    assert_eq!(repeats.len(), 5, "{repeats:?}");
+    assert!(repeats.iter().all(|m| m.repeat
+        && matches!(
+            PtMessage::from_apdu(&m.apdu),
+            Ok(PtMessage::StatusInformation(_))
+        )));
     e.advance(Duration::from_secs(2));
     assert_eq!(e.t.memory().transactions[0].status, "reversed");
     assert_eq!(e.events(), vec![Event::Persist]);
@@ -864,4 +872,35 @@ fn clear_pan_fault_leaks_into_every_text_field() {
     // Its memory stays masked.
     let mem = serde_json::to_string(ecr.t.memory()).unwrap();
     assert!(!mem.contains("5454545454545454"), "{mem}");
+}
+
+#[test]
+fn an_unacknowledged_message_is_repeated_until_acknowledged() {
+    let mut e = Ecr::new();
+    e.send(EcrCommand::Authorization {
+        amount: 1000,
+        currency: PLN,
+    });
+    assert_eq!(e.expect(), PtMessage::Ack);
+    let first = e.t.poll_message().expect("the status information");
+    assert!(!first.repeat);
+    // Nothing before the repeat timer.
+    e.advance(REPEAT_INTERVAL - Duration::from_millis(1));
+    assert_eq!(e.t.poll_message(), None);
+    e.advance(Duration::from_millis(1));
+    let again = e.t.poll_message().expect("a repetition");
+    assert!(again.repeat);
+    assert_eq!(again.apdu, first.apdu);
+    // The serial link gave up on the frame: sent again at once.
+    e.t.link_failed(e.now);
+    assert_eq!(e.t.poll_message().map(|m| m.apdu), Some(first.apdu));
+    // Busy meanwhile: a command is refused with 84 83.
+    e.send(EcrCommand::StatusEnquiry { password: None });
+    assert_eq!(e.expect(), PtMessage::Nack(0x83));
+    // Once acknowledged, the flow goes on (the slip) and nothing repeats.
+    e.ack();
+    assert!(matches!(e.expect(), PtMessage::PrintLine { .. }));
+    e.ack();
+    e.advance(Duration::from_secs(1));
+    assert!(matches!(e.expect(), PtMessage::PrintLine { .. }));
 }

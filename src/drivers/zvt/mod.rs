@@ -4,6 +4,9 @@
 
 #[cfg(test)]
 mod commit_tests;
+mod recovery;
+#[cfg(test)]
+mod recovery_tests;
 pub mod transport;
 
 use crate::config::{SlipTarget, TerminalConfig};
@@ -32,6 +35,13 @@ pub struct Zvt {
     config: TerminalConfig,
     target: String,
     conn: Option<Transport>,
+    /// False while the terminal may still be master of a flow this driver abandoned (or
+    /// never saw: at start-up, after a lost link, after `84 83`): the line is drained
+    /// before the next registration (see [`recovery`]).
+    settled: bool,
+    /// Tests connect over an in-memory pipe instead of `target`.
+    #[cfg(test)]
+    dial: Option<Box<dyn FnMut() -> Transport + Send + Sync>>,
 }
 
 impl Zvt {
@@ -42,6 +52,9 @@ impl Zvt {
             config,
             target,
             conn: None,
+            settled: false,
+            #[cfg(test)]
+            dial: None,
         }
     }
 
@@ -57,34 +70,68 @@ impl Zvt {
         }
     }
 
-    /// Run one command flow: send, expect `80 00`, then answer every terminal message until
-    /// completion or abort. A Status-Information goes to `observer` (the commit point) and
-    /// is acknowledged only once it returned [`Committed`].
+    /// Run one command flow: send, wait for its answer (`80 00 00`, or `84 xx`: refused),
+    /// then answer every terminal message until completion or abort. A Status-Information
+    /// goes to `observer` (the commit point) and is acknowledged only once it returned
+    /// [`Committed`].
+    ///
+    /// Messages that arrive before the answer belong to a flow the terminal is still
+    /// finishing (ours was abandoned, or they crossed our command on the line): they are
+    /// answered as the drain answers them ([`recovery::answer_foreign`]); a foreign
+    /// Status-Information goes to `observer` only when `foreign_outcomes` is set (a
+    /// registration's observer is the interrupted flow's).
     async fn exchange<O: FlowObserver>(
         &mut self,
         command: &EcrCommand,
         mut observer: Option<&mut O>,
+        foreign_outcomes: bool,
     ) -> Result<Exchange, FlowError<O::Error>> {
         let (command_timeout, transaction_timeout) = (
             self.config.command_timeout(),
             self.config.transaction_timeout(),
         );
-        let t = self.conn()?;
+        self.settled = false;
+        let t = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| DeviceError::link_lost("the terminal is not connected"))?;
         t.send(&command.to_apdu()).await.map_err(link)?;
-        let first = t.recv(command_timeout).await.map_err(link)?;
-        match PtMessage::from_apdu(&first) {
-            Ok(PtMessage::Ack) => {}
-            Ok(PtMessage::Nack(code)) => return Err(refused(code).into()),
-            Ok(other) => {
-                return Err(DeviceError::protocol(format!(
-                    "expected an acknowledgement, got {other:?}"
-                ))
-                .into());
+        let mut foreign = 0usize;
+        loop {
+            let apdu = t.recv(command_timeout).await.map_err(link)?;
+            match PtMessage::from_apdu(&apdu) {
+                Ok(PtMessage::Ack) => break,
+                Ok(PtMessage::Nack(code)) => {
+                    // Refused: nothing started. Busy, or talking about another flow: the
+                    // terminal is not settled.
+                    self.settled = code != 0x83 && foreign == 0;
+                    return Err(refused(code).into());
+                }
+                Ok(other) => {
+                    foreign += 1;
+                    if foreign > recovery::MAX_FOREIGN {
+                        return Err(DeviceError::protocol(format!(
+                            "the terminal sent {foreign} messages of another flow instead of answering"
+                        ))
+                        .into());
+                    }
+                    tracing::info!(message = ?recovery::kind_of(&other), "a message of an earlier flow before the answer");
+                    let o = if foreign_outcomes {
+                        observer.as_deref_mut()
+                    } else {
+                        None
+                    };
+                    recovery::answer_foreign(t, other, o).await?;
+                }
+                Err(e) => {
+                    foreign += 1;
+                    tracing::warn!(error = %e, "an unreadable message before the answer");
+                }
             }
-            Err(e) => return Err(DeviceError::protocol(e.to_string()).into()),
         }
         let mut ex = Exchange::default();
         if matches!(command, EcrCommand::Abort | EcrCommand::LogOff) {
+            self.settled = foreign == 0;
             return Ok(ex);
         }
         loop {
@@ -135,13 +182,16 @@ impl Zvt {
                     ex.terminal_status = terminal_status;
                     ex.terminal_id = terminal_id;
                     t.send(&EcrCommand::Ack.to_apdu()).await.map_err(link)?;
+                    self.settled = foreign == 0;
                     return Ok(ex);
                 }
                 PtMessage::Abort { result_code, .. } => {
                     ex.aborted = Some(result_code);
                     t.send(&EcrCommand::Ack.to_apdu()).await.map_err(link)?;
+                    self.settled = foreign == 0;
                     return Ok(ex);
                 }
+                // A late answer to nothing we sent in this flow.
                 PtMessage::Ack | PtMessage::Nack(_) => continue,
             }
             t.send(&EcrCommand::Ack.to_apdu()).await.map_err(link)?;
@@ -150,7 +200,7 @@ impl Zvt {
 
     /// A flow without an observer (its outcomes are only reported).
     async fn plain(&mut self, command: &EcrCommand) -> Result<Exchange, DeviceError> {
-        self.exchange::<Unobserved>(command, None)
+        self.exchange::<Unobserved>(command, None, false)
             .await
             .map_err(|e| match e {
                 FlowError::Device(e) => e,
@@ -205,6 +255,11 @@ impl FlowObserver for Unobserved {
 impl PaymentTerminal for Zvt {
     async fn connect(&mut self) -> Result<(), DeviceError> {
         self.conn = None;
+        #[cfg(test)]
+        if let Some(dial) = self.dial.as_mut() {
+            self.conn = Some(dial());
+            return Ok(());
+        }
         let t = Transport::open(
             &self.target,
             self.config.baud,
@@ -228,6 +283,10 @@ impl PaymentTerminal for Zvt {
         self.target.starts_with("tcp://")
     }
 
+    fn needs_registration(&self) -> bool {
+        !self.settled
+    }
+
     fn counters(&self) -> Option<LinkCounters> {
         self.conn.as_ref().map(|t| LinkCounters {
             bytes_out: t.bytes_out(),
@@ -249,9 +308,9 @@ impl PaymentTerminal for Zvt {
             config,
             currency: Some(self.config.currency_code()),
         };
-        let registered = self.exchange(&reg, Some(&mut *interrupted)).await?;
+        let registered = self.register_after_drain(&reg, interrupted).await?;
         let enquiry = self
-            .exchange(&self.status_enquiry(), Some(interrupted))
+            .exchange(&self.status_enquiry(), Some(interrupted), true)
             .await?;
         let mut info = self.info(&enquiry);
         info.terminal_id = registered.terminal_id.or(info.terminal_id);
@@ -291,7 +350,7 @@ impl PaymentTerminal for Zvt {
             ),
             CardCommand::EndOfDay => (EcrCommand::EndOfDay { password }, NO_END_OF_DAY),
         };
-        let ex = self.exchange(&zvt_command, Some(observer)).await?;
+        let ex = self.exchange(&zvt_command, Some(observer), false).await?;
         let aborted = match (ex.aborted, &ex.result) {
             (Some(code), _) => Some(abort_code(code)),
             (None, None) => Some(abort_code(fallback)),

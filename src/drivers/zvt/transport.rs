@@ -56,20 +56,34 @@ impl SansIo for TcpApdus {
     }
 }
 
+/// A byte stream that carries bare APDUs (a TCP connection, or an in-memory pipe in tests).
+pub trait ApduStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync> ApduStream for T {}
+
 enum Kind {
     Serial {
         pump: Pump<tokio_serial::SerialStream>,
         link: Box<SerialLink>,
     },
     Tcp {
-        pump: Pump<tokio::net::TcpStream>,
+        pump: Pump<Box<dyn ApduStream>>,
         machine: TcpApdus,
     },
 }
 
+/// How long the line must stay quiet before a drain ends on a serial line: longer than the
+/// terminal's repeat timer (T2 and its message repetition, 5 s), so a terminal still
+/// repeating a message of an abandoned flow is heard before the register sends anything.
+pub const SERIAL_DRAIN_QUIET: Duration = Duration::from_millis(6500);
+/// The same on TCP: a new connection carries nothing of an abandoned one (the terminal
+/// drops a flow with its connection), so only messages already in flight are waited for.
+pub const TCP_DRAIN_QUIET: Duration = Duration::from_millis(300);
+
 /// An open connection to a terminal.
 pub struct Transport {
     kind: Kind,
+    /// How long a drain waits for the line to be quiet ([`SERIAL_DRAIN_QUIET`]).
+    drain_quiet: Duration,
     received: VecDeque<Apdu>,
     /// The wire trace, when this terminal is recorded (`crate::trace`; APDUs, masked).
     trace: Option<crate::trace::Recorder>,
@@ -107,23 +121,56 @@ impl Transport {
                     .map_err(|_| err(format!("no answer within {connect_timeout:?}")))?
                     .map_err(|e| err(e.to_string()))?;
             let _ = stream.set_nodelay(true);
-            Kind::Tcp {
-                pump: Pump::new(stream),
-                machine: TcpApdus::default(),
-            }
+            let stream: Box<dyn ApduStream> = Box::new(stream);
+            (
+                Kind::Tcp {
+                    pump: Pump::new(stream),
+                    machine: TcpApdus::default(),
+                },
+                TCP_DRAIN_QUIET,
+            )
         } else {
             let port = crate::port::open_exclusive(target, baud, crate::port::StopBits::Two)
                 .map_err(err)?;
-            Kind::Serial {
-                pump: Pump::new(port),
-                link: Box::new(SerialLink::new(LinkConfig::default())),
+            // Stale input (half a frame of an abandoned flow) is thrown away; what the
+            // terminal still sends after this is drained by the driver.
+            if let Err(e) = tokio_serial::SerialPort::clear(&port, tokio_serial::ClearBuffer::Input)
+            {
+                tracing::debug!(error = %e, "cannot flush the terminal's input");
             }
+            (
+                Kind::Serial {
+                    pump: Pump::new(port),
+                    link: Box::new(SerialLink::new(LinkConfig::default())),
+                },
+                SERIAL_DRAIN_QUIET,
+            )
         };
+        let (kind, drain_quiet) = kind;
         Ok(Transport {
             kind,
+            drain_quiet,
             received: VecDeque::new(),
             trace: crate::trace::for_port(target),
         })
+    }
+
+    /// Bare APDUs over `stream` (tests use an in-memory pipe), draining for `drain_quiet`.
+    pub fn over_stream(stream: Box<dyn ApduStream>, drain_quiet: Duration) -> Transport {
+        Transport {
+            kind: Kind::Tcp {
+                pump: Pump::new(stream),
+                machine: TcpApdus::default(),
+            },
+            drain_quiet,
+            received: VecDeque::new(),
+            trace: None,
+        }
+    }
+
+    /// How long the line must be quiet before a drain ends.
+    pub fn drain_quiet(&self) -> Duration {
+        self.drain_quiet
     }
 
     /// Bytes written to the terminal on this connection.
