@@ -50,7 +50,7 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// Whether this principal may see (and replay) jobs other clients created.
+    /// Whether this principal may see jobs other clients created.
     pub fn sees_all_jobs(&self) -> bool {
         self.role != Role::Cashier
     }

@@ -168,10 +168,42 @@ pub struct NewJob {
     pub device: String,
     /// What it does; the job's kind is the request's.
     pub request: JobRequest,
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<IdempotencyKey>,
     /// Who asks for it: becomes the job's owner, and the audit entry is written in the
     /// same transaction as the job.
     pub actor: Option<Actor>,
+}
+
+/// An idempotency key, in one of two namespaces that can never meet.
+///
+/// - A **client** key (the `Idempotency-Key` header) is scoped to the principal that sends
+///   it: it is stored as `client:<principal>:<key>`. The same key from two tokens is two
+///   jobs; no client can find, replay or block another's job through a key.
+/// - An **internal** key (one fiscald makes itself, e.g. for a sale's reversal) is stored as
+///   `internal:<key>`. Principal names never contain `:`, so no client key can produce it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyKey {
+    /// A key a client sent, as sent.
+    Client(String),
+    /// A key fiscald makes for itself.
+    Internal(String),
+}
+
+impl IdempotencyKey {
+    /// The key as stored in `jobs.idempotency_key`, for a job created by `owner`.
+    fn stored(&self, owner: Option<&str>) -> String {
+        match self {
+            IdempotencyKey::Client(k) => format!("client:{}:{k}", owner.unwrap_or("")),
+            IdempotencyKey::Internal(k) => format!("internal:{k}"),
+        }
+    }
+
+    /// The key as the client (or fiscald) named it, for messages.
+    pub fn as_str(&self) -> &str {
+        match self {
+            IdempotencyKey::Client(k) | IdempotencyKey::Internal(k) => k,
+        }
+    }
 }
 
 /// The client behind a job-creating request.
@@ -182,8 +214,6 @@ pub struct Actor {
     pub role: String,
     /// e.g. `POST /v1/receipts`.
     pub operation: String,
-    /// Whether an `Idempotency-Key` another client used may return that client's job.
-    pub may_replay_others: bool,
 }
 
 /// The outcome of one submission: the job and whether it already existed.
@@ -195,10 +225,6 @@ pub type Submitted = Result<(Job, bool), JournalError>;
 pub enum JournalError {
     #[error("Idempotency-Key {0:?} was already used with a different request")]
     IdempotencyConflict(String),
-    #[error(
-        "Idempotency-Key {0:?} was already used by another client; every client needs its own keys"
-    )]
-    IdempotencyOwner(String),
     #[error("job {0} not found")]
     NotFound(JobId),
     #[error("job {id} is {state} and can no longer be cancelled")]
@@ -295,6 +321,10 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 /// Columns of a job, in `StoredJob::from_row`'s order.
 const JOB_COLUMNS: &str = "id, kind, device, state, step, request, result, error, counters_before, attempts, created_at, updated_at, parent_id, owner";
 
+/// The `PRAGMA user_version` from which idempotency keys are stored in namespaces
+/// ([`IdempotencyKey`]).
+const KEY_NAMESPACE_VERSION: i64 = 1;
+
 /// Idempotency keys are kept at least this long (the contract says 7 days).
 const IDEMPOTENCY_RETENTION_DAYS: i64 = 30;
 
@@ -356,6 +386,7 @@ impl Journal {
             }
         }
         conn.execute_batch(SCHEMA)?;
+        Self::namespace_legacy_keys(&conn)?;
         let cutoff = (chrono::Utc::now() - chrono::Duration::days(IDEMPOTENCY_RETENTION_DAYS))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         conn.execute(
@@ -365,6 +396,25 @@ impl Journal {
         Ok(Journal {
             conn: Arc::new(Mutex::new(conn)),
         })
+    }
+
+    /// Journals from before key namespaces (`PRAGMA user_version` 0) stored keys as sent,
+    /// shared by every client. Each becomes its owner's client key once, so a client that
+    /// retries across the upgrade still gets its job back. (A sale's reversal is found
+    /// through the sale itself, so old `fiscald:reverse-sale:` keys need no internal form.)
+    fn namespace_legacy_keys(conn: &Connection) -> Result<(), JournalError> {
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version >= KEY_NAMESPACE_VERSION {
+            return Ok(());
+        }
+        conn.execute_batch(&format!(
+            "BEGIN;
+             UPDATE jobs SET idempotency_key = 'client:' || COALESCE(owner, '') || ':' || idempotency_key
+              WHERE idempotency_key IS NOT NULL;
+             PRAGMA user_version = {KEY_NAMESPACE_VERSION};
+             COMMIT;"
+        ))?;
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -479,23 +529,19 @@ impl Journal {
         let kind = new.request.kind();
         let request = new.request.to_json().to_string();
         let hash = request_hash(kind, &new.device, &request);
-        if let Some(key) = &new.idempotency_key {
-            let found: Option<(JobId, String, Option<String>)> = tx
+        let owner = new.actor.as_ref().map(|a| a.name.as_str());
+        let stored_key = new.idempotency_key.as_ref().map(|k| k.stored(owner));
+        if let (Some(key), Some(stored)) = (&new.idempotency_key, &stored_key) {
+            let found: Option<(JobId, String)> = tx
                 .query_row(
-                    "SELECT id, request_hash, owner FROM jobs WHERE idempotency_key = ?1",
-                    [key],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    "SELECT id, request_hash FROM jobs WHERE idempotency_key = ?1",
+                    [stored],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
-            if let Some((id, existing_hash, owner)) = found {
-                if let (Some(actor), Some(owner)) = (&new.actor, owner)
-                    && owner != actor.name
-                    && !actor.may_replay_others
-                {
-                    return Err(JournalError::IdempotencyOwner(key.clone()));
-                }
+            if let Some((id, existing_hash)) = found {
                 if existing_hash != hash {
-                    return Err(JournalError::IdempotencyConflict(key.clone()));
+                    return Err(JournalError::IdempotencyConflict(key.as_str().to_string()));
                 }
                 let job = Self::get_in(tx, id)?.ok_or(JournalError::NotFound(id))?;
                 if let Some(actor) = &new.actor {
@@ -509,7 +555,7 @@ impl Journal {
             "INSERT INTO jobs (kind, device, state, request, request_hash, idempotency_key, created_at, updated_at, owner)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
             params![kind.as_str(), new.device, JobState::Queued.as_str(), request, hash,
-                    new.idempotency_key, t, new.actor.as_ref().map(|a| a.name.as_str())],
+                    stored_key, t, owner],
         )?;
         let id = tx.last_insert_rowid();
         log_event(tx, id, &t, JobState::Queued.as_str(), None)?;

