@@ -91,7 +91,6 @@ impl Till {
     }
 
     /// Every audit entry, newest first, read as the manager.
-    #[allow(dead_code)]
     fn audit(&self) -> Vec<Value> {
         let mut all = Vec::new();
         let mut before: Option<i64> = None;
@@ -201,4 +200,84 @@ fn client_keys_are_per_principal_and_never_reach_internal_keys() {
     );
     assert_eq!(s, 200, "{rev}");
     assert_eq!(rev["state"], "done", "{rev}");
+}
+
+/// The aggregated rows of unauthenticated refusals on `listener`.
+fn windows<'a>(audit: &'a [Value], listener: &str, outcome: &str) -> Vec<&'a Value> {
+    audit
+        .iter()
+        .filter(|e| e["principal"] == listener && e["outcome"] == outcome && e["count"].is_i64())
+        .collect()
+}
+
+#[test]
+fn unauthenticated_refusals_are_one_row_per_window_with_a_count() {
+    let t = till(false, "");
+    let started = std::time::Instant::now();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let long = format!("/v1/{}", "\u{41}".repeat(300));
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for c in 0..10 {
+            let addr = t.addr;
+            let long = long.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut client = common::Client::connect_tcp(addr).await.unwrap();
+                for i in 0..500 {
+                    let path = if i % 2 == 0 {
+                        "/v1/devices"
+                    } else {
+                        long.as_str()
+                    };
+                    let bad = format!("Bearer attacker-{c}-{i}");
+                    let (s, _) = client
+                        .send("GET", path, &[("authorization", &bad)], None)
+                        .await
+                        .unwrap();
+                    assert_eq!(s, 401);
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    let minutes = started.elapsed().as_secs() / 60 + 2;
+    // An authenticated principal's refusal is still a row of its own.
+    let (s, _) = t.call(
+        Some(CASHIER),
+        "POST",
+        "/v1/cash",
+        Some(&json!({"direction": "in", "amount": 1})),
+        None,
+    );
+    assert_eq!(s, 403);
+    let audit = t.audit();
+    let rows = windows(&audit, "tcp", "refused:401");
+    assert!(
+        !rows.is_empty() && rows.len() as u64 <= minutes,
+        "{} rows for 5000 refusals in {minutes} windows",
+        rows.len()
+    );
+    let counted: i64 = rows.iter().map(|r| r["count"].as_i64().unwrap()).sum();
+    assert_eq!(counted, 5000, "the counts add up");
+    for r in &rows {
+        assert!(r["window_start"].as_str() < r["window_end"].as_str(), "{r}");
+        assert!(r["role"].is_null() && r["detail"] == "unauthorized", "{r}");
+        let sample = r["operation"].as_str().unwrap();
+        assert!(
+            sample.chars().count() <= 65 && sample.starts_with("GET /v1/"),
+            "{sample}"
+        );
+    }
+    assert!(audit.len() < 20, "{} rows in all", audit.len());
+    let own: Vec<&Value> = audit
+        .iter()
+        .filter(|e| e["principal"] == "pos-1" && e["outcome"] == "refused:403")
+        .collect();
+    assert_eq!(own.len(), 1);
+    assert!(own[0].get("count").is_none(), "{}", own[0]);
 }

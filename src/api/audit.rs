@@ -30,6 +30,26 @@ pub(super) async fn audit(
     });
 }
 
+/// Count a refusal of a request whose sender is not known (a 401) in its listener's
+/// window of the audit log, instead of a row of its own: an unauthenticated client cannot
+/// grow the log by more than a row per window.
+pub(super) fn audit_unauthenticated(
+    state: &AppState,
+    listener: &'static str,
+    operation: &str,
+    status: StatusCode,
+    detail: &'static str,
+) {
+    state
+        .audit
+        .append_unauthenticated(crate::journal::Unauthenticated {
+            listener,
+            operation: operation.to_string(),
+            outcome: outcome(status, false),
+            detail: Some(detail),
+        });
+}
+
 pub(super) fn outcome(status: StatusCode, replayed: bool) -> String {
     match status.as_u16() {
         200..=299 if replayed => "replayed".into(),
@@ -39,9 +59,6 @@ pub(super) fn outcome(status: StatusCode, replayed: bool) -> String {
         s => format!("error:{s}"),
     }
 }
-
-/// Every request: who is it? A valid bearer token gives its name and role; without one,
-/// the Unix socket gives `socket_role` and TCP answers 401. A token that is not in the
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

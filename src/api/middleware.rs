@@ -2,7 +2,7 @@
 //! socket's role; else 401), whether the access table lets them (403), and the audit log
 //! entry of each fiscal operation and refusal.
 
-use super::audit::{audit, outcome};
+use super::audit::{audit, audit_unauthenticated, outcome};
 use super::status_page::{login_page, page_login, page_token, session_cookie};
 use super::{ApiError, AppState, AuditJob, AuditRecorded, Auth, Caller, ErrorCode};
 use crate::auth::{self, Principal};
@@ -12,6 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+/// The method and path as sent (cut short; the audit log sanitises it further).
 fn raw_operation(req: &Request) -> String {
     let path: String = req.uri().path().chars().take(120).collect();
     format!("{} {path}", req.method())
@@ -26,9 +27,10 @@ fn path_job(route: &str, path: &str) -> Option<JobId> {
     }
 }
 
-/// Append to the audit log (committed in the background, within milliseconds; readers of
-/// the log flush first). A failure is logged: the answer to the client stands.
-/// token file is 401 on either listener.
+/// Every request: who is it? A valid bearer token gives its name and role; without one,
+/// the Unix socket gives `socket_role` and TCP answers 401. A token that is not in the
+/// token file is 401 on either listener. A 401 is counted in the listener's window of the
+/// audit log (see [`audit_unauthenticated`]), not written as a row of its own.
 pub(super) async fn authenticate(
     State((state, auth)): State<(AppState, Auth)>,
     mut req: Request,
@@ -89,16 +91,7 @@ pub(super) async fn authenticate(
     };
     let op = raw_operation(&req);
     let err = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", refused);
-    audit(
-        &state,
-        auth.listener,
-        None,
-        &op,
-        None,
-        outcome(err.status, false),
-        Some(err.code),
-    )
-    .await;
+    audit_unauthenticated(&state, auth.listener, &op, err.status, err.code);
     err.into_response()
 }
 

@@ -1,7 +1,7 @@
 //! `GET /`: the technician's status page (one HTML document, its CSS and script inline),
 //! the login form on loopback TCP, and the sessions a token opens.
 
-use super::audit::{audit, outcome};
+use super::audit::audit_unauthenticated;
 use super::{ApiError, AppState, Auth};
 use crate::auth::Principal;
 use axum::extract::Query;
@@ -116,16 +116,13 @@ pub(super) fn session_cookie(headers: &HeaderMap) -> Option<String> {
 /// leaves the address bar at once.
 pub(super) async fn page_login(state: &AppState, auth: &Auth, token: &str) -> Response {
     let Some(p) = auth.tokens.check(token.trim()).cloned() else {
-        audit(
+        audit_unauthenticated(
             state,
             auth.listener,
-            None,
             "GET /",
-            None,
-            outcome(StatusCode::UNAUTHORIZED, false),
-            Some("unauthorized"),
-        )
-        .await;
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        );
         return login_page(
             StatusCode::UNAUTHORIZED,
             Some("That token is not in the token file."),

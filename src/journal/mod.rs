@@ -19,7 +19,7 @@ pub mod records;
 mod stored;
 mod submitter;
 
-pub use audit::{AuditEntry, AuditWriter, NewAudit};
+pub use audit::{AuditEntry, AuditWriter, NewAudit, Unauthenticated};
 pub use cards::CardRecord;
 pub use records::{
     CardOutcome, DailyReportPrinted, EndOfDayResult, JobRequest, JobResult, PaymentResult,
@@ -310,12 +310,12 @@ CREATE TABLE IF NOT EXISTS audit (
     operation   TEXT NOT NULL,
     job_id      INTEGER,
     outcome     TEXT NOT NULL,
-    detail      TEXT
+    detail      TEXT,
+    -- Aggregated rows of unauthenticated refusals only (see audit.rs).
+    count        INTEGER,
+    window_start TEXT,
+    window_end   TEXT
 );
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 "#;
 
 /// Columns of a job, in `StoredJob::from_row`'s order.
@@ -386,6 +386,7 @@ impl Journal {
             }
         }
         conn.execute_batch(SCHEMA)?;
+        Self::audit_schema(&conn)?;
         Self::namespace_legacy_keys(&conn)?;
         let cutoff = (chrono::Utc::now() - chrono::Duration::days(IDEMPOTENCY_RETENTION_DAYS))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);

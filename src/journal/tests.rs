@@ -472,3 +472,69 @@ async fn a_device_write_is_retried_only_while_the_failure_is_transient() {
         .await;
     assert!(matches!(stopped, Err(JournalError::Commit(_))));
 }
+
+#[tokio::test]
+async fn unauthenticated_refusals_are_counted_per_window_and_pruned() {
+    let (_d, j) = journal();
+    j.audit(
+        "pos-1",
+        Some("cashier"),
+        "POST /v1/cash",
+        None,
+        "refused:403",
+        None,
+    )
+    .unwrap();
+    let writer = AuditWriter::start(j.clone()).unwrap();
+    for i in 0..3000 {
+        writer.append_unauthenticated(Unauthenticated {
+            listener: if i % 3 == 0 { "socket" } else { "tcp" },
+            operation: format!("GET /v1/\u{1b}[31m{}", "x".repeat(200)),
+            outcome: "refused:401".into(),
+            detail: Some("unauthorized"),
+        });
+    }
+    writer.flush().await;
+    let rows = j.audit_page(None, 100).unwrap();
+    let windows: Vec<&AuditEntry> = rows.iter().filter(|e| e.count.is_some()).collect();
+    assert!(windows.len() <= 4, "{} rows", windows.len());
+    let sum = |l: &str| -> i64 {
+        windows
+            .iter()
+            .filter(|e| e.principal == l)
+            .filter_map(|e| e.count)
+            .sum()
+    };
+    assert_eq!((sum("tcp"), sum("socket")), (2000, 1000));
+    let w = windows[0];
+    assert!(w.operation.starts_with("GET /v1/?[31m"), "{}", w.operation);
+    assert!(w.operation.chars().count() <= super::audit::SAMPLE_CHARS + 1);
+    assert!(w.window_start.as_deref() < w.window_end.as_deref());
+    // Other rows stay immutable; a window's row cannot be rewritten either.
+    let conn = j.lock();
+    assert!(
+        conn.execute("UPDATE audit SET outcome = 'x' WHERE count IS NULL", [])
+            .is_err()
+    );
+    assert!(
+        conn.execute(
+            "UPDATE audit SET operation = 'x' WHERE count IS NOT NULL",
+            []
+        )
+        .is_err()
+    );
+    assert!(
+        conn.execute("UPDATE audit SET count = 0 WHERE count IS NOT NULL", [])
+            .is_err()
+    );
+    assert!(
+        conn.execute("DELETE FROM audit WHERE count IS NULL", [])
+            .is_err()
+    );
+    drop(conn);
+    // Retention removes aggregated rows only.
+    assert_eq!(j.prune_audit_windows("9999").unwrap(), windows.len());
+    let left = j.audit_page(None, 100).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].principal, "pos-1");
+}
