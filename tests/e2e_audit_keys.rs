@@ -281,3 +281,93 @@ fn unauthenticated_refusals_are_one_row_per_window_with_a_count() {
     assert_eq!(own.len(), 1);
     assert!(own[0].get("count").is_none(), "{}", own[0]);
 }
+
+/// `POST /login` with `token` as the form, from the page's own origin; the answer's
+/// status, its `Set-Cookie` and its body.
+fn login(t: &Till, token: &str) -> (u16, Option<String>, String) {
+    let origin = format!("http://{}", t.addr);
+    let (s, headers, body) = common::request_tcp_raw(
+        t.addr,
+        "POST",
+        "/login",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("origin", &origin),
+        ],
+        format!("token={token}").as_bytes(),
+    );
+    let cookie = headers
+        .iter()
+        .find(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.clone());
+    (s, cookie, body)
+}
+
+/// The `name=value` part of a `Set-Cookie`.
+fn cookie_pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap_or("").to_string()
+}
+
+#[test]
+fn the_status_page_login_is_a_same_origin_post_form() {
+    let t = till(false, "");
+    let (s, _, page) = common::request_tcp_raw(t.addr, "GET", "/", &[], b"");
+    assert_eq!(s, 401);
+    assert!(
+        page.contains("<form method=post action=\"/login\">"),
+        "{page}"
+    );
+    // The token in the address is refused, even a valid one.
+    let (s, _, page) = common::request_tcp_raw(t.addr, "GET", &format!("/?token={TECH}"), &[], b"");
+    assert_eq!(s, 400, "{page}");
+    assert!(page.contains("form"), "{page}");
+    // The form answers 303 to / with the session cookie.
+    let (s, headers, _) = common::request_tcp_raw(
+        t.addr,
+        "POST",
+        "/login",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        format!("token={TECH}").as_bytes(),
+    );
+    assert_eq!(s, 303);
+    let get = |k: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(get("location"), Some("/"));
+    let cookie = get("set-cookie").unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let (s, _, page) =
+        common::request_tcp_raw(t.addr, "GET", "/", &[("cookie", &cookie_pair(cookie))], b"");
+    assert_eq!(s, 200);
+    assert!(page.contains("<script>"), "the status page itself");
+    // A wrong token, another site's form, or another content type opens nothing.
+    let (s, cookie, _) = login(&t, "wrong");
+    assert_eq!((s, cookie), (401, None));
+    for (origin, ct) in [
+        (
+            Some("http://evil.test"),
+            "application/x-www-form-urlencoded",
+        ),
+        (None, "text/plain"),
+    ] {
+        let mut h = vec![("content-type", ct)];
+        if let Some(o) = origin {
+            h.push(("origin", o));
+        }
+        let (s, headers, _) = common::request_tcp_raw(
+            t.addr,
+            "POST",
+            "/login",
+            &h,
+            format!("token={TECH}").as_bytes(),
+        );
+        assert!(s == 403 || s == 415, "{origin:?} {ct}: {s}");
+        assert!(!headers.iter().any(|(k, _)| k == "set-cookie"));
+    }
+}

@@ -3,7 +3,7 @@
 //! entry of each fiscal operation and refusal.
 
 use super::audit::{audit, audit_unauthenticated, outcome};
-use super::status_page::{login_page, page_login, page_token, session_cookie};
+use super::status_page::{form_login, login_page, page_token, session_cookie, token_in_address};
 use super::{ApiError, AppState, AuditJob, AuditRecorded, Auth, Caller, ErrorCode};
 use crate::auth::{self, Principal};
 use crate::journal::JobId;
@@ -36,11 +36,14 @@ pub(super) async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Response {
+    if req.method() == axum::http::Method::POST && req.uri().path() == "/login" {
+        return form_login(&state, &auth, req).await;
+    }
     if req.method() == axum::http::Method::GET
         && req.uri().path() == "/"
-        && let Some(token) = page_token(req.uri().query())
+        && page_token(req.uri().query()).is_some()
     {
-        return page_login(&state, &auth, &token).await;
+        return token_in_address(&state, &auth);
     }
     let bare = !req.headers().contains_key(header::AUTHORIZATION);
     let safe = matches!(

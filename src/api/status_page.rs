@@ -1,10 +1,11 @@
 //! `GET /`: the technician's status page (one HTML document, its CSS and script inline),
-//! the login form on loopback TCP, and the sessions a token opens.
+//! the login form on loopback TCP (`POST /login`, so the token never enters an address or
+//! the browser's history), and the sessions a token opens.
 
 use super::audit::audit_unauthenticated;
 use super::{ApiError, AppState, Auth};
 use crate::auth::Principal;
-use axum::extract::Query;
+use axum::extract::{Query, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
@@ -52,6 +53,11 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 fn html(status: StatusCode, body: String, csp: &str) -> Response {
+    html_with(status, body, csp, "no-referrer")
+}
+
+/// An HTML answer with the page's security headers and this `Referrer-Policy`.
+fn html_with(status: StatusCode, body: String, csp: &str, referrer: &'static str) -> Response {
     (
         status,
         [
@@ -59,7 +65,7 @@ fn html(status: StatusCode, body: String, csp: &str) -> Response {
             (header::CACHE_CONTROL, "no-store"),
             (header::CONTENT_SECURITY_POLICY, csp),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::REFERRER_POLICY, "no-referrer"),
+            (header::REFERRER_POLICY, referrer),
         ],
         body,
     )
@@ -80,17 +86,20 @@ pub(super) fn login_page(status: StatusCode, problem: Option<&str>) -> Response 
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>fiscald</title>\
          <meta name=viewport content=\"width=device-width\"></head><body>\
          <h1>fiscald</h1>{problem}<p>This status page needs a token from the daemon's token file.</p>\
-         <form method=get action=\"/\"><label>Token <input type=password name=token autocomplete=off autofocus></label> \
+         <form method=post action=\"/login\"><label>Token <input type=password name=token autocomplete=off autofocus></label> \
          <button>Open</button></form></body></html>"
     );
-    html(
+    // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends the form's
+    // post with `Origin: null`, which the browser defences refuse as another site's.
+    html_with(
         status,
         body,
         "default-src 'none'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        "same-origin",
     )
 }
 
-/// The `token` query parameter of `GET /?token=...`.
+/// The `token` parameter of a query (`GET /?token=...`) or of a form body.
 pub(super) fn page_token(query: Option<&str>) -> Option<String> {
     let uri: axum::http::Uri = format!("/?{}", query?).parse().ok()?;
     let Query(q) = Query::<std::collections::HashMap<String, String>>::try_from_uri(&uri).ok()?;
@@ -111,21 +120,90 @@ pub(super) fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// `GET /?token=T`: a valid token opens a session for its principal (an `HttpOnly`,
-/// `SameSite=Strict` cookie, valid for GETs only) and redirects to `/`, so the token
-/// leaves the address bar at once.
-pub(super) async fn page_login(state: &AppState, auth: &Auth, token: &str) -> Response {
+/// `GET /?token=T`, refused: a token in the address stays in the browser's history (and
+/// in any proxy's log). The page says to use the form, which posts it instead.
+pub(super) fn token_in_address(state: &AppState, auth: &Auth) -> Response {
+    audit_unauthenticated(
+        state,
+        auth.listener,
+        "GET /?token=",
+        StatusCode::BAD_REQUEST,
+        "token_in_address",
+    );
+    login_page(
+        StatusCode::BAD_REQUEST,
+        Some(
+            "A token in the address is not accepted: it would stay in the browser's history. \
+             Type it into the form below instead.",
+        ),
+    )
+}
+
+/// The longest login form body read, in bytes.
+const MAX_LOGIN_BODY: usize = 4096;
+
+/// Whether a form post comes from the page itself: a browser's `Origin` (when sent) must be
+/// this listener's own, and `Sec-Fetch-Site` (when sent) `same-origin` or `none`. A
+/// configured browser POS origin does not count: it has no business logging in here.
+fn same_origin_post(headers: &HeaderMap) -> bool {
+    let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+    let host = get("host").unwrap_or("");
+    let origin_ok = get("origin").is_none_or(|o| {
+        o.strip_prefix("http://")
+            .is_some_and(|rest| !host.is_empty() && rest.eq_ignore_ascii_case(host))
+    });
+    let site_ok = get("sec-fetch-site")
+        .is_none_or(|s| s.eq_ignore_ascii_case("same-origin") || s.eq_ignore_ascii_case("none"));
+    origin_ok && site_ok
+}
+
+/// `POST /login` with the form's `token` (`application/x-www-form-urlencoded`, from the
+/// page's own origin only): a valid token opens a session for its principal (an
+/// `HttpOnly`, `SameSite=Strict` cookie, valid for GETs only) and answers 303 to `/`.
+pub(super) async fn form_login(state: &AppState, auth: &Auth, req: Request) -> Response {
+    let refuse = |status: StatusCode, code: &'static str, problem: &str| {
+        audit_unauthenticated(state, auth.listener, "POST /login", status, code);
+        login_page(status, Some(problem))
+    };
+    if !same_origin_post(req.headers()) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            "The sign-in form must be sent from this page itself.",
+        );
+    }
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Sign in with the form (application/x-www-form-urlencoded).",
+        );
+    }
+    let body = axum::body::to_bytes(req.into_body(), MAX_LOGIN_BODY)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok());
+    let Some(token) = body.as_deref().and_then(|b| page_token(Some(b))) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The form carried no token.",
+        );
+    };
     let Some(p) = auth.tokens.check(token.trim()).cloned() else {
-        audit_unauthenticated(
-            state,
-            auth.listener,
-            "GET /",
+        return refuse(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-        );
-        return login_page(
-            StatusCode::UNAUTHORIZED,
-            Some("That token is not in the token file."),
+            "That token is not in the token file.",
         );
     };
     let Some(id) = state.sessions.create(p) else {

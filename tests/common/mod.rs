@@ -554,3 +554,48 @@ pub fn request_tcp_with(
             .expect("response")
     })
 }
+
+/// One HTTP/1.1 request on loopback TCP; the status, the response headers (names
+/// lowercased) and the body as text.
+pub fn request_tcp_raw(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, String) {
+    use http_body_util::{BodyExt, Full};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect to the API port");
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("handshake");
+        tokio::spawn(conn);
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", addr.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(Full::new(bytes::Bytes::from(body.to_vec())))
+            .expect("request");
+        let resp = sender.send_request(req).await.expect("response");
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
+    })
+}
