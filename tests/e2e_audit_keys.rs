@@ -371,3 +371,74 @@ fn the_status_page_login_is_a_same_origin_post_form() {
         assert!(!headers.iter().any(|(k, _)| k == "set-cookie"));
     }
 }
+
+fn row<'a>(
+    audit: &'a [Value],
+    principal: &str,
+    operation: &str,
+    outcome: &str,
+) -> Option<&'a Value> {
+    audit.iter().find(|e| {
+        e["principal"] == principal && e["operation"] == operation && e["outcome"] == outcome
+    })
+}
+
+#[test]
+fn logins_refusals_405s_and_head_requests_are_audited_as_what_they_are() {
+    let t = till(false, "");
+    // Logins: a success is the principal's own row; a failure is counted with the 401s.
+    let (s, _, _) = login(&t, TECH);
+    assert_eq!(s, 303);
+    let (s, _, _) = login(&t, "wrong");
+    assert_eq!(s, 401);
+    // The 401 of the status page without a session.
+    let (s, _, _) = common::request_tcp_raw(t.addr, "GET", "/", &[], b"");
+    assert_eq!(s, 401);
+    // 405s on fiscal paths, from a cashier and a manager.
+    let (s, _) = t.call(Some(CASHIER), "GET", "/v1/receipts", None, None);
+    assert_eq!(s, 405);
+    let (s, _) = t.call(Some(MANAGER), "PUT", "/v1/cash", None, None);
+    assert_eq!(s, 405);
+    // HEAD is the GET it mirrors: a cashier may HEAD the health, not the audit log.
+    let (s, _) = t.call(Some(CASHIER), "HEAD", "/v1/health", None, None);
+    assert_eq!(s, 200, "a cashier may read the health");
+    let (s, _) = t.call(Some(CASHIER), "HEAD", "/v1/audit", None, None);
+    assert_eq!(s, 403);
+    let (s, _) = t.call(Some(CASHIER), "HEAD", "/v1/receipts", None, None);
+    assert_eq!(s, 405);
+    let (s, _) = t.call(Some(MANAGER), "HEAD", "/v1/devices", None, None);
+    assert_eq!(s, 200);
+    let (s, _) = t.call(Some(TECH), "GET", "/v1/audit", None, None);
+    assert_eq!(s, 403);
+
+    let audit = t.audit();
+    let login_row = row(&audit, "tech", "POST /login", "accepted").expect("the login");
+    assert_eq!(login_row["role"], "technician");
+    for (op, outcome) in [("POST /login", "refused:401"), ("GET /", "refused:401")] {
+        let w =
+            row(&audit, "tcp", op, outcome).unwrap_or_else(|| panic!("{op} {outcome}: {audit:?}"));
+        assert_eq!(w["count"], 1, "{w}");
+    }
+    for (who, role, op, outcome) in [
+        ("pos-1", "cashier", "GET /v1/receipts", "refused:405"),
+        ("boss", "manager", "PUT /v1/cash", "refused:405"),
+        ("pos-1", "cashier", "HEAD /v1/audit", "refused:403"),
+        ("pos-1", "cashier", "HEAD /v1/receipts", "refused:405"),
+        ("tech", "technician", "GET /v1/audit", "refused:403"),
+    ] {
+        let r = row(&audit, who, op, outcome)
+            .unwrap_or_else(|| panic!("{who} {op} {outcome}: {audit:?}"));
+        assert_eq!(r["role"], role, "{r}");
+        assert!(
+            r.get("count").is_none(),
+            "a principal's row is its own: {r}"
+        );
+    }
+    // Reads are not fiscal operations: a HEAD that is answered is not in the log.
+    assert!(!audit.iter().any(|e| {
+        e["operation"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("HEAD"))
+            && e["outcome"] == "accepted"
+    }));
+}

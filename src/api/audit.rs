@@ -46,7 +46,7 @@ pub(super) fn audit_unauthenticated(
             listener,
             operation: operation.to_string(),
             outcome: outcome(status, false),
-            detail: Some(detail),
+            detail,
         });
 }
 
@@ -54,7 +54,7 @@ pub(super) fn outcome(status: StatusCode, replayed: bool) -> String {
     match status.as_u16() {
         200..=299 if replayed => "replayed".into(),
         200..=299 => "accepted".into(),
-        s @ (401 | 403) => format!("refused:{s}"),
+        s @ (401 | 403 | 405) => format!("refused:{s}"),
         s @ 400..=499 => format!("invalid:{s}"),
         s => format!("error:{s}"),
     }

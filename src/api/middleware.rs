@@ -33,7 +33,7 @@ fn path_job(route: &str, path: &str) -> Option<JobId> {
 /// audit log (see [`audit_unauthenticated`]), not written as a row of its own.
 pub(super) async fn authenticate(
     State((state, auth)): State<(AppState, Auth)>,
-    mut req: Request,
+    req: Request,
     next: Next,
 ) -> Response {
     if req.method() == axum::http::Method::POST && req.uri().path() == "/login" {
@@ -55,20 +55,27 @@ pub(super) async fn authenticate(
         && safe
         && let Some(p) = session_cookie(req.headers()).and_then(|c| state.sessions.check(&c))
     {
-        req.extensions_mut().insert(p);
-        return next.run(req).await;
+        return run_as(&state, p, req, next).await;
     }
     if bare && safe && auth.anonymous_role.is_none() && req.uri().path() == "/" {
+        let op = raw_operation(&req);
+        audit_unauthenticated(
+            &state,
+            auth.listener,
+            &op,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        );
         return login_page(StatusCode::UNAUTHORIZED, None);
     }
     let refused = match req.headers().get(header::AUTHORIZATION) {
         None => match auth.anonymous_role {
             Some(role) => {
-                req.extensions_mut().insert(Principal {
+                let p = Principal {
                     name: auth::SOCKET.into(),
                     role,
-                });
-                return next.run(req).await;
+                };
+                return run_as(&state, p, req, next).await;
             }
             None => "this listener needs `Authorization: Bearer <token>` with a token from the token file".to_string(),
         },
@@ -81,8 +88,7 @@ pub(super) async fn authenticate(
             match token.and_then(|t| auth.tokens.check(t)) {
                 Some(p) => {
                     let p = p.clone();
-                    req.extensions_mut().insert(p);
-                    return next.run(req).await;
+                    return run_as(&state, p, req, next).await;
                 }
                 None if token.is_none() => {
                     "the Authorization header must be `Bearer <token>`".to_string()
@@ -98,7 +104,35 @@ pub(super) async fn authenticate(
     err.into_response()
 }
 
-/// Every route: the access table (403), then the audit log of fiscal operations.
+/// Run the request as `who`. A refusal (401, 403, 405) that nothing audited on the way,
+/// such as a 405 for a method a path does not take (no route runs for it), gets its row
+/// here, as `METHOD /path` as sent.
+async fn run_as(state: &AppState, who: Principal, mut req: Request, next: Next) -> Response {
+    let op = raw_operation(&req);
+    req.extensions_mut().insert(who.clone());
+    let resp = next.run(req).await;
+    if is_refusal(resp.status()) && resp.extensions().get::<AuditRecorded>().is_none() {
+        audit(
+            state,
+            &who.name,
+            Some(who.role),
+            &crate::journal::audit_sample(&op),
+            None,
+            outcome(resp.status(), false),
+            resp.extensions().get::<ErrorCode>().map(|c| c.0),
+        )
+        .await;
+    }
+    resp
+}
+
+/// The answers the audit log records for every request, fiscal or not.
+fn is_refusal(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 401 | 403 | 405)
+}
+
+/// Every route: the access table (403), then the audit log of fiscal operations and of
+/// every refusal. A `HEAD` is checked as the `GET` it mirrors and audited as `HEAD ...`.
 pub(super) async fn authorize(
     State(state): State<AppState>,
     matched: MatchedPath,
@@ -131,11 +165,15 @@ pub(super) async fn authorize(
             Some(e.code),
         )
         .await;
-        return e.into_response();
+        let mut resp = e.into_response();
+        resp.extensions_mut().insert(AuditRecorded);
+        return resp;
     }
     req.extensions_mut().insert(caller.clone());
-    let resp = next.run(req).await;
-    if auth::audited(&method, &route) && resp.extensions().get::<AuditRecorded>().is_none() {
+    let mut resp = next.run(req).await;
+    if resp.extensions().get::<AuditRecorded>().is_none()
+        && (auth::audited(&method, &route) || is_refusal(resp.status()))
+    {
         let done = resp.extensions().get::<AuditJob>().copied();
         audit(
             &state,
@@ -147,6 +185,7 @@ pub(super) async fn authorize(
             resp.extensions().get::<ErrorCode>().map(|c| c.0),
         )
         .await;
+        resp.extensions_mut().insert(AuditRecorded);
     }
     resp
 }

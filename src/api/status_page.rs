@@ -2,7 +2,7 @@
 //! the login form on loopback TCP (`POST /login`, so the token never enters an address or
 //! the browser's history), and the sessions a token opens.
 
-use super::audit::audit_unauthenticated;
+use super::audit::{audit, audit_unauthenticated};
 use super::{ApiError, AppState, Auth};
 use crate::auth::Principal;
 use axum::extract::{Query, Request};
@@ -202,11 +202,11 @@ pub(super) async fn form_login(state: &AppState, auth: &Auth, req: Request) -> R
     let Some(p) = auth.tokens.check(token.trim()).cloned() else {
         return refuse(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            "login_refused",
             "That token is not in the token file.",
         );
     };
-    let Some(id) = state.sessions.create(p) else {
+    let Some(id) = state.sessions.create(p.clone()) else {
         return ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -214,6 +214,16 @@ pub(super) async fn form_login(state: &AppState, auth: &Auth, req: Request) -> R
         )
         .into_response();
     };
+    audit(
+        state,
+        &p.name,
+        Some(p.role),
+        "POST /login",
+        None,
+        "accepted".into(),
+        Some("session"),
+    )
+    .await;
     let cookie = format!(
         "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
         SESSION_TTL.as_secs()

@@ -4,7 +4,8 @@
 //!
 //! Refusals of requests whose sender is not known (a 401: no token, or a bad one) are not
 //! one row each, so that anyone who can reach a listener cannot grow the log at will: they
-//! are counted in one row per listener, [`WINDOW_SECONDS`] window and outcome, with the
+//! are counted in one row per listener, [`WINDOW_SECONDS`] window, outcome and error code
+//! (`detail`), with the
 //! first request's operation as a sample (sanitised and cut to [`SAMPLE_CHARS`]). Those
 //! aggregated rows are the only ones the writer may update (their count) and delete (after
 //! [`WINDOW_RETENTION_DAYS`]); every other row stays immutable.
@@ -56,12 +57,13 @@ pub struct Unauthenticated {
     pub operation: String,
     /// e.g. `refused:401`.
     pub outcome: String,
-    /// The error code.
-    pub detail: Option<&'static str>,
+    /// The error code, e.g. `unauthorized` or `login_refused`: refusals with different
+    /// codes are counted in different rows.
+    pub detail: &'static str,
 }
 
 /// `text` with anything but printable ASCII replaced by `?`, cut to [`SAMPLE_CHARS`].
-pub fn sample(text: &str) -> String {
+pub fn audit_sample(text: &str) -> String {
     let mut out: String = text
         .chars()
         .take(SAMPLE_CHARS)
@@ -93,24 +95,22 @@ fn rfc3339(unix: i64) -> String {
 /// Unauthenticated refusals counted in memory, one entry per row they go to.
 #[derive(Default)]
 struct Windows {
-    rows: std::collections::HashMap<(&'static str, i64, String), WindowRow>,
+    rows: std::collections::HashMap<(&'static str, i64, String, &'static str), WindowRow>,
 }
 
 struct WindowRow {
     count: i64,
     sample: String,
-    detail: Option<&'static str>,
 }
 
 impl Windows {
     fn add(&mut self, u: Unauthenticated, at_unix: i64) {
-        let key = (u.listener, window_of(at_unix), u.outcome);
+        let key = (u.listener, window_of(at_unix), u.outcome, u.detail);
         self.rows
             .entry(key)
             .or_insert_with(|| WindowRow {
                 count: 0,
-                sample: sample(&u.operation),
-                detail: u.detail,
+                sample: audit_sample(&u.operation),
             })
             .count += 1;
     }
@@ -310,19 +310,19 @@ impl Journal {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let t = now();
-        for ((listener, start, outcome), row) in &windows.rows {
+        for ((listener, start, outcome, detail), row) in &windows.rows {
             tx.execute(
                 "INSERT INTO audit (at, principal, role, operation, job_id, outcome, detail,
                                     count, window_start, window_end)
                  VALUES (?1, ?2, NULL, ?3, NULL, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (principal, window_start, outcome) WHERE count IS NOT NULL
+                 ON CONFLICT (principal, window_start, outcome, detail) WHERE count IS NOT NULL
                  DO UPDATE SET count = count + excluded.count",
                 params![
                     t,
                     listener,
                     row.sample,
                     outcome,
-                    row.detail,
+                    detail,
                     row.count,
                     rfc3339(*start),
                     rfc3339(start + WINDOW_SECONDS)
@@ -417,7 +417,7 @@ WHEN OLD.count IS NULL OR NEW.count IS NULL OR NEW.count < OLD.count
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit WHEN OLD.count IS NULL
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE UNIQUE INDEX IF NOT EXISTS audit_windows ON audit (principal, window_start, outcome)
-WHERE count IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS audit_windows
+ON audit (principal, window_start, outcome, detail) WHERE count IS NOT NULL;
 COMMIT;
 ";

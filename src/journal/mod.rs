@@ -19,7 +19,7 @@ pub mod records;
 mod stored;
 mod submitter;
 
-pub use audit::{AuditEntry, AuditWriter, NewAudit, Unauthenticated};
+pub use audit::{AuditEntry, AuditWriter, NewAudit, Unauthenticated, audit_sample};
 pub use cards::CardRecord;
 pub use records::{
     CardOutcome, DailyReportPrinted, EndOfDayResult, JobRequest, JobResult, PaymentResult,

@@ -491,7 +491,7 @@ async fn unauthenticated_refusals_are_counted_per_window_and_pruned() {
             listener: if i % 3 == 0 { "socket" } else { "tcp" },
             operation: format!("GET /v1/\u{1b}[31m{}", "x".repeat(200)),
             outcome: "refused:401".into(),
-            detail: Some("unauthorized"),
+            detail: "unauthorized",
         });
     }
     writer.flush().await;
