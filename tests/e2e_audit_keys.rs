@@ -442,3 +442,27 @@ fn logins_refusals_405s_and_head_requests_are_audited_as_what_they_are() {
             && e["outcome"] == "accepted"
     }));
 }
+
+#[test]
+fn one_principals_logins_cannot_end_anothers_session() {
+    let t = till(false, "");
+    let session = |token: &str| {
+        let (s, cookie, body) = login(&t, token);
+        assert_eq!(s, 303, "{body}");
+        cookie_pair(&cookie.expect("a session cookie"))
+    };
+    let with = |cookie: &str| {
+        common::request_tcp_raw(t.addr, "GET", "/v1/devices", &[("cookie", cookie)], b"").0
+    };
+    let tech = session(TECH);
+    let cashier: Vec<String> = (0..64).map(|_| session(CASHIER)).collect();
+    assert_eq!(
+        with(&tech),
+        200,
+        "the technician's session outlived 64 cashier logins"
+    );
+    let live = cashier.iter().filter(|c| with(c) == 200).count();
+    assert_eq!(live, 8, "a principal keeps its 8 newest sessions");
+    assert_eq!(with(&cashier[0]), 401, "its oldest went first");
+    assert_eq!(with(cashier.last().unwrap()), 200);
+}

@@ -242,26 +242,37 @@ pub(super) async fn form_login(state: &AppState, auth: &Auth, req: Request) -> R
 
 /// How long a status page session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
-/// Most sessions kept; the oldest goes first.
-const MAX_SESSIONS: usize = 64;
+/// Most sessions one principal keeps; its own oldest goes first, so one principal's logins
+/// never end another's session.
+pub const MAX_SESSIONS_PER_PRINCIPAL: usize = 8;
+/// Most sessions kept in all, a backstop for memory: 128 principals at their own cap. When
+/// it is reached, the principal with the most sessions loses its oldest.
+const MAX_SESSIONS: usize = 128 * MAX_SESSIONS_PER_PRINCIPAL;
+
+type SessionMap = std::collections::HashMap<String, (Principal, std::time::Instant)>;
 
 /// Status page sessions: a random id (the cookie) → the token's principal. They live in
 /// memory only, so a restart ends them; the token itself is never stored in the browser.
 #[derive(Clone, Default)]
 pub struct Sessions {
-    inner:
-        Arc<std::sync::Mutex<std::collections::HashMap<String, (Principal, std::time::Instant)>>>,
+    inner: Arc<std::sync::Mutex<SessionMap>>,
+}
+
+/// The id of the oldest session of `name` (of anyone's, when None).
+fn oldest(map: &SessionMap, name: Option<&str>) -> Option<String> {
+    map.iter()
+        .filter(|(_, (p, _))| name.is_none_or(|n| p.name == n))
+        .min_by_key(|(_, (_, at))| *at)
+        .map(|(k, _)| k.clone())
 }
 
 impl Sessions {
-    fn map(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (Principal, std::time::Instant)>>
-    {
+    fn map(&self) -> std::sync::MutexGuard<'_, SessionMap> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A new session for `who`; None if no random id can be made.
+    /// A new session for `who`; None if no random id can be made. Past
+    /// [`MAX_SESSIONS_PER_PRINCIPAL`], `who`'s own oldest session ends.
     pub fn create(&self, who: Principal) -> Option<String> {
         use std::io::Read;
         let mut raw = [0u8; 32];
@@ -271,15 +282,26 @@ impl Sessions {
         let id = hex::encode(raw);
         let mut map = self.map();
         map.retain(|_, (_, at)| at.elapsed() < SESSION_TTL);
-        while map.len() >= MAX_SESSIONS {
-            let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, (_, at))| *at)
-                .map(|(k, _)| k.clone())
-            else {
+        while map.values().filter(|(p, _)| p.name == who.name).count() >= MAX_SESSIONS_PER_PRINCIPAL
+        {
+            let Some(k) = oldest(&map, Some(&who.name)) else {
                 break;
             };
-            map.remove(&oldest);
+            map.remove(&k);
+        }
+        while map.len() >= MAX_SESSIONS {
+            let mut counts: std::collections::HashMap<&str, usize> = Default::default();
+            for (p, _) in map.values() {
+                *counts.entry(p.name.as_str()).or_default() += 1;
+            }
+            let most = counts
+                .into_iter()
+                .max_by_key(|(_, n)| *n)
+                .map(|(name, _)| name.to_string());
+            let Some(k) = oldest(&map, most.as_deref()) else {
+                break;
+            };
+            map.remove(&k);
         }
         map.insert(id.clone(), (who, std::time::Instant::now()));
         Some(id)
@@ -296,6 +318,42 @@ impl Sessions {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn who(name: &str) -> Principal {
+        Principal {
+            name: name.into(),
+            role: crate::auth::Role::Cashier,
+        }
+    }
+
+    #[test]
+    fn sessions_are_capped_per_principal() {
+        let s = Sessions::default();
+        let tech = s.create(who("tech")).unwrap();
+        let cashier: Vec<String> = (0..64).map(|_| s.create(who("pos-1")).unwrap()).collect();
+        assert!(
+            s.check(&tech).is_some(),
+            "another principal's logins end no session"
+        );
+        let live = cashier.iter().filter(|c| s.check(c).is_some()).count();
+        assert_eq!(live, MAX_SESSIONS_PER_PRINCIPAL);
+        assert!(s.check(&cashier[0]).is_none(), "the oldest went first");
+        assert!(s.check(cashier.last().unwrap()).is_some());
+    }
+
+    #[test]
+    fn the_global_cap_takes_from_the_principal_with_the_most() {
+        let s = Sessions::default();
+        let first = s.create(who("p0")).unwrap();
+        for i in 0..MAX_SESSIONS {
+            s.create(who(&format!("p{}", i / MAX_SESSIONS_PER_PRINCIPAL + 1)))
+                .unwrap();
+        }
+        assert!(s.map().len() <= MAX_SESSIONS);
+        assert!(s.check(&first).is_some(), "p0 has the fewest sessions");
+    }
+
     #[test]
     fn base64_matches_the_standard() {
         assert_eq!(super::base64(b""), "");
