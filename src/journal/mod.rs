@@ -4,7 +4,9 @@
 //! matters for recovery is committed before the step is sent to the device.
 //!
 //! - [`records`]: the typed requests, steps and results a job carries.
-//! - `audit`: the append-only audit log and its batching writer, [`AuditWriter`].
+//! - `audit`: the append-only audit log and its batching writer, [`AuditWriter`], which
+//!   counts unauthenticated refusals per listener and minute.
+//! - `keys`: idempotency keys in two namespaces, [`IdempotencyKey`].
 //! - `submitter`: group commit of job submissions, [`Submitter`].
 //! - `cards`: card transactions and the writes of a sale's life (the rules of which are
 //!   in [`crate::sales`]).
@@ -15,12 +17,14 @@
 
 mod audit;
 mod cards;
+mod keys;
 pub mod records;
 mod stored;
 mod submitter;
 
 pub use audit::{AuditEntry, AuditWriter, NewAudit, Unauthenticated, audit_sample};
 pub use cards::CardRecord;
+pub use keys::IdempotencyKey;
 pub use records::{
     CardOutcome, DailyReportPrinted, EndOfDayResult, JobRequest, JobResult, PaymentResult,
     PrintoutPrinted, ReceiptPrinted, SalePayment, SaleRequest, SaleResult, Step,
@@ -174,38 +178,6 @@ pub struct NewJob {
     pub actor: Option<Actor>,
 }
 
-/// An idempotency key, in one of two namespaces that can never meet.
-///
-/// - A **client** key (the `Idempotency-Key` header) is scoped to the principal that sends
-///   it: it is stored as `client:<principal>:<key>`. The same key from two tokens is two
-///   jobs; no client can find, replay or block another's job through a key.
-/// - An **internal** key (one fiscald makes itself, e.g. for a sale's reversal) is stored as
-///   `internal:<key>`. Principal names never contain `:`, so no client key can produce it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IdempotencyKey {
-    /// A key a client sent, as sent.
-    Client(String),
-    /// A key fiscald makes for itself.
-    Internal(String),
-}
-
-impl IdempotencyKey {
-    /// The key as stored in `jobs.idempotency_key`, for a job created by `owner`.
-    fn stored(&self, owner: Option<&str>) -> String {
-        match self {
-            IdempotencyKey::Client(k) => format!("client:{}:{k}", owner.unwrap_or("")),
-            IdempotencyKey::Internal(k) => format!("internal:{k}"),
-        }
-    }
-
-    /// The key as the client (or fiscald) named it, for messages.
-    pub fn as_str(&self) -> &str {
-        match self {
-            IdempotencyKey::Client(k) | IdempotencyKey::Internal(k) => k,
-        }
-    }
-}
-
 /// The client behind a job-creating request.
 #[derive(Debug, Clone)]
 pub struct Actor {
@@ -321,10 +293,6 @@ CREATE TABLE IF NOT EXISTS audit (
 /// Columns of a job, in `StoredJob::from_row`'s order.
 const JOB_COLUMNS: &str = "id, kind, device, state, step, request, result, error, counters_before, attempts, created_at, updated_at, parent_id, owner";
 
-/// The `PRAGMA user_version` from which idempotency keys are stored in namespaces
-/// ([`IdempotencyKey`]).
-const KEY_NAMESPACE_VERSION: i64 = 1;
-
 /// Idempotency keys are kept at least this long (the contract says 7 days).
 const IDEMPOTENCY_RETENTION_DAYS: i64 = 30;
 
@@ -397,25 +365,6 @@ impl Journal {
         Ok(Journal {
             conn: Arc::new(Mutex::new(conn)),
         })
-    }
-
-    /// Journals from before key namespaces (`PRAGMA user_version` 0) stored keys as sent,
-    /// shared by every client. Each becomes its owner's client key once, so a client that
-    /// retries across the upgrade still gets its job back. (A sale's reversal is found
-    /// through the sale itself, so old `fiscald:reverse-sale:` keys need no internal form.)
-    fn namespace_legacy_keys(conn: &Connection) -> Result<(), JournalError> {
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version >= KEY_NAMESPACE_VERSION {
-            return Ok(());
-        }
-        conn.execute_batch(&format!(
-            "BEGIN;
-             UPDATE jobs SET idempotency_key = 'client:' || COALESCE(owner, '') || ':' || idempotency_key
-              WHERE idempotency_key IS NOT NULL;
-             PRAGMA user_version = {KEY_NAMESPACE_VERSION};
-             COMMIT;"
-        ))?;
-        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
