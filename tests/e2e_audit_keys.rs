@@ -386,14 +386,6 @@ fn row<'a>(
 #[test]
 fn logins_refusals_405s_and_head_requests_are_audited_as_what_they_are() {
     let t = till(false, "");
-    // Logins: a success is the principal's own row; a failure is counted with the 401s.
-    let (s, _, _) = login(&t, TECH);
-    assert_eq!(s, 303);
-    let (s, _, _) = login(&t, "wrong");
-    assert_eq!(s, 401);
-    // The 401 of the status page without a session.
-    let (s, _, _) = common::request_tcp_raw(t.addr, "GET", "/", &[], b"");
-    assert_eq!(s, 401);
     // 405s on fiscal paths, from a cashier and a manager.
     let (s, _) = t.call(Some(CASHIER), "GET", "/v1/receipts", None, None);
     assert_eq!(s, 405);
@@ -411,6 +403,14 @@ fn logins_refusals_405s_and_head_requests_are_audited_as_what_they_are() {
     let (s, _) = t.call(Some(TECH), "GET", "/v1/audit", None, None);
     assert_eq!(s, 403);
 
+    // Logins: a success is the principal's own row; a failure is counted with the 401s.
+    let (s, _, _) = login(&t, TECH);
+    assert_eq!(s, 303);
+    let (s, _, _) = login(&t, "wrong");
+    assert_eq!(s, 401);
+    // The 401 of the status page without a session.
+    let (s, _, _) = common::request_tcp_raw(t.addr, "GET", "/", &[], b"");
+    assert_eq!(s, 401);
     let audit = t.audit();
     let login_row = row(&audit, "tech", "POST /login", "accepted").expect("the login");
     assert_eq!(login_row["role"], "technician");
