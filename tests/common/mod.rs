@@ -299,19 +299,7 @@ pub fn request_tcp(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, Value) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let mut client = Client::connect_tcp(addr)
-            .await
-            .expect("connect to the API port");
-        client
-            .send(method, path, headers, None)
-            .await
-            .expect("response")
-    })
+    request_tcp_with(addr, method, path, headers, None)
 }
 
 /// One HTTP/1.1 request on a Unix socket, with hyper's client.
