@@ -50,7 +50,7 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// Whether this principal may see (and replay) jobs other clients created.
+    /// Whether this principal may see jobs other clients created.
     pub fn sees_all_jobs(&self) -> bool {
         self.role != Role::Cashier
     }
@@ -117,8 +117,10 @@ pub const RULES: &[Rule] = &[
 
 /// The roles allowed to run `method route`. For `/v1/payments` with `payment_type` unknown
 /// (the body is not read yet) these are the roles allowed any payment type; the handler
-/// checks again with the type. A route missing from the table is for managers only.
+/// checks again with the type. A route missing from the table is for managers only. A
+/// `HEAD` is allowed to whoever may `GET` the route.
 pub fn allowed_roles(method: &str, route: &str, payment_type: Option<&str>) -> Vec<Role> {
+    let method = as_table_method(method);
     let mut roles: Vec<Role> = Vec::new();
     let mut found = false;
     for r in RULES
@@ -141,8 +143,19 @@ pub fn allowed_roles(method: &str, route: &str, payment_type: Option<&str>) -> V
     roles
 }
 
-/// Whether `method route` is a fiscal operation recorded in the audit log.
+/// The method the access table lists for `method`: `HEAD` is the `GET` it mirrors.
+fn as_table_method(method: &str) -> &str {
+    if method.eq_ignore_ascii_case("HEAD") {
+        "GET"
+    } else {
+        method
+    }
+}
+
+/// Whether `method route` is a fiscal operation recorded in the audit log (refusals are
+/// recorded for every route).
 pub fn audited(method: &str, route: &str) -> bool {
+    let method = as_table_method(method);
     RULES
         .iter()
         .find(|r| r.method == method && r.route == route)
@@ -361,5 +374,8 @@ mod tests {
         // Not in the table: managers only.
         assert_eq!(allowed_roles("POST", "/v1/new", None), vec![Manager]);
         assert!(audited("POST", "/v1/cash") && !audited("GET", "/v1/jobs"));
+        // A HEAD is the GET it mirrors: same roles, not a fiscal operation.
+        assert_eq!(allowed_roles("HEAD", "/v1/health", None), ALL.to_vec());
+        assert!(!audited("HEAD", "/v1/devices"));
     }
 }

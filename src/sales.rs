@@ -195,9 +195,10 @@ impl ReversalPlan {
         ))
     }
 
-    /// The idempotency key that makes a repeated reversal request return the same job.
-    pub fn idempotency_key(&self) -> String {
-        format!("fiscald:reverse-sale:{}", self.sale)
+    /// The idempotency key that makes a repeated reversal request return the same job. It is
+    /// internal, so no client's `Idempotency-Key` can collide with it.
+    pub fn idempotency_key(&self) -> crate::journal::IdempotencyKey {
+        crate::journal::IdempotencyKey::Internal(format!("reverse-sale:{}", self.sale))
     }
 }
 

@@ -215,7 +215,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         },
     )
     .layer(axum::middleware::from_fn_with_state(
-        Arc::new(origin_policy(&config, false)),
+        Arc::new(origin_policy(&config, false, &state.audit)),
         api::origin::guard,
     ));
     servers.spawn(serve_http(
@@ -242,7 +242,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             },
         )
         .layer(axum::middleware::from_fn_with_state(
-            Arc::new(origin_policy(&config, true)),
+            Arc::new(origin_policy(&config, true, &state.audit)),
             api::origin::guard,
         ));
         servers.spawn(serve_http(
@@ -326,11 +326,16 @@ fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListen
 }
 
 /// The browser defences of one listener (`cors` on the TCP listener only).
-fn origin_policy(config: &Config, cors: bool) -> api::origin::OriginPolicy {
+fn origin_policy(
+    config: &Config,
+    cors: bool,
+    audit: &crate::journal::AuditWriter,
+) -> api::origin::OriginPolicy {
     api::origin::OriginPolicy {
         allowed_hosts: config.api.allowed_hosts.clone(),
         cors_origins: config.api.cors_origins.clone(),
         cors,
+        audit: Some((if cors { "tcp" } else { "socket" }, audit.clone())),
     }
 }
 

@@ -113,6 +113,21 @@ fn foreign_hosts_cross_origin_writes_and_non_json_posts_change_nothing() {
             .is_none_or(Vec::is_empty)
     );
 
+    // The refusals are counted in the audit log, one row per listener, window and kind.
+    let (_, audit) = daemon.get("/v1/audit?limit=100");
+    let rows = audit["entries"].as_array().cloned().unwrap_or_default();
+    for (outcome, detail) in [
+        ("refused:421", "wrong_host"),
+        ("refused:403", "cross_origin"),
+        ("invalid:415", "unsupported_media_type"),
+    ] {
+        assert!(
+            rows.iter()
+                .any(|r| r["outcome"] == outcome && r["detail"] == detail),
+            "no {outcome} {detail} row in {audit}"
+        );
+    }
+
     // A listed browser POS: the preflight needs no token and allows Private Network Access.
     let host = format!("Host: 127.0.0.1:{port}");
     let origin = format!("Origin: {POS}");

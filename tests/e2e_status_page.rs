@@ -1,7 +1,8 @@
 //! End to end: the status page (`GET /`) in headless Chromium, over loopback TCP with a
-//! technician's token. The page is opened as `/?token=...`, which gives it a session
-//! cookie and redirects to `/`; then paper runs out in the emulator and the page must
-//! show it from the event stream, without a reload.
+//! technician's token. The token is typed into the page's sign-in form, which posts it
+//! to `/login` (so it never enters an address or the history); the answer sets a session
+//! cookie and redirects to `/`. Then paper runs out in the emulator and the page must show
+//! it from the event stream, without a reload.
 //!
 //! Chromium is driven over the DevTools protocol (a WebSocket). Without Chromium the test
 //! prints SKIP and passes, except in CI (`CI=true`), where it fails.
@@ -296,8 +297,18 @@ fn the_status_page_shows_paper_out_live() {
     let (status, page) = request_tcp(addr, "GET", "/", &[]);
     assert_eq!(status, 401);
     assert!(page.as_str().unwrap_or("").contains("token"), "{page}");
-    let (status, _) = request_tcp(addr, "GET", "/?token=wrong", &[]);
-    assert_eq!(status, 401);
+    assert!(
+        page.as_str()
+            .unwrap_or("")
+            .contains("method=post action=\"/login\""),
+        "{page}"
+    );
+    // A token in the address is refused, even a valid one: it would stay in the history.
+    for token in ["wrong", TOKEN] {
+        let (status, page) = request_tcp(addr, "GET", &format!("/?token={token}"), &[]);
+        assert_eq!(status, 400, "{page}");
+        assert!(page.as_str().unwrap_or("").contains("form"), "{page}");
+    }
     // The API does not take a session cookie it never gave.
     let (status, _) = request_tcp(
         addr,
@@ -309,12 +320,27 @@ fn the_status_page_shows_paper_out_live() {
 
     let profile = dir.path().join("chromium-profile");
     std::fs::create_dir_all(&profile).unwrap();
-    let browser = Browser::start(
-        &exe,
-        &profile,
-        &format!("http://127.0.0.1:{port}/?token={TOKEN}"),
-    );
+    let browser = Browser::start(&exe, &profile, &format!("http://127.0.0.1:{port}/"));
     let mut cdp = Cdp::connect(&browser.page_ws());
+    // A wrong token first: the form answers 401 and stays.
+    for (token, title) in [("wrong", "401"), (TOKEN, "ok")] {
+        cdp.wait_for(
+            "the sign-in form",
+            "document.querySelector('form[action=\"/login\"]') !== null",
+            |v| v == true,
+        );
+        cdp.eval(&format!(
+            "document.querySelector('input[name=token]').value = '{token}'; \
+             document.querySelector('form').submit(); 'sent'"
+        ));
+        if title == "401" {
+            cdp.wait_for(
+                "the refusal",
+                "document.body ? document.body.innerText : ''",
+                |v| v.as_str().unwrap_or("").contains("not in the token file"),
+            );
+        }
+    }
     cdp.wait_for(
         "the printer row to show ready",
         "(document.getElementById('dev-fp1') || {getAttribute: () => null}).getAttribute('data-state')",
@@ -325,8 +351,15 @@ fn the_status_page_shows_paper_out_live() {
         "document.getElementById('live').textContent",
         |v| v == "live",
     );
-    // The token left the address bar, and the session cookie is not readable by script.
+    // The token never was in the address bar or the history, and the session cookie is
+    // not readable by script.
     assert_eq!(cdp.eval("location.pathname + location.search"), json!("/"));
+    let history = cdp.call("Page.getNavigationHistory", json!({}));
+    let urls = history.to_string();
+    assert!(
+        urls.contains("127.0.0.1") && !urls.contains(TOKEN),
+        "{urls}"
+    );
     assert_eq!(cdp.eval("document.cookie"), json!(""));
     // The last jobs list shows the receipt.
     let jobs = cdp.eval("document.getElementById('jobs').innerText");

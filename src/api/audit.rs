@@ -30,18 +30,35 @@ pub(super) async fn audit(
     });
 }
 
+/// Count a refusal of a request whose sender is not known (a 401) in its listener's
+/// window of the audit log, instead of a row of its own: an unauthenticated client cannot
+/// grow the log by more than a row per window.
+pub(super) fn audit_unauthenticated(
+    state: &AppState,
+    listener: &'static str,
+    operation: &str,
+    status: StatusCode,
+    detail: &'static str,
+) {
+    state
+        .audit
+        .append_unauthenticated(crate::journal::Unauthenticated {
+            listener,
+            operation: operation.to_string(),
+            outcome: outcome(status, false),
+            detail,
+        });
+}
+
 pub(super) fn outcome(status: StatusCode, replayed: bool) -> String {
     match status.as_u16() {
         200..=299 if replayed => "replayed".into(),
         200..=299 => "accepted".into(),
-        s @ (401 | 403) => format!("refused:{s}"),
+        s @ (401 | 403 | 405) => format!("refused:{s}"),
         s @ 400..=499 => format!("invalid:{s}"),
         s => format!("error:{s}"),
     }
 }
-
-/// Every request: who is it? A valid bearer token gives its name and role; without one,
-/// the Unix socket gives `socket_role` and TCP answers 401. A token that is not in the
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

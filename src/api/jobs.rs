@@ -8,7 +8,7 @@ use super::{
     ApiError, ApiResult, AppState, AuditRecorded, Caller, MAX_BODY_BYTES, MAX_WAIT_SECONDS,
 };
 use crate::document;
-use crate::journal::{Job, JobId, JobRequest, JobState, JournalError, NewJob};
+use crate::journal::{IdempotencyKey, Job, JobId, JobRequest, JobState, JournalError, NewJob};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, RawQuery, Request, State};
@@ -104,7 +104,8 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
     })
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+/// The `Idempotency-Key` header: a client key, scoped to the caller by the journal.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -114,7 +115,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         .map(str::trim)
         .filter(|s| !s.is_empty() && s.len() <= 255);
     match s {
-        Some(s) => Ok(Some(s.to_string())),
+        Some(s) => Ok(Some(IdempotencyKey::Client(s.to_string()))),
         None => Err(ApiError {
             field: Some("Idempotency-Key".into()),
             ..ApiError::new(
@@ -132,7 +133,7 @@ pub(super) async fn submit(
     caller: &Caller,
     device: Queue<'_>,
     request: JobRequest,
-    key: Option<String>,
+    key: Option<IdempotencyKey>,
     wait: Option<Duration>,
 ) -> ApiResult {
     submit_with(state, caller, device, request, key, wait, |_| async {}).await
@@ -145,7 +146,7 @@ pub(super) async fn submit_with<F: std::future::Future<Output = ()>>(
     caller: &Caller,
     device: Queue<'_>,
     request: JobRequest,
-    key: Option<String>,
+    key: Option<IdempotencyKey>,
     wait: Option<Duration>,
     queued: impl FnOnce(JobId) -> F,
 ) -> ApiResult {
@@ -212,7 +213,7 @@ async fn wait_for(
 /// JSON body. Extracting it checks all three, so handlers start from valid input.
 pub(super) struct JobPost {
     pub(super) wait: Option<Duration>,
-    pub(super) key: Option<String>,
+    pub(super) key: Option<IdempotencyKey>,
     pub(super) body: Value,
 }
 

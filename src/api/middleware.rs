@@ -2,8 +2,8 @@
 //! socket's role; else 401), whether the access table lets them (403), and the audit log
 //! entry of each fiscal operation and refusal.
 
-use super::audit::{audit, outcome};
-use super::status_page::{login_page, page_login, page_token, session_cookie};
+use super::audit::{audit, audit_unauthenticated, outcome};
+use super::status_page::{form_login, login_page, page_token, session_cookie, token_in_address};
 use super::{ApiError, AppState, AuditJob, AuditRecorded, Auth, Caller, ErrorCode};
 use crate::auth::{self, Principal};
 use crate::journal::JobId;
@@ -12,6 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+/// The method and path as sent (cut short; the audit log sanitises it further).
 fn raw_operation(req: &Request) -> String {
     let path: String = req.uri().path().chars().take(120).collect();
     format!("{} {path}", req.method())
@@ -26,19 +27,23 @@ fn path_job(route: &str, path: &str) -> Option<JobId> {
     }
 }
 
-/// Append to the audit log (committed in the background, within milliseconds; readers of
-/// the log flush first). A failure is logged: the answer to the client stands.
-/// token file is 401 on either listener.
+/// Every request: who is it? A valid bearer token gives its name and role; without one,
+/// the Unix socket gives `socket_role` and TCP answers 401. A token that is not in the
+/// token file is 401 on either listener. A 401 is counted in the listener's window of the
+/// audit log (see [`audit_unauthenticated`]), not written as a row of its own.
 pub(super) async fn authenticate(
     State((state, auth)): State<(AppState, Auth)>,
-    mut req: Request,
+    req: Request,
     next: Next,
 ) -> Response {
+    if req.method() == axum::http::Method::POST && req.uri().path() == "/login" {
+        return form_login(&state, &auth, req).await;
+    }
     if req.method() == axum::http::Method::GET
         && req.uri().path() == "/"
-        && let Some(token) = page_token(req.uri().query())
+        && page_token(req.uri().query()).is_some()
     {
-        return page_login(&state, &auth, &token).await;
+        return token_in_address(&state, &auth);
     }
     let bare = !req.headers().contains_key(header::AUTHORIZATION);
     let safe = matches!(
@@ -50,20 +55,27 @@ pub(super) async fn authenticate(
         && safe
         && let Some(p) = session_cookie(req.headers()).and_then(|c| state.sessions.check(&c))
     {
-        req.extensions_mut().insert(p);
-        return next.run(req).await;
+        return run_as(&state, p, req, next).await;
     }
     if bare && safe && auth.anonymous_role.is_none() && req.uri().path() == "/" {
+        let op = raw_operation(&req);
+        audit_unauthenticated(
+            &state,
+            auth.listener,
+            &op,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        );
         return login_page(StatusCode::UNAUTHORIZED, None);
     }
     let refused = match req.headers().get(header::AUTHORIZATION) {
         None => match auth.anonymous_role {
             Some(role) => {
-                req.extensions_mut().insert(Principal {
+                let p = Principal {
                     name: auth::SOCKET.into(),
                     role,
-                });
-                return next.run(req).await;
+                };
+                return run_as(&state, p, req, next).await;
             }
             None => "this listener needs `Authorization: Bearer <token>` with a token from the token file".to_string(),
         },
@@ -76,8 +88,7 @@ pub(super) async fn authenticate(
             match token.and_then(|t| auth.tokens.check(t)) {
                 Some(p) => {
                     let p = p.clone();
-                    req.extensions_mut().insert(p);
-                    return next.run(req).await;
+                    return run_as(&state, p, req, next).await;
                 }
                 None if token.is_none() => {
                     "the Authorization header must be `Bearer <token>`".to_string()
@@ -89,20 +100,39 @@ pub(super) async fn authenticate(
     };
     let op = raw_operation(&req);
     let err = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", refused);
-    audit(
-        &state,
-        auth.listener,
-        None,
-        &op,
-        None,
-        outcome(err.status, false),
-        Some(err.code),
-    )
-    .await;
+    audit_unauthenticated(&state, auth.listener, &op, err.status, err.code);
     err.into_response()
 }
 
-/// Every route: the access table (403), then the audit log of fiscal operations.
+/// Run the request as `who`. A refusal (401, 403, 405) that nothing audited on the way,
+/// such as a 405 for a method a path does not take (no route runs for it), gets its row
+/// here, as `METHOD /path` as sent.
+async fn run_as(state: &AppState, who: Principal, mut req: Request, next: Next) -> Response {
+    let op = raw_operation(&req);
+    req.extensions_mut().insert(who.clone());
+    let resp = next.run(req).await;
+    if is_refusal(resp.status()) && resp.extensions().get::<AuditRecorded>().is_none() {
+        audit(
+            state,
+            &who.name,
+            Some(who.role),
+            &crate::journal::audit_sample(&op),
+            None,
+            outcome(resp.status(), false),
+            resp.extensions().get::<ErrorCode>().map(|c| c.0),
+        )
+        .await;
+    }
+    resp
+}
+
+/// The answers the audit log records for every request, fiscal or not.
+fn is_refusal(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 401 | 403 | 405)
+}
+
+/// Every route: the access table (403), then the audit log of fiscal operations and of
+/// every refusal. A `HEAD` is checked as the `GET` it mirrors and audited as `HEAD ...`.
 pub(super) async fn authorize(
     State(state): State<AppState>,
     matched: MatchedPath,
@@ -135,11 +165,15 @@ pub(super) async fn authorize(
             Some(e.code),
         )
         .await;
-        return e.into_response();
+        let mut resp = e.into_response();
+        resp.extensions_mut().insert(AuditRecorded);
+        return resp;
     }
     req.extensions_mut().insert(caller.clone());
-    let resp = next.run(req).await;
-    if auth::audited(&method, &route) && resp.extensions().get::<AuditRecorded>().is_none() {
+    let mut resp = next.run(req).await;
+    if resp.extensions().get::<AuditRecorded>().is_none()
+        && (auth::audited(&method, &route) || is_refusal(resp.status()))
+    {
         let done = resp.extensions().get::<AuditJob>().copied();
         audit(
             &state,
@@ -151,6 +185,7 @@ pub(super) async fn authorize(
             resp.extensions().get::<ErrorCode>().map(|c| c.0),
         )
         .await;
+        resp.extensions_mut().insert(AuditRecorded);
     }
     resp
 }

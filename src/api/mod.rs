@@ -91,7 +91,7 @@ impl ApiError {
 impl From<JournalError> for ApiError {
     fn from(e: JournalError) -> Self {
         match e {
-            JournalError::IdempotencyConflict(_) | JournalError::IdempotencyOwner(_) => {
+            JournalError::IdempotencyConflict(_) => {
                 ApiError::new(StatusCode::CONFLICT, "idempotency_conflict", e.to_string())
             }
             JournalError::NotFound(_) => {
@@ -165,7 +165,6 @@ impl Caller {
             name: self.who.name.clone(),
             role: self.who.role.as_str().into(),
             operation: self.operation.clone(),
-            may_replay_others: self.who.sees_all_jobs(),
         }
     }
     /// 403 unless the table allows this caller `payment_type` on this route.

@@ -20,7 +20,7 @@ const PREFLIGHT_MAX_AGE: &str = "600";
 pub const FORM_PATHS: [&str; 1] = ["/login"];
 
 /// Which hosts and origins one listener accepts.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct OriginPolicy {
     /// Host names besides `localhost`, `127.0.0.1` and `[::1]` (`[api] allowed_hosts`).
     pub allowed_hosts: Vec<String>,
@@ -28,6 +28,9 @@ pub struct OriginPolicy {
     pub cors_origins: Vec<String>,
     /// Whether this listener answers CORS (the loopback TCP listener does; the socket not).
     pub cors: bool,
+    /// Where refusals are counted: the listener's name and the audit writer. They come
+    /// before anyone is authenticated, so they are counted per window, never a row each.
+    pub audit: Option<(&'static str, crate::journal::AuditWriter)>,
 }
 
 impl OriginPolicy {
@@ -74,6 +77,29 @@ fn refuse(status: StatusCode, code: &'static str, message: String) -> Response {
     super::ApiError::new(status, code, message).into_response()
 }
 
+/// Count a refusal in the audit log's window for this listener.
+fn audited(
+    policy: &OriginPolicy,
+    req: &Request,
+    response: Response,
+    code: &'static str,
+) -> Response {
+    if let Some((listener, audit)) = &policy.audit {
+        let status = response.status().as_u16();
+        audit.append_unauthenticated(crate::journal::Unauthenticated {
+            listener,
+            operation: format!("{} {}", req.method(), req.uri().path()),
+            outcome: if status == 415 {
+                format!("invalid:{status}")
+            } else {
+                format!("refused:{status}")
+            },
+            detail: code,
+        });
+    }
+    response
+}
+
 /// The middleware (`axum::middleware::from_fn_with_state`).
 pub async fn guard(State(policy): State<Arc<OriginPolicy>>, req: Request, next: Next) -> Response {
     let headers = req.headers();
@@ -82,7 +108,7 @@ pub async fn guard(State(policy): State<Arc<OriginPolicy>>, req: Request, next: 
         .or_else(|| req.uri().authority().map(|a| a.to_string()))
         .unwrap_or_default();
     if !policy.host_allowed(&host) {
-        return refuse(
+        let r = refuse(
             StatusCode::MISDIRECTED_REQUEST,
             "wrong_host",
             format!(
@@ -90,11 +116,16 @@ pub async fn guard(State(policy): State<Arc<OriginPolicy>>, req: Request, next: 
                  (localhost, 127.0.0.1, [::1] or [api] allowed_hosts)"
             ),
         );
+        return audited(&policy, &req, r, "wrong_host");
     }
     let origin = header(headers, header::ORIGIN).map(str::to_string);
     let listed = origin.as_deref().is_some_and(|o| policy.origin_listed(o));
     if req.method() == Method::OPTIONS {
-        return preflight(&policy, headers, origin.as_deref(), listed);
+        let r = preflight(&policy, headers, origin.as_deref(), listed);
+        if r.status().is_client_error() {
+            return audited(&policy, &req, r, "cross_origin");
+        }
+        return r;
     }
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD);
     if changes_state {
@@ -102,7 +133,7 @@ pub async fn guard(State(policy): State<Arc<OriginPolicy>>, req: Request, next: 
         let cross_site = header(headers, header::HeaderName::from_static("sec-fetch-site"))
             .is_some_and(|s| s.eq_ignore_ascii_case("cross-site"));
         if (cross_origin || cross_site) && !listed {
-            return refuse(
+            let r = refuse(
                 StatusCode::FORBIDDEN,
                 "cross_origin",
                 format!(
@@ -111,18 +142,20 @@ pub async fn guard(State(policy): State<Arc<OriginPolicy>>, req: Request, next: 
                     origin.as_deref().unwrap_or("of another site")
                 ),
             );
+            return audited(&policy, &req, r, "cross_origin");
         }
         if req.method() == Method::POST && !FORM_PATHS.contains(&req.uri().path()) {
             let ct = header(headers, header::CONTENT_TYPE).unwrap_or("");
             let mime = ct.split(';').next().unwrap_or("").trim();
             if !mime.eq_ignore_ascii_case("application/json") {
-                return refuse(
+                let r = refuse(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported_media_type",
                     format!(
                         "send every POST, an empty one too, with Content-Type: application/json (got {ct:?})"
                     ),
                 );
+                return audited(&policy, &req, r, "unsupported_media_type");
             }
         }
     }
@@ -200,6 +233,7 @@ mod tests {
             allowed_hosts: vec!["till-7.local".into()],
             cors_origins: vec!["http://pos.example:3000".into()],
             cors,
+            audit: None,
         });
         Router::new()
             .route("/v1/receipts", post(|| async { "queued" }))

@@ -1,10 +1,11 @@
 //! `GET /`: the technician's status page (one HTML document, its CSS and script inline),
-//! the login form on loopback TCP, and the sessions a token opens.
+//! the login form on loopback TCP (`POST /login`, so the token never enters an address or
+//! the browser's history), and the sessions a token opens.
 
-use super::audit::{audit, outcome};
+use super::audit::{audit, audit_unauthenticated};
 use super::{ApiError, AppState, Auth};
 use crate::auth::Principal;
-use axum::extract::Query;
+use axum::extract::{Query, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
@@ -52,6 +53,11 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 fn html(status: StatusCode, body: String, csp: &str) -> Response {
+    html_with(status, body, csp, "no-referrer")
+}
+
+/// An HTML answer with the page's security headers and this `Referrer-Policy`.
+fn html_with(status: StatusCode, body: String, csp: &str, referrer: &'static str) -> Response {
     (
         status,
         [
@@ -59,7 +65,7 @@ fn html(status: StatusCode, body: String, csp: &str) -> Response {
             (header::CACHE_CONTROL, "no-store"),
             (header::CONTENT_SECURITY_POLICY, csp),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::REFERRER_POLICY, "no-referrer"),
+            (header::REFERRER_POLICY, referrer),
         ],
         body,
     )
@@ -80,17 +86,20 @@ pub(super) fn login_page(status: StatusCode, problem: Option<&str>) -> Response 
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>fiscald</title>\
          <meta name=viewport content=\"width=device-width\"></head><body>\
          <h1>fiscald</h1>{problem}<p>This status page needs a token from the daemon's token file.</p>\
-         <form method=get action=\"/\"><label>Token <input type=password name=token autocomplete=off autofocus></label> \
+         <form method=post action=\"/login\"><label>Token <input type=password name=token autocomplete=off autofocus></label> \
          <button>Open</button></form></body></html>"
     );
-    html(
+    // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends the form's
+    // post with `Origin: null`, which the browser defences refuse as another site's.
+    html_with(
         status,
         body,
         "default-src 'none'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        "same-origin",
     )
 }
 
-/// The `token` query parameter of `GET /?token=...`.
+/// The `token` parameter of a query (`GET /?token=...`) or of a form body.
 pub(super) fn page_token(query: Option<&str>) -> Option<String> {
     let uri: axum::http::Uri = format!("/?{}", query?).parse().ok()?;
     let Query(q) = Query::<std::collections::HashMap<String, String>>::try_from_uri(&uri).ok()?;
@@ -111,27 +120,93 @@ pub(super) fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// `GET /?token=T`: a valid token opens a session for its principal (an `HttpOnly`,
-/// `SameSite=Strict` cookie, valid for GETs only) and redirects to `/`, so the token
-/// leaves the address bar at once.
-pub(super) async fn page_login(state: &AppState, auth: &Auth, token: &str) -> Response {
-    let Some(p) = auth.tokens.check(token.trim()).cloned() else {
-        audit(
-            state,
-            auth.listener,
-            None,
-            "GET /",
-            None,
-            outcome(StatusCode::UNAUTHORIZED, false),
-            Some("unauthorized"),
-        )
-        .await;
-        return login_page(
-            StatusCode::UNAUTHORIZED,
-            Some("That token is not in the token file."),
+/// `GET /?token=T`, refused: a token in the address stays in the browser's history (and
+/// in any proxy's log). The page says to use the form, which posts it instead.
+pub(super) fn token_in_address(state: &AppState, auth: &Auth) -> Response {
+    audit_unauthenticated(
+        state,
+        auth.listener,
+        "GET /?token=",
+        StatusCode::BAD_REQUEST,
+        "token_in_address",
+    );
+    login_page(
+        StatusCode::BAD_REQUEST,
+        Some(
+            "A token in the address is not accepted: it would stay in the browser's history. \
+             Type it into the form below instead.",
+        ),
+    )
+}
+
+/// The longest login form body read, in bytes.
+const MAX_LOGIN_BODY: usize = 4096;
+
+/// Whether a form post comes from the page itself: a browser's `Origin` (when sent) must be
+/// this listener's own, and `Sec-Fetch-Site` (when sent) `same-origin` or `none`. A
+/// configured browser POS origin does not count: it has no business logging in here.
+fn same_origin_post(headers: &HeaderMap) -> bool {
+    let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+    let host = get("host").unwrap_or("");
+    let origin_ok = get("origin").is_none_or(|o| {
+        o.strip_prefix("http://")
+            .is_some_and(|rest| !host.is_empty() && rest.eq_ignore_ascii_case(host))
+    });
+    let site_ok = get("sec-fetch-site")
+        .is_none_or(|s| s.eq_ignore_ascii_case("same-origin") || s.eq_ignore_ascii_case("none"));
+    origin_ok && site_ok
+}
+
+/// `POST /login` with the form's `token` (`application/x-www-form-urlencoded`, from the
+/// page's own origin only): a valid token opens a session for its principal (an
+/// `HttpOnly`, `SameSite=Strict` cookie, valid for GETs only) and answers 303 to `/`.
+pub(super) async fn form_login(state: &AppState, auth: &Auth, req: Request) -> Response {
+    let refuse = |status: StatusCode, code: &'static str, problem: &str| {
+        audit_unauthenticated(state, auth.listener, "POST /login", status, code);
+        login_page(status, Some(problem))
+    };
+    if !same_origin_post(req.headers()) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            "The sign-in form must be sent from this page itself.",
+        );
+    }
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Sign in with the form (application/x-www-form-urlencoded).",
+        );
+    }
+    let body = axum::body::to_bytes(req.into_body(), MAX_LOGIN_BODY)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok());
+    let Some(token) = body.as_deref().and_then(|b| page_token(Some(b))) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The form carried no token.",
         );
     };
-    let Some(id) = state.sessions.create(p) else {
+    let Some(p) = auth.tokens.check(token.trim()).cloned() else {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "login_refused",
+            "That token is not in the token file.",
+        );
+    };
+    let Some(id) = state.sessions.create(p.clone()) else {
         return ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -139,6 +214,16 @@ pub(super) async fn page_login(state: &AppState, auth: &Auth, token: &str) -> Re
         )
         .into_response();
     };
+    audit(
+        state,
+        &p.name,
+        Some(p.role),
+        "POST /login",
+        None,
+        "accepted".into(),
+        Some("session"),
+    )
+    .await;
     let cookie = format!(
         "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
         SESSION_TTL.as_secs()
@@ -157,26 +242,37 @@ pub(super) async fn page_login(state: &AppState, auth: &Auth, token: &str) -> Re
 
 /// How long a status page session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
-/// Most sessions kept; the oldest goes first.
-const MAX_SESSIONS: usize = 64;
+/// Most sessions one principal keeps; its own oldest goes first, so one principal's logins
+/// never end another's session.
+pub const MAX_SESSIONS_PER_PRINCIPAL: usize = 8;
+/// Most sessions kept in all, a backstop for memory: 128 principals at their own cap. When
+/// it is reached, the principal with the most sessions loses its oldest.
+const MAX_SESSIONS: usize = 128 * MAX_SESSIONS_PER_PRINCIPAL;
+
+type SessionMap = std::collections::HashMap<String, (Principal, std::time::Instant)>;
 
 /// Status page sessions: a random id (the cookie) → the token's principal. They live in
 /// memory only, so a restart ends them; the token itself is never stored in the browser.
 #[derive(Clone, Default)]
 pub struct Sessions {
-    inner:
-        Arc<std::sync::Mutex<std::collections::HashMap<String, (Principal, std::time::Instant)>>>,
+    inner: Arc<std::sync::Mutex<SessionMap>>,
+}
+
+/// The id of the oldest session of `name` (of anyone's, when None).
+fn oldest(map: &SessionMap, name: Option<&str>) -> Option<String> {
+    map.iter()
+        .filter(|(_, (p, _))| name.is_none_or(|n| p.name == n))
+        .min_by_key(|(_, (_, at))| *at)
+        .map(|(k, _)| k.clone())
 }
 
 impl Sessions {
-    fn map(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (Principal, std::time::Instant)>>
-    {
+    fn map(&self) -> std::sync::MutexGuard<'_, SessionMap> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A new session for `who`; None if no random id can be made.
+    /// A new session for `who`; None if no random id can be made. Past
+    /// [`MAX_SESSIONS_PER_PRINCIPAL`], `who`'s own oldest session ends.
     pub fn create(&self, who: Principal) -> Option<String> {
         use std::io::Read;
         let mut raw = [0u8; 32];
@@ -186,15 +282,26 @@ impl Sessions {
         let id = hex::encode(raw);
         let mut map = self.map();
         map.retain(|_, (_, at)| at.elapsed() < SESSION_TTL);
-        while map.len() >= MAX_SESSIONS {
-            let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, (_, at))| *at)
-                .map(|(k, _)| k.clone())
-            else {
+        while map.values().filter(|(p, _)| p.name == who.name).count() >= MAX_SESSIONS_PER_PRINCIPAL
+        {
+            let Some(k) = oldest(&map, Some(&who.name)) else {
                 break;
             };
-            map.remove(&oldest);
+            map.remove(&k);
+        }
+        while map.len() >= MAX_SESSIONS {
+            let mut counts: std::collections::HashMap<&str, usize> = Default::default();
+            for (p, _) in map.values() {
+                *counts.entry(p.name.as_str()).or_default() += 1;
+            }
+            let most = counts
+                .into_iter()
+                .max_by_key(|(_, n)| *n)
+                .map(|(name, _)| name.to_string());
+            let Some(k) = oldest(&map, most.as_deref()) else {
+                break;
+            };
+            map.remove(&k);
         }
         map.insert(id.clone(), (who, std::time::Instant::now()));
         Some(id)
@@ -211,6 +318,42 @@ impl Sessions {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn who(name: &str) -> Principal {
+        Principal {
+            name: name.into(),
+            role: crate::auth::Role::Cashier,
+        }
+    }
+
+    #[test]
+    fn sessions_are_capped_per_principal() {
+        let s = Sessions::default();
+        let tech = s.create(who("tech")).unwrap();
+        let cashier: Vec<String> = (0..64).map(|_| s.create(who("pos-1")).unwrap()).collect();
+        assert!(
+            s.check(&tech).is_some(),
+            "another principal's logins end no session"
+        );
+        let live = cashier.iter().filter(|c| s.check(c).is_some()).count();
+        assert_eq!(live, MAX_SESSIONS_PER_PRINCIPAL);
+        assert!(s.check(&cashier[0]).is_none(), "the oldest went first");
+        assert!(s.check(cashier.last().unwrap()).is_some());
+    }
+
+    #[test]
+    fn the_global_cap_takes_from_the_principal_with_the_most() {
+        let s = Sessions::default();
+        let first = s.create(who("p0")).unwrap();
+        for i in 0..MAX_SESSIONS {
+            s.create(who(&format!("p{}", i / MAX_SESSIONS_PER_PRINCIPAL + 1)))
+                .unwrap();
+        }
+        assert!(s.map().len() <= MAX_SESSIONS);
+        assert!(s.check(&first).is_some(), "p0 has the fewest sessions");
+    }
+
     #[test]
     fn base64_matches_the_standard() {
         assert_eq!(super::base64(b""), "");

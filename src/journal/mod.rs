@@ -4,7 +4,9 @@
 //! matters for recovery is committed before the step is sent to the device.
 //!
 //! - [`crate::job`]: what a job is, and the typed requests, steps and results it carries.
-//! - `audit`: the append-only audit log and its batching writer, [`AuditWriter`].
+//! - `audit`: the append-only audit log and its batching writer, [`AuditWriter`], which
+//!   counts unauthenticated refusals per listener and minute.
+//! - `keys`: idempotency keys in two namespaces, [`IdempotencyKey`].
 //! - `submitter`: group commit of job submissions, [`Submitter`].
 //! - `cards`: card transactions and the writes of a sale's life (the rules of which are
 //!   in [`crate::sales`]).
@@ -15,6 +17,7 @@
 
 mod audit;
 mod cards;
+mod keys;
 mod stored;
 mod submitter;
 
@@ -23,8 +26,9 @@ pub use crate::job::records::{
     PrintoutPrinted, ReceiptPrinted, SalePayment, SaleRequest, SaleResult, Step,
 };
 pub use crate::job::{Job, JobId, JobKind, JobState};
-pub use audit::{AuditEntry, AuditWriter, NewAudit};
+pub use audit::{AuditEntry, AuditWriter, NewAudit, Unauthenticated, audit_sample};
 pub use cards::CardRecord;
+pub use keys::IdempotencyKey;
 pub use submitter::Submitter;
 
 use crate::device::{DeviceError, DocumentCounters};
@@ -41,7 +45,7 @@ pub struct NewJob {
     pub device: String,
     /// What it does; the job's kind is the request's.
     pub request: JobRequest,
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<IdempotencyKey>,
     /// Who asks for it: becomes the job's owner, and the audit entry is written in the
     /// same transaction as the job.
     pub actor: Option<Actor>,
@@ -55,8 +59,6 @@ pub struct Actor {
     pub role: String,
     /// e.g. `POST /v1/receipts`.
     pub operation: String,
-    /// Whether an `Idempotency-Key` another client used may return that client's job.
-    pub may_replay_others: bool,
 }
 
 /// The outcome of one submission: the job and whether it already existed.
@@ -68,10 +70,6 @@ pub type Submitted = Result<(Job, bool), JournalError>;
 pub enum JournalError {
     #[error("Idempotency-Key {0:?} was already used with a different request")]
     IdempotencyConflict(String),
-    #[error(
-        "Idempotency-Key {0:?} was already used by another client; every client needs its own keys"
-    )]
-    IdempotencyOwner(String),
     #[error("job {0} not found")]
     NotFound(JobId),
     #[error("job {id} is {state} and can no longer be cancelled")]
@@ -157,12 +155,12 @@ CREATE TABLE IF NOT EXISTS audit (
     operation   TEXT NOT NULL,
     job_id      INTEGER,
     outcome     TEXT NOT NULL,
-    detail      TEXT
+    detail      TEXT,
+    -- Aggregated rows of unauthenticated refusals only (see audit.rs).
+    count        INTEGER,
+    window_start TEXT,
+    window_end   TEXT
 );
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 "#;
 
 /// Columns of a job, in `StoredJob::from_row`'s order.
@@ -229,6 +227,8 @@ impl Journal {
             }
         }
         conn.execute_batch(SCHEMA)?;
+        Self::audit_schema(&conn)?;
+        Self::namespace_legacy_keys(&conn)?;
         let cutoff = (chrono::Utc::now() - chrono::Duration::days(IDEMPOTENCY_RETENTION_DAYS))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         conn.execute(
@@ -352,23 +352,19 @@ impl Journal {
         let kind = new.request.kind();
         let request = new.request.to_json().to_string();
         let hash = request_hash(kind, &new.device, &request);
-        if let Some(key) = &new.idempotency_key {
-            let found: Option<(JobId, String, Option<String>)> = tx
+        let owner = new.actor.as_ref().map(|a| a.name.as_str());
+        let stored_key = new.idempotency_key.as_ref().map(|k| k.stored(owner));
+        if let (Some(key), Some(stored)) = (&new.idempotency_key, &stored_key) {
+            let found: Option<(JobId, String)> = tx
                 .query_row(
-                    "SELECT id, request_hash, owner FROM jobs WHERE idempotency_key = ?1",
-                    [key],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    "SELECT id, request_hash FROM jobs WHERE idempotency_key = ?1",
+                    [stored],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
-            if let Some((id, existing_hash, owner)) = found {
-                if let (Some(actor), Some(owner)) = (&new.actor, owner)
-                    && owner != actor.name
-                    && !actor.may_replay_others
-                {
-                    return Err(JournalError::IdempotencyOwner(key.clone()));
-                }
+            if let Some((id, existing_hash)) = found {
                 if existing_hash != hash {
-                    return Err(JournalError::IdempotencyConflict(key.clone()));
+                    return Err(JournalError::IdempotencyConflict(key.as_str().to_string()));
                 }
                 let job = Self::get_in(tx, id)?.ok_or(JournalError::NotFound(id))?;
                 if let Some(actor) = &new.actor {
@@ -382,7 +378,7 @@ impl Journal {
             "INSERT INTO jobs (kind, device, state, request, request_hash, idempotency_key, created_at, updated_at, owner)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
             params![kind.as_str(), new.device, JobState::Queued.as_str(), request, hash,
-                    new.idempotency_key, t, new.actor.as_ref().map(|a| a.name.as_str())],
+                    stored_key, t, owner],
         )?;
         let id = tx.last_insert_rowid();
         log_event(tx, id, &t, JobState::Queued.as_str(), None)?;

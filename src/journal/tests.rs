@@ -18,7 +18,7 @@ fn new(key: Option<&str>, amount: u64) -> NewJob {
             deposit: true,
             amount,
         }),
-        idempotency_key: key.map(String::from),
+        idempotency_key: key.map(|k| IdempotencyKey::Client(k.into())),
         actor: None,
     }
 }
@@ -69,12 +69,11 @@ fn running_jobs_come_before_queued_and_cancel_only_while_queued() {
     assert!(!j.start(a.id).unwrap());
 }
 
-fn actor(name: &str, may_replay_others: bool) -> Actor {
+fn actor(name: &str, _sees_all: bool) -> Actor {
     Actor {
         name: name.into(),
         role: "cashier".into(),
         operation: "POST /v1/receipts".into(),
-        may_replay_others,
     }
 }
 
@@ -85,24 +84,37 @@ fn jobs_keep_their_owner_and_keys_are_not_shared_between_cashiers() {
     a.actor = Some(actor("pos-1", false));
     let (job, _) = j.submit(a).unwrap();
     assert_eq!(job.owner.as_deref(), Some("pos-1"));
-    let mut other = new(Some("k1"), 1);
+    // The same key from another till is that till's own job, even with another body.
+    let mut other = new(Some("k1"), 2);
     other.actor = Some(actor("pos-2", false));
-    assert!(matches!(
-        j.submit(other),
-        Err(JournalError::IdempotencyOwner(_))
-    ));
-    let mut boss = new(Some("k1"), 1);
+    let (theirs, existed) = j.submit(other).unwrap();
+    assert!(!existed);
+    assert_ne!(theirs.id, job.id);
+    // A manager's key is its own too: it never replays (or blocks on) a cashier's.
+    let mut boss = new(Some("k1"), 3);
     boss.actor = Some(actor("boss", true));
-    let (replayed, existed) = j.submit(boss).unwrap();
+    let (bosses, existed) = j.submit(boss).unwrap();
+    assert!(!existed);
+    assert_ne!(bosses.id, job.id);
+    // The owner replays its own key; a different body under it is still 409.
+    let mut again = new(Some("k1"), 1);
+    again.actor = Some(actor("pos-1", false));
+    let (replayed, existed) = j.submit(again).unwrap();
     assert!(existed);
     assert_eq!(replayed.id, job.id);
+    let mut changed = new(Some("k1"), 9);
+    changed.actor = Some(actor("pos-1", false));
+    assert!(matches!(
+        j.submit(changed),
+        Err(JournalError::IdempotencyConflict(_))
+    ));
     assert_eq!(j.list(None, 10, Some("pos-1")).unwrap().len(), 1);
-    assert!(j.list(None, 10, Some("pos-2")).unwrap().is_empty());
+    assert_eq!(j.list(None, 10, Some("pos-2")).unwrap().len(), 1);
     let audit = j.audit_page(None, 10).unwrap();
     let outcomes: Vec<&str> = audit.iter().map(|e| e.outcome.as_str()).collect();
-    assert_eq!(outcomes, ["replayed", "accepted"]);
-    assert_eq!(audit[1].principal, "pos-1");
-    assert_eq!(audit[1].job, Some(job.id));
+    assert_eq!(outcomes, ["replayed", "accepted", "accepted", "accepted"]);
+    assert_eq!(audit[3].principal, "pos-1");
+    assert_eq!(audit[3].job, Some(job.id));
 }
 
 #[test]
@@ -129,6 +141,46 @@ fn the_audit_log_is_append_only_and_pages_newest_first() {
         .unwrap_err();
     assert!(e.to_string().contains("append-only"), "{e}");
     assert!(conn.execute("DELETE FROM audit", []).is_err());
+}
+
+#[test]
+fn internal_keys_cannot_be_reached_by_a_client_key() {
+    let (_d, j) = journal();
+    let mut planted = new(Some("internal:reverse-sale:21"), 1);
+    planted.actor = Some(actor("pos-1", false));
+    let (cashiers, _) = j.submit(planted).unwrap();
+    let mut planted = new(Some("fiscald:reverse-sale:21"), 1);
+    planted.actor = Some(actor("pos-1", false));
+    j.submit(planted).unwrap();
+    let mut internal = new(None, 2);
+    internal.idempotency_key = Some(IdempotencyKey::Internal("reverse-sale:21".into()));
+    internal.actor = Some(actor("boss", true));
+    let (reversal, existed) = j.submit(internal).unwrap();
+    assert!(!existed, "a client key collided with the internal one");
+    assert_ne!(reversal.id, cashiers.id);
+}
+
+#[test]
+fn an_old_journals_keys_become_their_owners_client_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let j = Journal::open(&path).unwrap();
+        let mut a = new(Some("k1"), 1);
+        a.actor = Some(actor("pos-1", false));
+        j.submit(a).unwrap();
+        let c = j.lock();
+        c.execute_batch("UPDATE jobs SET idempotency_key = 'k1'; PRAGMA user_version = 0;")
+            .unwrap();
+    }
+    for _ in 0..2 {
+        let j = Journal::open(&path).unwrap();
+        let mut a = new(Some("k1"), 1);
+        a.actor = Some(actor("pos-1", false));
+        let (job, existed) = j.submit(a).unwrap();
+        assert!(existed, "the retry after the upgrade found its job");
+        assert_eq!(job.id, 1);
+    }
 }
 
 #[test]
@@ -419,4 +471,70 @@ async fn a_device_write_is_retried_only_while_the_failure_is_transient() {
         })
         .await;
     assert!(matches!(stopped, Err(JournalError::Commit(_))));
+}
+
+#[tokio::test]
+async fn unauthenticated_refusals_are_counted_per_window_and_pruned() {
+    let (_d, j) = journal();
+    j.audit(
+        "pos-1",
+        Some("cashier"),
+        "POST /v1/cash",
+        None,
+        "refused:403",
+        None,
+    )
+    .unwrap();
+    let writer = AuditWriter::start(j.clone()).unwrap();
+    for i in 0..3000 {
+        writer.append_unauthenticated(Unauthenticated {
+            listener: if i % 3 == 0 { "socket" } else { "tcp" },
+            operation: format!("GET /v1/\u{1b}[31m{}", "x".repeat(200)),
+            outcome: "refused:401".into(),
+            detail: "unauthorized",
+        });
+    }
+    writer.flush().await;
+    let rows = j.audit_page(None, 100).unwrap();
+    let windows: Vec<&AuditEntry> = rows.iter().filter(|e| e.count.is_some()).collect();
+    assert!(windows.len() <= 4, "{} rows", windows.len());
+    let sum = |l: &str| -> i64 {
+        windows
+            .iter()
+            .filter(|e| e.principal == l)
+            .filter_map(|e| e.count)
+            .sum()
+    };
+    assert_eq!((sum("tcp"), sum("socket")), (2000, 1000));
+    let w = windows[0];
+    assert!(w.operation.starts_with("GET /v1/?[31m"), "{}", w.operation);
+    assert!(w.operation.chars().count() <= super::audit::SAMPLE_CHARS + 1);
+    assert!(w.window_start.as_deref() < w.window_end.as_deref());
+    // Other rows stay immutable; a window's row cannot be rewritten either.
+    let conn = j.lock();
+    assert!(
+        conn.execute("UPDATE audit SET outcome = 'x' WHERE count IS NULL", [])
+            .is_err()
+    );
+    assert!(
+        conn.execute(
+            "UPDATE audit SET operation = 'x' WHERE count IS NOT NULL",
+            []
+        )
+        .is_err()
+    );
+    assert!(
+        conn.execute("UPDATE audit SET count = 0 WHERE count IS NOT NULL", [])
+            .is_err()
+    );
+    assert!(
+        conn.execute("DELETE FROM audit WHERE count IS NULL", [])
+            .is_err()
+    );
+    drop(conn);
+    // Retention removes aggregated rows only.
+    assert_eq!(j.prune_audit_windows("9999").unwrap(), windows.len());
+    let left = j.audit_page(None, 100).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].principal, "pos-1");
 }

@@ -344,19 +344,7 @@ pub fn request_tcp(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, Value) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let mut client = Client::connect_tcp(addr)
-            .await
-            .expect("connect to the API port");
-        client
-            .send(method, path, headers, None)
-            .await
-            .expect("response")
-    })
+    request_tcp_with(addr, method, path, headers, None)
 }
 
 /// One HTTP/1.1 request on a Unix socket, with hyper's client.
@@ -551,4 +539,96 @@ pub fn terminal_config(port: &str, extra: &str) -> String {
     format!(
         "\n[[terminal]]\nid = \"t1\"\nprotocol = \"zvt\"\nport = \"{port}\"\npassword = \"123456\"\ncommand_timeout = 3\ntransaction_timeout = 4\n{extra}\n"
     )
+}
+
+/// Write a 0600 token file in `dir` with `(token, name, role)` lines; returns its path.
+pub fn write_token_file(dir: &Path, tokens: &[(&str, &str, &str)]) -> PathBuf {
+    use sha2::Digest;
+    use std::os::unix::fs::PermissionsExt;
+    let mut text = String::new();
+    for (token, name, role) in tokens {
+        let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+        text.push_str(&format!("{hash} {name} {role}\n"));
+    }
+    let path = dir.join("tokens");
+    std::fs::write(&path, text).expect("write the token file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod the token file");
+    path
+}
+
+/// A loopback TCP port that was free a moment ago.
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// One HTTP/1.1 request with a body on loopback TCP.
+pub fn request_tcp_with(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut client = Client::connect_tcp(addr)
+            .await
+            .expect("connect to the API port");
+        client
+            .send(method, path, headers, body)
+            .await
+            .expect("response")
+    })
+}
+
+/// One HTTP/1.1 request on loopback TCP; the status, the response headers (names
+/// lowercased) and the body as text.
+pub fn request_tcp_raw(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, String) {
+    use http_body_util::{BodyExt, Full};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect to the API port");
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("handshake");
+        tokio::spawn(conn);
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", addr.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(Full::new(bytes::Bytes::from(body.to_vec())))
+            .expect("request");
+        let resp = sender.send_request(req).await.expect("response");
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
+    })
 }
