@@ -7,28 +7,9 @@ mod common;
 use common::{Daemon, Sim, ZvtSim, config_text, terminal_config};
 use serde_json::json;
 use std::io::{Read, Write};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const MANAGER_TOKEN: &str = "manager-secret";
-
-fn token_file(dir: &Path) -> std::path::PathBuf {
-    use sha2::Digest;
-    use std::os::unix::fs::PermissionsExt;
-    let hash = hex::encode(sha2::Sha256::digest(MANAGER_TOKEN.as_bytes()));
-    let path = dir.join("tokens");
-    std::fs::write(&path, format!("{hash} boss manager\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Ask for the event stream on `stream` and read the status code of the answer.
 fn open_events(stream: &mut (impl Read + Write), token: Option<&str>) -> u16 {
@@ -57,8 +38,8 @@ fn floods_of_idle_connections_and_event_streams_do_not_starve_the_socket() {
     let dir = tempfile::tempdir().unwrap();
     let sim = Sim::start(dir.path(), &[]);
     let zvt = ZvtSim::start(dir.path(), false);
-    let port = free_port();
-    let tokens = token_file(dir.path());
+    let port = common::free_port();
+    let tokens = common::token_file(dir.path(), &[(MANAGER_TOKEN, "boss", "manager")]);
     let config = config_text(dir.path(), &sim.link.display().to_string(), "").replace(
         "[journal]",
         &format!(

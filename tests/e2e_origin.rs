@@ -6,20 +6,9 @@ mod common;
 
 use common::{Daemon, Sim, config_text};
 use std::io::{Read, Write};
-use std::path::Path;
 
 const TOKEN: &str = "manager-secret";
 const POS: &str = "http://pos.example:3000";
-
-fn token_file(dir: &Path) -> std::path::PathBuf {
-    use sha2::Digest;
-    use std::os::unix::fs::PermissionsExt;
-    let hash = hex::encode(sha2::Sha256::digest(TOKEN.as_bytes()));
-    let path = dir.join("tokens");
-    std::fs::write(&path, format!("{hash} boss manager\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
 
 /// One raw HTTP/1.1 exchange; returns the status and the head (lowercased).
 fn exchange(stream: &mut (impl Read + Write), request: &str) -> (u16, String) {
@@ -54,16 +43,12 @@ fn request(method: &str, path: &str, headers: &[&str]) -> String {
 fn foreign_hosts_cross_origin_writes_and_non_json_posts_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let sim = Sim::start(dir.path(), &[]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let config = config_text(dir.path(), &sim.link.display().to_string(), "").replace(
         "[journal]",
         &format!(
             "token_file = \"{}\"\nlisten = \"127.0.0.1:{port}\"\ncors_origins = [\"{POS}\"]\n\n[journal]",
-            token_file(dir.path()).display()
+            common::token_file(dir.path(), &[(TOKEN, "boss", "manager")]).display()
         ),
     );
     let daemon = Daemon::start(dir.path(), &config);

@@ -632,3 +632,27 @@ pub fn request_tcp_raw(
         (status, headers, String::from_utf8_lossy(&body).into_owned())
     })
 }
+
+/// A loopback TCP port that is free now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Write a 0600 token file in `dir` with `(token, name, role)` lines; returns its path.
+pub fn token_file(dir: &Path, tokens: &[(&str, &str, &str)]) -> PathBuf {
+    use sha2::Digest;
+    use std::os::unix::fs::PermissionsExt;
+    let mut text = String::from("# sha256 name role\n");
+    for (token, name, role) in tokens {
+        let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+        text.push_str(&format!("{hash} {name} {role}\n"));
+    }
+    let path = dir.join("tokens");
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
