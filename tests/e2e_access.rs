@@ -16,33 +16,10 @@ const TOKENS: &[(&str, &str, &str)] = &[
     ("technician-secret", "tech", "technician"),
 ];
 
-/// Write a 0600 token file with [`TOKENS`]; returns its path.
-fn token_file(dir: &Path) -> std::path::PathBuf {
-    use sha2::Digest;
-    use std::os::unix::fs::PermissionsExt;
-    let mut text = String::from("# sha256 name role\n");
-    for (token, name, role) in TOKENS {
-        let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
-        text.push_str(&format!("{hash} {name} {role}\n"));
-    }
-    let path = dir.join("tokens");
-    std::fs::write(&path, text).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A configuration with the token file, an optional TCP listener and `socket_role`
 /// (None: the default).
 fn config(dir: &Path, sim: &Sim, listen: Option<u16>, socket_role: Option<&str>) -> String {
-    let tokens = token_file(dir);
+    let tokens = common::token_file(dir, TOKENS);
     let mut api = format!("token_file = \"{}\"\n", tokens.display());
     if let Some(port) = listen {
         api.push_str(&format!("listen = \"127.0.0.1:{port}\"\n"));
@@ -145,7 +122,7 @@ fn has_entry(audit: &[Value], principal: &str, operation: &str, outcome: &str) -
 fn roles_over_tcp_ownership_and_the_audit_log() {
     let dir = tempfile::tempdir().unwrap();
     let sim = Sim::start(dir.path(), &[]);
-    let port = free_port();
+    let port = common::free_port();
     let d = Daemon::start(dir.path(), &config(dir.path(), &sim, Some(port), None));
     let tcp = Target::Tcp(format!("127.0.0.1:{port}").parse().unwrap());
     let (cashier, cashier2, manager, tech) = (
@@ -633,7 +610,7 @@ fn files_are_private_the_socket_is_0660_and_only_loopback_listens() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let sim = Sim::start(dir.path(), &[]);
-    let port = free_port();
+    let port = common::free_port();
     let d = Daemon::start(dir.path(), &config(dir.path(), &sim, Some(port), None));
     d.wait_ready();
     let sock = Target::Socket(d.socket.clone());

@@ -355,14 +355,23 @@ pub fn request(
     headers: &[(&str, &str)],
     body: Option<Vec<u8>>,
 ) -> (u16, Value) {
+    one_request(Client::connect(socket), method, path, headers, body)
+}
+
+/// Connect with `connect`, send one request and read its answer, on a runtime of its own.
+fn one_request(
+    connect: impl std::future::Future<Output = std::io::Result<Client>>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> (u16, Value) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let mut client = Client::connect(socket)
-            .await
-            .expect("connect to the API socket");
+        let mut client = connect.await.expect("connect to the API");
         client
             .send(method, path, headers, body)
             .await
@@ -573,19 +582,7 @@ pub fn request_tcp_with(
     headers: &[(&str, &str)],
     body: Option<Vec<u8>>,
 ) -> (u16, Value) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let mut client = Client::connect_tcp(addr)
-            .await
-            .expect("connect to the API port");
-        client
-            .send(method, path, headers, body)
-            .await
-            .expect("response")
-    })
+    one_request(Client::connect_tcp(addr), method, path, headers, body)
 }
 
 /// One HTTP/1.1 request on loopback TCP; the status, the response headers (names
