@@ -23,7 +23,9 @@ pub mod reply;
 pub mod session;
 pub mod text;
 
-pub use command::{Command, Line, PaymentKind, Quantity};
+pub use command::{
+    Adjustment, Closing, Command, CopyOf, InvoiceBuyer, Line, Pack, PaymentKind, Quantity,
+};
 pub use error::{Category, ErrorInfo};
 pub use frame::{DecodeError, Decoded, Frame, FrameDecoder};
 pub use session::{

@@ -45,6 +45,8 @@ pub struct Scnt {
     pub cancelled: u64,
     /// `bt`: receipt number including cancelled ones.
     pub receipts_total: u64,
+    /// `fn`: VAT invoices printed (0 when the printer does not report it).
+    pub invoices: u64,
 }
 
 /// `sdev`: device state.
@@ -194,8 +196,8 @@ impl Scomm {
 }
 
 impl Scnt {
-    /// Parse an `scnt` reply: `rd hn bn` required, `bc bt` default to 0; `fn`, `nu`,
-    /// `fc` and other fields are accepted and ignored.
+    /// Parse an `scnt` reply: `rd hn bn` required, `bc bt fn` default to 0; `nu`, `fc`
+    /// and other fields are accepted and ignored.
     pub fn from_frame(f: &Frame) -> Result<Self, ReplyError> {
         check(f, "scnt")?;
         Ok(Scnt {
@@ -204,15 +206,16 @@ impl Scnt {
             last_receipt: num_field(f, "bn")?.ok_or(ReplyError::Missing("bn"))?,
             cancelled: num_field(f, "bc")?.unwrap_or(0),
             receipts_total: num_field(f, "bt")?.unwrap_or(0),
+            invoices: num_field(f, "fn")?.unwrap_or(0),
         })
     }
-    /// The `scnt` reply a model printer sends for these counters (`rd hn bn fn0 bc bt`).
+    /// The `scnt` reply a model printer sends for these counters (`rd hn bn fn bc bt`).
     pub fn to_frame(&self) -> Frame {
         Frame::new("scnt")
             .with("rd", self.daily_reports.to_string())
             .with("hn", self.next_printout.to_string())
             .with("bn", self.last_receipt.to_string())
-            .with("fn", "0")
+            .with("fn", self.invoices.to_string())
             .with("bc", self.cancelled.to_string())
             .with("bt", self.receipts_total.to_string())
     }
@@ -439,7 +442,8 @@ mod tests {
                 next_printout: 11,
                 last_receipt: 10,
                 cancelled: 0,
-                receipts_total: 10
+                receipts_total: 10,
+                invoices: 0,
             }
         );
         assert_eq!(Scnt::from_frame(&c.to_frame()).unwrap(), c);

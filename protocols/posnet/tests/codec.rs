@@ -2,7 +2,7 @@
 //! (round trip, split invariance, no panics, decode→encode→decode identity).
 
 use chrono::NaiveDate;
-use posnet::command::{Command, Line, PaymentKind};
+use posnet::command::{Adjustment, Closing, Command, Line, PaymentKind};
 use posnet::crc::checksum;
 use posnet::error::{Category, frame_error};
 use posnet::frame::{DecodeError, Decoded, ETX, Frame, FrameDecoder, STX, decode_frame};
@@ -104,11 +104,12 @@ fn typed_commands_match_the_vectors() {
             "\x02trpayment\tty0\twa999\tnaGotówka\tre0\t#25D8\x03",
         ),
         (
-            Command::TrEnd {
+            Command::TrEnd(Closing {
                 total: 999,
-                payments: 999,
+                payments: Some(999),
                 change: 0,
-            },
+                ..Closing::default()
+            }),
             "\x02trend\tto999\tfp999\t#D595\x03",
         ),
         (Command::PrnCancel, "\x02prncancel\t#6B3B\x03"),
@@ -179,6 +180,7 @@ fn typed_commands_parameter_order() {
         quantity: Decimal::new(1500, 3),
         amount: 375,
         unit: Some("kg".into()),
+        ..Line::default()
     });
     assert_eq!(
         line.to_frame().payload().unwrap(),
@@ -191,6 +193,7 @@ fn typed_commands_parameter_order() {
         quantity: Decimal::from(2),
         amount: 400,
         unit: None,
+        ..Line::default()
     });
     assert_eq!(
         whole.to_frame().payload().unwrap(),
@@ -198,20 +201,22 @@ fn typed_commands_parameter_order() {
     );
     let cases: Vec<(Command, &str)> = vec![
         (
-            Command::TrDiscntBill {
-                amount: 100,
+            Command::TrDiscntBill(Adjustment {
                 surcharge: false,
+                percent: None,
+                amount: 100,
                 name: Some("Rabat".into()),
-            },
-            "trdiscntbill\trw100\trd1\tnaRabat\t",
+            }),
+            "trdiscntbill\trd1\tnaRabat\trw100\t",
         ),
         (
-            Command::TrDiscntBill {
-                amount: 50,
+            Command::TrDiscntBill(Adjustment {
                 surcharge: true,
+                percent: None,
+                amount: 50,
                 name: None,
-            },
-            "trdiscntbill\trw50\trd0\t",
+            }),
+            "trdiscntbill\trd0\trw50\t",
         ),
         (
             Command::TrPayment {
@@ -232,11 +237,12 @@ fn typed_commands_parameter_order() {
             "trpayment\tty0\twa300\tre1\t",
         ),
         (
-            Command::TrEnd {
+            Command::TrEnd(Closing {
                 total: 200,
-                payments: 500,
+                payments: Some(500),
                 change: 300,
-            },
+                ..Closing::default()
+            }),
             "trend\tto200\tfp500\tre300\t",
         ),
         (

@@ -146,7 +146,7 @@ fn full_receipt_is_stored_intact() {
     assert_eq!(receipt["total"], 2100);
     assert_eq!(receipt["buyer_nip"], serde_json::Value::Null);
     assert_eq!(
-        receipt["adjustments"],
+        receipt["discounts"],
         json!([{"kind": "discount", "amount": 233, "name": "Rabat"}])
     );
     assert_eq!(json["open_receipt"], false);

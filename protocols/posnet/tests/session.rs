@@ -9,7 +9,7 @@ use posnet::reply::Sprn;
 use posnet::session::{
     CommandFailure, Retry, Session, SessionConfig, SessionError, SessionEvent, UNKNOWN_TOKEN,
 };
-use posnet::{Command, DecodeError, Decoded, Frame, FrameDecoder, Line};
+use posnet::{Closing, Command, DecodeError, Decoded, Frame, FrameDecoder, Line};
 use rust_decimal::Decimal;
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,7 @@ fn line() -> Command {
         quantity: Decimal::ONE,
         amount: 450,
         unit: None,
+        ..Line::default()
     })
 }
 
@@ -335,6 +336,7 @@ fn busy_and_bad_text_are_refused_without_sending() {
         quantity: Decimal::ONE,
         amount: 1,
         unit: None,
+        ..Line::default()
     });
     assert!(matches!(
         s.start(&bad, TIMEOUT, now),
@@ -448,11 +450,12 @@ fn late_reply_to_an_earlier_token_is_dropped() {
             name: None,
             change: false,
         },
-        Command::TrEnd {
+        Command::TrEnd(Closing {
             total: 450,
-            payments: 450,
+            payments: Some(450),
             change: 0,
-        },
+            ..Closing::default()
+        }),
     ] {
         pair.start(&c);
         pair.run().unwrap();

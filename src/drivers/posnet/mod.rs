@@ -213,6 +213,7 @@ impl PosnetPrinter {
                 quantity: l.quantity,
                 amount: l.amount,
                 unit: l.unit.clone(),
+                ..posnet::Line::default()
             };
             self.query(&Command::TrLine(line)).await?;
         }
@@ -236,11 +237,12 @@ impl PosnetPrinter {
             self.query(&c).await?;
         }
         steps.closing().await.map_err(PrinterError::Aborted)?;
-        self.query(&Command::TrEnd {
+        self.query(&Command::TrEnd(posnet::Closing {
             total: r.total,
-            payments: r.paid(),
+            payments: Some(r.paid()),
             change,
-        })
+            ..posnet::Closing::default()
+        }))
         .await?;
         Ok(())
     }

@@ -28,15 +28,39 @@
 //! - While a command is held (paper out, cover open) every later command except the
 //!   status commands and `rpt` queues behind it, up to [`MAX_HELD`] (then frame error 14).
 //!   `rpt` for a token that is still held waits for that command.
+//! - Documents beyond the receipt (see `fiscald`'s `posnet-documents` notes):
+//!   - Percentages round half up, by `discounttypeset`: `dt0` (the default here) rounds the
+//!     value after the discount, `dt1` the discount. A bill discount is resolved against the
+//!     running total and then spread over the VAT letters by the calculation annex's
+//!     accumulator rule (each rate `floor(v × after / before)`, remainders carried).
+//!   - Deposits (`trpack`) are outside the fiscal total: `trend` checks `op`/`om` (2806,
+//!     2807) and the customer pays `to + op − om`; a negative amount due is refused (2054;
+//!     not measured on a device). Packaging, payments, `trnipset` and bill discounts inside
+//!     an invoice answer 2060.
+//!   - `trend fe0` leaves the footer open (`scomm ts16`) for `trftrln` until `trftrend`;
+//!     `ftrcfg bc` and `qrcode tx` apply to the next receipt.
+//!   - Invoices count on `fn` (cancelled ones on `fc`), take at most
+//!     [`MAX_INVOICE_LINES`] lines, and need a buyer (2535) and a number (2533) at `trend`.
+//!   - Periodic reports and copies take a document number (`hn`); a copy of a document not
+//!     in memory answers [`DOCUMENT_NOT_FOUND`].
 
 mod exec;
 mod fields;
+mod invoice;
+mod receipt;
+
+pub use invoice::DOCUMENT_NOT_FOUND;
 
 use crate::frame::Frame;
 use crate::reply::VatRate;
 use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
+
+/// Most lines on one VAT invoice.
+pub const MAX_INVOICE_LINES: usize = 120;
+/// Most free footer lines after one receipt.
+pub const MAX_FOOTER_LINES: usize = 60;
 
 /// Device name reported by `sid`.
 pub const MODEL_NAME: &str = "POSNET Thermal HD Online";
@@ -63,6 +87,28 @@ pub struct FiscalMemory {
     pub cash_operations: Vec<CashOperation>,
     /// Completed non-fiscal forms.
     pub printouts: Vec<Printout>,
+    /// Printed VAT invoices, oldest first.
+    #[serde(default)]
+    pub invoices: Vec<Invoice>,
+    /// Periodic reports, oldest first.
+    #[serde(default)]
+    pub periodic_reports: Vec<PeriodicReport>,
+    /// Copies printed from protected memory (`ecprndoc`), oldest first.
+    #[serde(default)]
+    pub copies: Vec<DocumentCopy>,
+    /// `discounttypeset dt1`: a percentage discount itself is rounded (else the value after
+    /// it is; `dt0`, the default).
+    #[serde(default)]
+    pub discount_first: bool,
+    /// True between `trend fe0` and `trftrend`: the last receipt's footer is open.
+    #[serde(default)]
+    pub footer_open: bool,
+    /// The barcode (`ftrcfg bc`) for the next receipt's footer.
+    #[serde(default)]
+    pub next_barcode: Option<String>,
+    /// The QR code (`qrcode tx`) for the next receipt's footer.
+    #[serde(default)]
+    pub next_qr: Option<String>,
     /// True while a receipt is open (between `trinit` and `trend`/`prncancel`).
     pub open_receipt: bool,
     /// Document counters (`scnt`).
@@ -113,8 +159,108 @@ pub struct Receipt {
     #[serde(default)]
     pub change: u64,
     /// Discounts and surcharges on the whole bill, in order.
+    #[serde(default, alias = "adjustments", skip_serializing_if = "Vec::is_empty")]
+    pub discounts: Vec<Adjustment>,
+    /// Returnable packaging (deposits), issued and returned, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub adjustments: Vec<Adjustment>,
+    pub deposits: Vec<Deposit>,
+    /// Deposits issued (`trend op`), outside the fiscal total.
+    #[serde(default)]
+    pub deposits_issued: u64,
+    /// Deposits returned (`trend om`).
+    #[serde(default)]
+    pub deposits_returned: u64,
+    /// What the customer pays: `total + deposits_issued − deposits_returned`.
+    #[serde(default)]
+    pub amount_due: u64,
+    /// Gross sales per VAT letter after every discount and surcharge.
+    #[serde(default)]
+    pub vat_totals: BTreeMap<String, u64>,
+    /// Free footer lines (`trftrln`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub footer: Vec<String>,
+    /// The footer's barcode, if one was configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub barcode: Option<String>,
+    /// The footer's QR code, if one was prepared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qr: Option<String>,
+}
+
+/// A returnable-packaging line (`trpack`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deposit {
+    /// The packaging id (`na`).
+    pub code: String,
+    /// The description (`de`), if sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Deposit per piece.
+    pub unit_price: u64,
+    /// Pieces.
+    pub quantity: u64,
+    /// `unit_price × quantity`.
+    pub amount: u64,
+    /// True when paid back (`ne1`).
+    pub returned: bool,
+}
+
+/// The buyer on a VAT invoice.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceBuyer {
+    pub name: String,
+    pub nip: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// A printed VAT invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    /// The printer's invoice counter after it (`scnt fn`).
+    pub number: u64,
+    /// The shop's invoice number (`trfvnumber nb`).
+    pub invoice_number: String,
+    pub buyer: InvoiceBuyer,
+    pub lines: Vec<ReceiptLine>,
+    /// The fiscal total (`trend to`).
+    pub total: u64,
+    /// Gross sales per VAT letter.
+    pub vat_totals: BTreeMap<String, u64>,
+    /// Copies printed after the original (`trfvinit cc`).
+    pub copies: u8,
+    /// Free lines (`trfvfreedata`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub free_data: Vec<String>,
+    /// Local time of `trend`.
+    pub printed_at: String,
+}
+
+/// A periodic report (`periodicrepbydates`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodicReport {
+    /// The document number it took (`scnt hn`).
+    pub number: u64,
+    /// First and last day, `yyyy-mm-dd`.
+    pub from: String,
+    pub to: String,
+    /// The summary form rather than the full one.
+    pub summary: bool,
+    /// Daily reports in the range.
+    pub daily_reports: u64,
+    /// Gross sales per VAT letter over the range.
+    pub totals: BTreeMap<String, u64>,
+}
+
+/// A copy printed from protected memory (`ecprndoc`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentCopy {
+    /// The document number it took (`scnt hn`).
+    pub number: u64,
+    /// `receipt` or `invoice`.
+    pub of: String,
+    /// The numbers of the documents copied.
+    pub documents: Vec<u64>,
 }
 
 /// One sale line of a receipt.
@@ -131,8 +277,14 @@ pub struct ReceiptLine {
     /// Line value, unit price × quantity rounded half-up (before a line discount).
     pub amount: u64,
     /// A discount or surcharge on this line (`trline rp/rw`).
+    #[serde(default, alias = "adjustment", skip_serializing_if = "Option::is_none")]
+    pub discount: Option<Adjustment>,
+    /// PKWiU (`np`, invoices).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub adjustment: Option<Adjustment>,
+    pub pkwiu: Option<String>,
+    /// Product code (`nc`, invoices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 /// One payment of a receipt.
@@ -224,6 +376,10 @@ pub struct Counters {
     pub cancelled: u64,
     /// `bt`: receipts including cancelled ones.
     pub receipts_total: u64,
+    /// `fn`: VAT invoices printed.
+    pub invoices: u64,
+    /// `fc`: VAT invoices cancelled.
+    pub cancelled_invoices: u64,
 }
 
 impl Default for Counters {
@@ -234,6 +390,8 @@ impl Default for Counters {
             last_receipt: 0,
             cancelled: 0,
             receipts_total: 0,
+            invoices: 0,
+            cancelled_invoices: 0,
         }
     }
 }
@@ -248,6 +406,8 @@ pub struct DayState {
     pub receipts: u64,
     /// Cancelled receipts.
     pub cancelled: u64,
+    /// Printed VAT invoices.
+    pub invoices: u64,
     /// Date of the first sale since the last report; a sale on a later day needs a report first (383).
     pub first_sale: Option<NaiveDate>,
 }
@@ -261,7 +421,15 @@ pub struct OpenReceipt {
     /// Sale lines so far.
     pub lines: Vec<OpenLine>,
     /// Bill discounts/surcharges.
-    pub adjustments: Vec<Adjustment>,
+    #[serde(alias = "adjustments")]
+    pub discounts: Vec<Adjustment>,
+    /// Gross sales per VAT letter after the bill discounts so far (each is spread over
+    /// the letters when it is given).
+    pub vat_totals: BTreeMap<String, u64>,
+    /// Returnable packaging so far.
+    pub deposits: Vec<Deposit>,
+    /// Set for a VAT invoice (`trfvinit`).
+    pub invoice: Option<OpenInvoice>,
     /// Payments so far.
     pub payments: Vec<ReceiptPayment>,
     /// Change declared with `trpayment re1`.
@@ -270,6 +438,16 @@ pub struct OpenReceipt {
     pub buyer_nip: Option<String>,
     /// Local time of `trinit`.
     pub started_at: String,
+}
+
+/// The invoice part of an open transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OpenInvoice {
+    pub copies: u8,
+    pub buyer: Option<InvoiceBuyer>,
+    pub number: Option<String>,
+    pub free_data: Vec<String>,
 }
 
 /// A line of the open receipt, with what the model needs to check it.
@@ -318,6 +496,13 @@ impl Default for FiscalMemory {
             daily_reports: Vec::new(),
             cash_operations: Vec::new(),
             printouts: Vec::new(),
+            invoices: Vec::new(),
+            periodic_reports: Vec::new(),
+            copies: Vec::new(),
+            discount_first: false,
+            footer_open: false,
+            next_barcode: None,
+            next_qr: None,
             open_receipt: false,
             counters: Counters::default(),
             vat_rates: default_vat_rates(),

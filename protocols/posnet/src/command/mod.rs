@@ -1,13 +1,21 @@
 //! Typed commands the host sends to a POSNET printer.
 
+mod documents;
+
+pub use documents::{
+    Adjustment, Closing, CopyOf, INVOICE_FOOTER, INVOICE_HEADER, InvoiceBuyer,
+    PERIODIC_SUMMARY_PARAM, Pack,
+};
+
 use crate::frame::Frame;
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 /// An exact, positive quantity (never a float). The wire form uses `.` as separator.
 pub type Quantity = Decimal;
 
 /// A receipt line (`trline`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Line {
     /// Item name (`na`), UTF-8; encoded to Windows-1250 on the wire.
     pub name: String,
@@ -21,6 +29,13 @@ pub struct Line {
     pub amount: u64,
     /// Unit of measure (`jm`), at most 4 characters.
     pub unit: Option<String>,
+    /// PKWiU classification (`np`, invoices only), at most 49 characters.
+    pub pkwiu: Option<String>,
+    /// Product code (`nc`, invoices only), at most 51 characters.
+    pub code: Option<String>,
+    /// A discount or surcharge on this line (`rd rn rp rw`); `amount` stays the value
+    /// before it.
+    pub adjustment: Option<Adjustment>,
 }
 
 /// Payment forms (`trpayment ty`).
@@ -60,12 +75,10 @@ pub enum Command {
     TrLine(Line),
     /// `trnipset ni..`: the buyer's NIP (10 digits).
     TrNipSet { nip: String },
-    /// `trdiscntbill`: a discount (or surcharge) on the whole bill, by amount in grosze.
-    TrDiscntBill {
-        amount: u64,
-        surcharge: bool,
-        name: Option<String>,
-    },
+    /// `trdiscntbill`: a discount (or surcharge) on the whole bill.
+    TrDiscntBill(Adjustment),
+    /// `trpack`: a returnable-packaging line (a deposit issued or returned).
+    TrPack(Pack),
     /// `trpayment ty wa [na] re0|1`.
     TrPayment {
         kind: PaymentKind,
@@ -73,12 +86,35 @@ pub enum Command {
         name: Option<String>,
         change: bool,
     },
-    /// `trend to fp [re]`.
-    TrEnd {
-        total: u64,
-        payments: u64,
-        change: u64,
+    /// `trend to [fp] [re] [op] [om] [fe0]`: close the receipt (or invoice).
+    TrEnd(Closing),
+    /// `trftrln id25 na..`: a free footer line (after `trend fe0`).
+    TrFtrLn { text: String },
+    /// `trftrend`: close the footer.
+    TrFtrEnd,
+    /// `ftrcfg bc..`: a 1-D barcode in the next receipt's footer.
+    FtrCfg { barcode: String },
+    /// `qrcode px el tx`: a QR code for the next receipt's footer.
+    QrCode { text: String },
+    /// `discounttypeset dt`: how percentages round (`dt0`: the value after the discount
+    /// is rounded; `dt1`: the discount itself is rounded).
+    DiscountTypeSet { discount_first: bool },
+    /// `trfvinit cc`: open a VAT invoice that prints `copies` copies.
+    TrFvInit { copies: u8 },
+    /// `trfvbuyer na ni [ad] sc0`: the invoice's buyer.
+    TrFvBuyer(InvoiceBuyer),
+    /// `trfvnumber nb sc0`: the invoice's number, as the shop numbers it.
+    TrFvNumber { number: String },
+    /// `trfvfreedata tx sc`: a free line in a section of the invoice.
+    TrFvFreeData { text: String, section: u8 },
+    /// `periodicrepbydates fd td [su1]`: a periodic report over a range of dates.
+    PeriodicRep {
+        from: NaiveDate,
+        to: NaiveDate,
+        summary: bool,
     },
+    /// `ecprndoc ty fn tn`: a non-fiscal copy of documents from protected memory.
+    EcPrnDoc { of: CopyOf, from: u64, to: u64 },
     /// `prncancel`: cancel the open receipt or printout.
     PrnCancel,
     /// `dailyrep da<yyyy-mm-dd>`: the daily (Z) report.
@@ -114,9 +150,21 @@ impl Command {
             Command::TrInit { .. } => "trinit",
             Command::TrLine(_) => "trline",
             Command::TrNipSet { .. } => "trnipset",
-            Command::TrDiscntBill { .. } => "trdiscntbill",
+            Command::TrDiscntBill(_) => "trdiscntbill",
+            Command::TrPack(_) => "trpack",
             Command::TrPayment { .. } => "trpayment",
-            Command::TrEnd { .. } => "trend",
+            Command::TrEnd(_) => "trend",
+            Command::TrFtrLn { .. } => "trftrln",
+            Command::TrFtrEnd => "trftrend",
+            Command::FtrCfg { .. } => "ftrcfg",
+            Command::QrCode { .. } => "qrcode",
+            Command::DiscountTypeSet { .. } => "discounttypeset",
+            Command::TrFvInit { .. } => "trfvinit",
+            Command::TrFvBuyer(_) => "trfvbuyer",
+            Command::TrFvNumber { .. } => "trfvnumber",
+            Command::TrFvFreeData { .. } => "trfvfreedata",
+            Command::PeriodicRep { .. } => "periodicrepbydates",
+            Command::EcPrnDoc { .. } => "ecprndoc",
             Command::PrnCancel => "prncancel",
             Command::DailyRep { .. } => "dailyrep",
             Command::Cash { .. } => "cash",
@@ -141,9 +189,21 @@ impl Command {
             Command::TrInit { .. }
             | Command::TrLine(_)
             | Command::TrNipSet { .. }
-            | Command::TrDiscntBill { .. }
+            | Command::TrDiscntBill(_)
+            | Command::TrPack(_)
             | Command::TrPayment { .. }
-            | Command::TrEnd { .. }
+            | Command::TrEnd(_)
+            | Command::TrFtrLn { .. }
+            | Command::TrFtrEnd
+            | Command::FtrCfg { .. }
+            | Command::QrCode { .. }
+            | Command::DiscountTypeSet { .. }
+            | Command::TrFvInit { .. }
+            | Command::TrFvBuyer(_)
+            | Command::TrFvNumber { .. }
+            | Command::TrFvFreeData { .. }
+            | Command::PeriodicRep { .. }
+            | Command::EcPrnDoc { .. }
             | Command::PrnCancel
             | Command::DailyRep { .. }
             | Command::Cash { .. }
@@ -162,9 +222,10 @@ impl Command {
 
     /// The frame for this command (no token). Amounts in grosze, quantity with `.`.
     ///
-    /// Parameter order: `trline na vt pr il wa [jm]` (`il` always sent),
-    /// `trdiscntbill rw rd [na]` (`rd1` discount, `rd0` surcharge),
-    /// `trpayment ty wa [na] re`, `trend to fp [re]` (`re` only when change > 0),
+    /// Parameter order: `trline na vt pr il wa [jm] [np] [nc] [rd rn rp rw]` (`il` always
+    /// sent), `trdiscntbill rd [na] [rp] rw` (`rd1` discount, `rd0` surcharge),
+    /// `trpack na pr il wa [ne1] [de]`, `trpayment ty wa [na] re`,
+    /// `trend to [fp] [re] [op] [om] [fe0]` (the amounts only when non-zero),
     /// `cash kw wp`, `formstart fn [fh]`, `formline fn fl s1`, `formend fn`.
     pub fn to_frame(&self) -> Frame {
         let f = Frame::new(self.mnemonic());
@@ -177,25 +238,20 @@ impl Command {
                     .with("pr", line.unit_price.to_string())
                     .with("il", format_quantity(line.quantity))
                     .with("wa", line.amount.to_string());
-                match &line.unit {
-                    Some(unit) => f.with("jm", unit.clone()),
+                let f = [("jm", &line.unit), ("np", &line.pkwiu), ("nc", &line.code)]
+                    .into_iter()
+                    .fold(f, |f, (key, value)| match value {
+                        Some(v) => f.with(key, v.clone()),
+                        None => f,
+                    });
+                match &line.adjustment {
+                    Some(a) => a.append(f, "rn"),
                     None => f,
                 }
             }
             Command::TrNipSet { nip } => f.with("ni", nip.clone()),
-            Command::TrDiscntBill {
-                amount,
-                surcharge,
-                name,
-            } => {
-                let f = f
-                    .with("rw", amount.to_string())
-                    .with("rd", bool01(!*surcharge));
-                match name {
-                    Some(name) => f.with("na", name.clone()),
-                    None => f,
-                }
-            }
+            Command::TrDiscntBill(a) => a.append(f, "na"),
+            Command::TrPack(p) => p.to_frame(f),
             Command::TrPayment {
                 kind,
                 amount,
@@ -211,21 +267,41 @@ impl Command {
                 };
                 f.with("re", bool01(*change))
             }
-            Command::TrEnd {
-                total,
-                payments,
-                change,
-            } => {
+            Command::TrEnd(c) => c.to_frame(f),
+            Command::TrFtrLn { text } => f.with("id", "25").with("na", text.clone()),
+            Command::FtrCfg { barcode } => f.with("bc", barcode.clone()),
+            Command::QrCode { text } => f.with("px", "4").with("el", "1").with("tx", text.clone()),
+            Command::DiscountTypeSet { discount_first } => f.with("dt", bool01(*discount_first)),
+            Command::TrFvInit { copies } => f.with("cc", copies.to_string()),
+            Command::TrFvBuyer(b) => {
+                let f = f.with("na", b.name.clone()).with("ni", b.nip.clone());
+                let f = match &b.address {
+                    Some(a) => f.with("ad", a.clone()),
+                    None => f,
+                };
+                f.with("sc", INVOICE_HEADER.to_string())
+            }
+            Command::TrFvNumber { number } => f
+                .with("nb", number.clone())
+                .with("sc", INVOICE_HEADER.to_string()),
+            Command::TrFvFreeData { text, section } => {
+                f.with("tx", text.clone()).with("sc", section.to_string())
+            }
+            Command::PeriodicRep { from, to, summary } => {
                 let f = f
-                    .with("to", total.to_string())
-                    .with("fp", payments.to_string());
-                if *change > 0 {
-                    f.with("re", change.to_string())
+                    .with("fd", documents::date(*from))
+                    .with("td", documents::date(*to));
+                if *summary {
+                    f.with(PERIODIC_SUMMARY_PARAM, "1")
                 } else {
                     f
                 }
             }
-            Command::DailyRep { date } => f.with("da", date.format("%Y-%m-%d").to_string()),
+            Command::EcPrnDoc { of, from, to } => f
+                .with("ty", of.code().to_string())
+                .with("fn", from.to_string())
+                .with("tn", to.to_string()),
+            Command::DailyRep { date } => f.with("da", documents::date(*date)),
             Command::Cash { amount, deposit } => f
                 .with("kw", amount.to_string())
                 .with("wp", bool01(*deposit)),
@@ -242,6 +318,7 @@ impl Command {
                 .with("s1", text.clone()),
             Command::FormEnd { form } => f.with("fn", form.to_string()),
             Command::PrnCancel
+            | Command::TrFtrEnd
             | Command::VatGet
             | Command::RtcGet
             | Command::SComm
