@@ -35,7 +35,7 @@
 //!     (`2a`). Every length stays true, a serial frame is stuffed again and its CRC
 //!     recomputed (a frame received with a bad CRC is written with a bad one), so the
 //!     masked trace still decodes, and the same input is always masked the same way. A
-//!     ZVT trace is safe to share and `fiscald replay` can play it (see `replay`).
+//!     ZVT trace is safe to share. (`fiscald replay` does not play ZVT traces yet.)
 //!   - Traces of older versions wrote `**` for hidden bytes; they are read, not replayed.
 //! - Comment lines `# <time> port <port> opened` mark each (re)open of the device's port.
 //! - Trace files are created with mode 0600, whatever the umask.
@@ -695,7 +695,10 @@ mod tests {
         );
         let text = wait_for(dir.path(), "Status enquiry");
         assert!(!text.contains("123456"), "{text}");
-        assert!(text.contains("060006000000 8e0985".replace(' ', "").as_str()), "{text}");
+        assert!(
+            text.contains("060006000000 8e0985".replace(' ', "").as_str()),
+            "{text}"
+        );
         for e in std::fs::read_dir(dir.path()).unwrap() {
             let mode = e.unwrap().metadata().unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{mode:o}");

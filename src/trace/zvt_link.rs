@@ -63,7 +63,11 @@ impl LinkSplitter {
                 State::Idle => match b {
                     ACK | NAK => {
                         self.flush_other(&mut items);
-                        items.push(if b == ACK { LinkItem::Ack } else { LinkItem::Nak });
+                        items.push(if b == ACK {
+                            LinkItem::Ack
+                        } else {
+                            LinkItem::Nak
+                        });
                         State::Idle
                     }
                     DLE => State::Dle,
