@@ -384,7 +384,11 @@ fn record_dir_records_both_devices_and_masks_card_data() {
         "{t1}"
     );
     assert!(t1.contains("Authorization"), "{t1}");
-    assert!(t1.contains("**"), "{t1}");
+    // The serial link layer is kept, the card number masked in place (`E` nibbles).
+    assert!(t1.contains(" link=serial "), "{t1}");
+    assert!(t1.contains("link ACK"), "{t1}");
+    assert!(t1.contains("eeee"), "{t1}");
+    assert!(!t1.contains("**"), "{t1}");
     let pan = zvt::model::TEST_PAN;
     let spaced = "5454 5454 5454 5454";
     for needle in [

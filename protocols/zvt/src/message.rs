@@ -19,7 +19,7 @@ use crate::pan;
 
 mod redact;
 mod text;
-pub use redact::redacted_hex;
+pub use redact::{MASK_BCD, MASK_TEXT, masked_apdu, redacted_hex};
 pub use text::{is_cp437, text_from_cp437, text_to_cp437};
 
 /// Why an APDU could not be read as a typed message.

@@ -85,7 +85,8 @@ pub struct Transport {
     /// How long a drain waits for the line to be quiet ([`SERIAL_DRAIN_QUIET`]).
     drain_quiet: Duration,
     received: VecDeque<Apdu>,
-    /// The wire trace, when this terminal is recorded (`crate::trace`; APDUs, masked).
+    /// The wire trace, when this terminal is recorded (`crate::trace`). On TCP the
+    /// transport records each APDU; on a serial line the pump's tap records the link layer.
     trace: Option<crate::trace::Recorder>,
 }
 
@@ -114,6 +115,7 @@ impl Transport {
             target: target.to_string(),
             reason,
         };
+        let trace = crate::trace::for_port(target);
         let kind = if let Some(addr) = target.strip_prefix("tcp://") {
             let stream =
                 tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(addr))
@@ -138,9 +140,20 @@ impl Transport {
             {
                 tracing::debug!(error = %e, "cannot flush the terminal's input");
             }
+            // The serial trace keeps the link layer: every byte, cut into frames, ACKs
+            // and NAKs by the recorder (which masks them).
+            let tap: Option<crate::port::Tap> = trace.clone().map(|t| {
+                Box::new(move |d: crate::port::Direction, b: &[u8]| {
+                    let dir = match d {
+                        crate::port::Direction::Out => crate::trace::Dir::Out,
+                        crate::port::Direction::In => crate::trace::Dir::In,
+                    };
+                    t.link_bytes(dir, b);
+                }) as crate::port::Tap
+            });
             (
                 Kind::Serial {
-                    pump: Pump::new(port),
+                    pump: Pump::new(port).with_tap(tap),
                     link: Box::new(SerialLink::new(LinkConfig::default())),
                 },
                 SERIAL_DRAIN_QUIET,
@@ -151,7 +164,7 @@ impl Transport {
             kind,
             drain_quiet,
             received: VecDeque::new(),
-            trace: crate::trace::for_port(target),
+            trace,
         })
     }
 
@@ -192,7 +205,7 @@ impl Transport {
     /// Send one APDU; on serial, returns once the terminal ACKed the frame.
     pub async fn send(&mut self, apdu: &Apdu) -> Result<(), TransportError> {
         tracing::debug!(target: "fiscald::wire", dir = "out", apdu = %crate::trace::masked_apdu_hex(apdu), "zvt");
-        if let Some(t) = &self.trace {
+        if let (Some(t), Kind::Tcp { .. }) = (&self.trace, &self.kind) {
             t.apdu(crate::trace::Dir::Out, apdu);
         }
         let bytes = apdu.encode();
@@ -223,7 +236,7 @@ impl Transport {
         loop {
             if let Some(apdu) = self.received.pop_front() {
                 tracing::debug!(target: "fiscald::wire", dir = "in", apdu = %crate::trace::masked_apdu_hex(&apdu), "zvt");
-                if let Some(t) = &self.trace {
+                if let (Some(t), Kind::Tcp { .. }) = (&self.trace, &self.kind) {
                     t.apdu(crate::trace::Dir::In, &apdu);
                 }
                 return Ok(apdu);

@@ -21,17 +21,23 @@
 //!   the frames completed by the chunk: mnemonic, `name=value` fields with the text
 //!   decoded from Windows-1250 (Polish letters as they are), `?code` for errors and
 //!   `@NNNN` for the token.
-//! - **ZVT**: one line per APDU (on TCP these are exactly the wire bytes; on a serial line
-//!   the APDU inside the DLE/STX frame: DLE stuffing, CRC and ACK/NAK are not written).
-//!   Card data is masked: the value of every sensitive field (BMP 22 unless already
-//!   masked, 23, 24, 2D, 3A, 0E, TLV 1F08..1F0A) is replaced by `**` in the hex (one `**`
-//!   per field, whatever its length), data that does not read as fields is hidden as a
-//!   single `**`, the terminal password in a register's command is `** ** **` (one per
-//!   byte), and a card number in any text (print lines, display and abort texts, card
-//!   name, additional text; see [`zvt::pan::mask_in_text`]) keeps its first 6 and last 4
-//!   digits, each other digit's byte written as `**`. So `**` stands for one or more
-//!   hidden bytes. The summary names the command. A ZVT trace is safe to share, and it
-//!   cannot be replayed (see `replay`).
+//! - **ZVT**: the header also names the link (`link=serial` or `link=tcp`).
+//!   - `link=serial`: one line per link item as it crossed the line: a whole frame
+//!     (`DLE STX` APDU `DLE ETX` CRC, however the port chunked it), an `06` ACK, a `15`
+//!     NAK, or stray bytes. Repetitions, NAKs and bad CRCs are kept as they happened.
+//!   - `link=tcp`: one line per APDU, the wire bytes.
+//!   - Card data is masked **in place**, by [`zvt_link::masked_apdu`]: a card number in
+//!     BMP 22 keeps at most its first 6 and last 4 digits, the others become the mask
+//!     nibble `E`; track data (23, 24, 2D), CVV (3A), expiry (0E), TLV 1F08..1F0A and data
+//!     that does not read as fields become `ee` bytes; the terminal password becomes
+//!     `000000`; hidden digits of a card number in any text (print lines, display and abort
+//!     texts, card name, additional text; see [`zvt::pan::mask_in_text`]) become `*`
+//!     (`2a`). Every length stays true, a serial frame is stuffed again and its CRC
+//!     recomputed (a frame received with a bad CRC is written with a bad one), so the
+//!     masked trace still decodes, and the same input is always masked the same way. A
+//!     ZVT trace is safe to share. (`fiscald replay` does not play ZVT traces yet.)
+//!   - Traces of older versions wrote `**` for hidden bytes; they are read, not replayed.
+//! - Comment lines `# <time> port <port> opened` mark each (re)open of the device's port.
 //! - Trace files are created with mode 0600, whatever the umask.
 //! - Files are `DIR/<device>-<start time>.trace`; a file that passes [`ROTATE_AT`] bytes is
 //!   closed and the next line starts a new file with its own header.
@@ -49,6 +55,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 
+pub mod zvt_link;
+
 /// A trace file is rotated once it passes this size.
 pub const ROTATE_AT: u64 = 16 * 1024 * 1024;
 
@@ -64,6 +72,34 @@ impl Protocol {
         match self {
             Protocol::Posnet => "posnet",
             Protocol::Zvt => "zvt",
+        }
+    }
+}
+
+/// The link a ZVT trace was recorded on (the header's `link=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// A serial line: the trace holds the link layer (frames, ACK, NAK).
+    Serial,
+    /// TCP: the trace holds bare APDUs.
+    Tcp,
+}
+
+impl Link {
+    /// The header's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Link::Serial => "serial",
+            Link::Tcp => "tcp",
+        }
+    }
+
+    /// The link a device port (`tcp://...` or a path) opens.
+    pub fn of_port(port: &str) -> Link {
+        if port.starts_with("tcp://") {
+            Link::Tcp
+        } else {
+            Link::Serial
         }
     }
 }
@@ -89,6 +125,7 @@ impl Dir {
 enum Msg {
     Bytes(DateTime<Utc>, Dir, Vec<u8>),
     Apdu(DateTime<Utc>, Dir, zvt::Apdu),
+    Link(DateTime<Utc>, Dir, Vec<u8>),
     Note(DateTime<Utc>, String),
 }
 
@@ -113,11 +150,24 @@ impl Recorder {
         protocol: Protocol,
         rotate_at: u64,
     ) -> std::io::Result<Recorder> {
+        Self::start_on(dir, device, protocol, None, rotate_at)
+    }
+
+    /// [`Recorder::start`] naming the link in the header (ZVT: serial or TCP).
+    pub fn start_on(
+        dir: &Path,
+        device: &str,
+        protocol: Protocol,
+        link: Option<Link>,
+        rotate_at: u64,
+    ) -> std::io::Result<Recorder> {
         std::fs::create_dir_all(dir)?;
         let mut writer = Writer {
             dir: dir.to_path_buf(),
             device: device.to_string(),
             protocol,
+            link,
+            splitters: Default::default(),
             rotate_at,
             file: None,
             written: 0,
@@ -139,6 +189,12 @@ impl Recorder {
     /// Record one APDU (ZVT); it is masked before anything is written.
     pub fn apdu(&self, dir: Dir, apdu: &zvt::Apdu) {
         let _ = self.tx.send(Msg::Apdu(Utc::now(), dir, apdu.clone()));
+    }
+
+    /// Record raw bytes of a ZVT serial line; they are cut into link items and masked
+    /// before anything is written.
+    pub fn link_bytes(&self, dir: Dir, bytes: &[u8]) {
+        let _ = self.tx.send(Msg::Link(Utc::now(), dir, bytes.to_vec()));
     }
 
     /// Write a comment line (e.g. "port opened").
@@ -214,7 +270,8 @@ pub fn start_recording<'a>(
     } in devices
     {
         if let Some(dir) = dir_for(config, record) {
-            let rec = Recorder::start(&dir, id, protocol, ROTATE_AT)
+            let link = (protocol == Protocol::Zvt).then(|| Link::of_port(port));
+            let rec = Recorder::start_on(&dir, id, protocol, link, ROTATE_AT)
                 .with_context(|| format!("cannot record {id} into {}", dir.display()))?;
             tracing::info!(device = %id, dir = %dir.display(), "recording a wire trace");
             register(port, rec);
@@ -232,6 +289,9 @@ struct Writer {
     dir: PathBuf,
     device: String,
     protocol: Protocol,
+    link: Option<Link>,
+    /// ZVT serial link splitters: [out, in].
+    splitters: [zvt_link::LinkSplitter; 2],
     rotate_at: u64,
     file: Option<std::io::BufWriter<std::fs::File>>,
     written: u64,
@@ -261,9 +321,12 @@ impl Writer {
         self.file = Some(std::io::BufWriter::new(file));
         self.written = 0;
         let header = format!(
-            "# fiscald trace v1 device={} protocol={} fiscald={} start={}\n# <time> <device> <dir: > host to device, < device to host> <hex>  # <summary>\n",
+            "# fiscald trace v1 device={} protocol={}{} fiscald={} start={}\n# <time> <device> <dir: > host to device, < device to host> <hex>  # <summary>\n",
             self.device,
             self.protocol.name(),
+            self.link
+                .map(|l| format!(" link={}", l.name()))
+                .unwrap_or_default(),
             env!("CARGO_PKG_VERSION"),
             format_time(at)
         );
@@ -314,10 +377,28 @@ impl Writer {
                     format_time(at),
                     self.device,
                     dir.symbol(),
-                    masked_apdu_hex(&apdu),
+                    hex::encode(zvt_link::masked_apdu(&apdu).encode()),
                     zvt_name(&apdu)
                 );
                 (at, line)
+            }
+            Msg::Link(at, dir, bytes) => {
+                let items = self.splitters[usize::from(dir == Dir::In)].push(&bytes);
+                let mut text = String::new();
+                for item in &items {
+                    text.push_str(&format!(
+                        "{} {} {} {}  # {}\n",
+                        format_time(at),
+                        self.device,
+                        dir.symbol(),
+                        hex::encode(zvt_link::masked_item_bytes(item)),
+                        zvt_link::describe_item(item)
+                    ));
+                }
+                if text.is_empty() {
+                    return;
+                }
+                (at, text)
             }
         };
         if self.written + line.len() as u64 > self.rotate_at
@@ -445,6 +526,8 @@ pub struct TraceLine {
 #[derive(Debug, Clone)]
 pub struct Trace {
     pub protocol: Option<Protocol>,
+    /// The header's `link=` (ZVT traces since the link layer is kept).
+    pub link: Option<Link>,
     pub device: Option<String>,
     pub lines: Vec<TraceLine>,
 }
@@ -453,6 +536,7 @@ pub struct Trace {
 pub fn parse(text: &str) -> Result<Trace, String> {
     let mut trace = Trace {
         protocol: None,
+        link: None,
         device: None,
         lines: Vec::new(),
     };
@@ -466,6 +550,8 @@ pub fn parse(text: &str) -> Result<Trace, String> {
                         Some(("protocol", "posnet")) => trace.protocol = Some(Protocol::Posnet),
                         Some(("protocol", "zvt")) => trace.protocol = Some(Protocol::Zvt),
                         Some(("device", d)) => trace.device = Some(d.to_string()),
+                        Some(("link", "serial")) => trace.link = Some(Link::Serial),
+                        Some(("link", "tcp")) => trace.link = Some(Link::Tcp),
                         _ => {}
                     }
                 }
@@ -574,16 +660,19 @@ mod tests {
         // Status information with a full PAN (BMP 22, LLVAR BCD) and an amount.
         let mut data = vec![0x04, 0x00, 0x00, 0x00, 0x00, 0x12, 0x34];
         data.extend([
-            0x22, 0xF1, 0xF0, 0x45, 0x99, 0x12, 0x34, 0x56, 0x78, 0x90, 0x12,
+            0x22, 0xF0, 0xF8, 0x45, 0x99, 0x12, 0x34, 0x56, 0x78, 0x90, 0x12,
         ]);
         let apdu = zvt::Apdu::new(0x04, 0x0F, data);
         rec.apdu(Dir::In, &apdu);
         let text = wait_for(dir.path(), "Status information");
         assert!(!text.contains("4599123456789012"), "{text}");
         assert!(!text.contains("45991234"), "{text}");
-        assert!(text.contains("**"), "{text}");
+        // Masked in place: first 6 and last 4 digits, `E` nibbles between, lengths kept.
+        assert!(text.contains("22f0f8459912eeeeee9012"), "{text}");
         let trace = parse(&text).unwrap();
-        assert!(trace.lines[0].bytes.is_none());
+        let bytes = trace.lines[0].bytes.as_ref().unwrap();
+        assert_eq!(bytes.len(), apdu.encode().len());
+        assert!(zvt::PtMessage::from_apdu(&zvt::Apdu::decode(bytes).unwrap()).is_ok());
     }
 
     #[test]
@@ -606,7 +695,10 @@ mod tests {
         );
         let text = wait_for(dir.path(), "Status enquiry");
         assert!(!text.contains("123456"), "{text}");
-        assert!(text.contains("060006******8e0985"), "{text}");
+        assert!(
+            text.contains("060006000000 8e0985".replace(' ', "").as_str()),
+            "{text}"
+        );
         for e in std::fs::read_dir(dir.path()).unwrap() {
             let mode = e.unwrap().metadata().unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{mode:o}");
