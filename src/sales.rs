@@ -289,6 +289,7 @@ mod tests {
             printed_at: "2026-11-26T10:15:00".into(),
             printer: "fp1".into(),
             printer_serial_number: None,
+            ..Default::default()
         };
         let receipt = job(
             8,

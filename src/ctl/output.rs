@@ -301,6 +301,7 @@ mod tests {
             printed_at: "2026-11-26T10:15:00".into(),
             printer: "fp1".into(),
             printer_serial_number: None,
+            ..Default::default()
         };
         let done = job(JobState::Done, Some(JobResult::Receipt(printed)), None);
         assert_eq!(outcome(&done), "receipt no. 12, total 6.75");

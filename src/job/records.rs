@@ -199,7 +199,7 @@ impl JobRequest {
 }
 
 /// A printed fiscal receipt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptPrinted {
     /// The printer's receipt number.
     pub receipt_number: u64,
@@ -211,6 +211,55 @@ pub struct ReceiptPrinted {
     pub printer: String,
     /// The printer's unique (serial) number, when it was read.
     pub printer_serial_number: Option<String>,
+    /// Deposits issued and returned (outside `total`), and what the customer paid:
+    /// `total + deposits_issued − deposits_returned`.
+    #[serde(default)]
+    pub deposits_issued: u64,
+    #[serde(default)]
+    pub deposits_returned: u64,
+    #[serde(default)]
+    pub amount_due: u64,
+    /// The lines with their final amounts (after their discounts and surcharges).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<PrintedLine>,
+}
+
+impl ReceiptPrinted {
+    /// The result of printing `receipt` as receipt `number`.
+    pub fn of(
+        receipt: &Receipt,
+        number: u64,
+        printed_at: String,
+        printer: String,
+        printer_serial_number: Option<String>,
+    ) -> ReceiptPrinted {
+        ReceiptPrinted {
+            receipt_number: number,
+            total: receipt.total,
+            printed_at,
+            printer,
+            printer_serial_number,
+            deposits_issued: receipt.deposits_issued(),
+            deposits_returned: receipt.deposits_returned(),
+            amount_due: receipt.amount_due(),
+            lines: receipt
+                .lines
+                .iter()
+                .map(|l| PrintedLine {
+                    name: l.name.clone(),
+                    amount: l.value(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A printed line and its final amount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrintedLine {
+    pub name: String,
+    /// Grosze, after the line's discount or surcharge.
+    pub amount: u64,
 }
 
 /// A printed daily (Z) report.

@@ -330,6 +330,7 @@ fn approved_sale(j: &Journal) -> (JobId, JobId) {
         }],
         buyer_nip: None,
         total: 3990,
+        ..Receipt::default()
     };
     let request = JobRequest::Sale(SaleRequest {
         receipt: receipt.clone(),
@@ -422,6 +423,7 @@ fn a_printed_receipt_settles_its_sale_in_the_same_commit() {
         printed_at: "2026-11-26T10:15:00".into(),
         printer: "fp1".into(),
         printer_serial_number: Some("ABC 12345678".into()),
+        ..Default::default()
     });
     assert_eq!(
         j.finish(receipt, JobState::Done, Some(&printed), None)

@@ -409,13 +409,13 @@ impl<D: FiscalPrinter> PrinterTask<D> {
         let printed_at = at.format("%Y-%m-%dT%H:%M:%S").to_string();
         let printer = self.id().to_string();
         match document {
-            Document::Receipt(r) => JobResult::Receipt(ReceiptPrinted {
-                receipt_number: after.last_receipt,
-                total: r.total,
+            Document::Receipt(r) => JobResult::Receipt(ReceiptPrinted::of(
+                r,
+                after.last_receipt,
                 printed_at,
                 printer,
-                printer_serial_number: self.handle.status().serial_number,
-            }),
+                self.handle.status().serial_number,
+            )),
             Document::DailyReport => JobResult::DailyReport(DailyReportPrinted {
                 report_number: after.daily_reports,
                 date: at.date().to_string(),

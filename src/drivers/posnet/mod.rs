@@ -92,6 +92,24 @@ pub fn payment_kind(method: Method) -> posnet::PaymentKind {
     }
 }
 
+/// The POSNET form of a neutral discount or surcharge.
+fn adjustment(a: &crate::document::Adjustment) -> posnet::Adjustment {
+    posnet::Adjustment {
+        surcharge: a.kind == crate::document::AdjustmentKind::Surcharge,
+        percent: a.percent_hundredths(),
+        amount: a.amount,
+        name: a.name.clone(),
+    }
+}
+
+/// The `discounttypeset` value that makes the printer round percentages as the daemon does.
+fn discount_type() -> Command {
+    Command::DiscountTypeSet {
+        discount_first: crate::document::PERCENT_ROUNDING
+            == crate::document::PercentRounding::Discount,
+    }
+}
+
 /// The metric label of a recovery.
 fn retry_metric(r: Retry) -> &'static str {
     match r {
@@ -183,6 +201,16 @@ impl PosnetPrinter {
         r: &crate::document::Receipt,
         steps: &mut impl DocumentSteps,
     ) -> Result<(), PrinterError> {
+        // The footer's codes are set up before the receipt; they apply to the next one.
+        if let Some(text) = &r.qr {
+            self.query(&Command::QrCode { text: text.clone() }).await?;
+        }
+        if let Some(barcode) = &r.barcode {
+            let c = Command::FtrCfg {
+                barcode: barcode.clone(),
+            };
+            self.query(&c).await?;
+        }
         let init = Command::TrInit { block_mode: false };
         match self.query(&init).await {
             // A document was opened after our `scomm` (a command held from an earlier
@@ -213,9 +241,24 @@ impl PosnetPrinter {
                 quantity: l.quantity,
                 amount: l.amount,
                 unit: l.unit.clone(),
+                adjustment: l.discount.as_ref().map(adjustment),
                 ..posnet::Line::default()
             };
             self.query(&Command::TrLine(line)).await?;
+        }
+        for d in &r.discounts {
+            self.query(&Command::TrDiscntBill(adjustment(d))).await?;
+        }
+        for d in &r.deposits {
+            let pack = posnet::Pack {
+                code: d.code.clone(),
+                unit_price: d.unit_price,
+                quantity: d.quantity,
+                amount: d.amount,
+                returned: d.returned,
+                description: d.name.clone(),
+            };
+            self.query(&Command::TrPack(pack)).await?;
         }
         for p in &r.payments {
             let c = Command::TrPayment {
@@ -241,10 +284,42 @@ impl PosnetPrinter {
             total: r.total,
             payments: Some(r.paid()),
             change,
-            ..posnet::Closing::default()
+            deposits_issued: r.deposits_issued(),
+            deposits_returned: r.deposits_returned(),
+            footer: !r.footer.is_empty(),
         }))
         .await?;
+        if !r.footer.is_empty() {
+            self.footer(&r.footer).await;
+        }
         Ok(())
+    }
+
+    /// The footer lines after `trend fe0`. The receipt is fiscal already: a failure here is
+    /// logged, the footer closed as far as possible, and the receipt still counts as printed
+    /// (the task's counter check decides).
+    async fn footer(&mut self, lines: &[String]) {
+        let mut sent = Ok(());
+        for text in lines {
+            let text = if text.is_empty() { " " } else { text };
+            sent = self
+                .query(&Command::TrFtrLn {
+                    text: text.to_string(),
+                })
+                .await
+                .map(|_| ());
+            if sent.is_err() {
+                break;
+            }
+        }
+        let closed = match sent {
+            Ok(()) => self.query(&Command::TrFtrEnd).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = closed {
+            tracing::warn!(printer = self.id(), error = %e, "the receipt's footer was not completed; the receipt itself is printed");
+            let _ = self.query(&Command::PrnCancel).await;
+        }
     }
 
     async fn printout(
@@ -320,6 +395,12 @@ impl FiscalPrinter for PosnetPrinter {
         let sid = Sid::from_frame(&self.query(&Command::SId).await?).map_err(bad_reply)?;
         let vat = VatTable::from_frame(&self.query(&Command::VatGet).await?).map_err(bad_reply)?;
         let scomm = Scomm::from_frame(&self.query(&Command::SComm).await?).map_err(bad_reply)?;
+        if scomm.transaction == 0 {
+            // Percentages must round as the daemon computes them (`document::PERCENT_ROUNDING`).
+            if let Err(e) = self.query(&discount_type()).await {
+                tracing::warn!(printer = self.id(), error = %e, "could not set the discount type; percentage discounts may be refused with 2801");
+            }
+        }
         Ok(PrinterIdentity {
             model: sid.name,
             firmware: sid.version,

@@ -4,6 +4,12 @@
 //! Money is integer grosze; quantities are exact decimals parsed from their text,
 //! never through a float.
 
+mod extras;
+
+pub use extras::{
+    Adjustment, AdjustmentKind, Deposit, PERCENT_ROUNDING, PercentRounding, percent_amount,
+};
+
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -77,6 +83,19 @@ pub struct Line {
     /// VAT letter A..G (the printer's PTU slot).
     pub vat: char,
     pub unit: Option<String>,
+    /// A discount or surcharge on this line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount: Option<Adjustment>,
+}
+
+impl Line {
+    /// The line's value after its discount or surcharge.
+    pub fn value(&self) -> u64 {
+        match &self.discount {
+            Some(d) => u64::try_from(d.apply(self.amount)).unwrap_or(0),
+            None => self.amount,
+        }
+    }
 }
 
 /// A validated payment.
@@ -87,12 +106,26 @@ pub struct Payment {
 }
 
 /// A validated receipt, as journaled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
     pub lines: Vec<Line>,
     pub payments: Vec<Payment>,
     pub buyer_nip: Option<String>,
+    /// The fiscal total after every discount and surcharge (what `trend to` carries).
     pub total: u64,
+    /// Discounts and surcharges on the subtotal, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discounts: Vec<Adjustment>,
+    /// Returnable packaging, outside the fiscal total and VAT.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deposits: Vec<Deposit>,
+    /// Free lines after the fiscal part.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub footer: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub barcode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qr: Option<String>,
 }
 
 impl Receipt {
@@ -100,9 +133,29 @@ impl Receipt {
     pub fn paid(&self) -> u64 {
         self.payments.iter().map(|p| p.amount).sum()
     }
+    /// Deposits issued (grosze).
+    pub fn deposits_issued(&self) -> u64 {
+        self.deposits
+            .iter()
+            .filter(|d| !d.returned)
+            .map(|d| d.amount)
+            .sum()
+    }
+    /// Deposits paid back (grosze).
+    pub fn deposits_returned(&self) -> u64 {
+        self.deposits
+            .iter()
+            .filter(|d| d.returned)
+            .map(|d| d.amount)
+            .sum()
+    }
+    /// What the customer pays: `total + deposits issued − deposits returned`.
+    pub fn amount_due(&self) -> u64 {
+        (self.total + self.deposits_issued()).saturating_sub(self.deposits_returned())
+    }
     /// Change given back in cash.
     pub fn change(&self) -> u64 {
-        self.paid().saturating_sub(self.total)
+        self.paid().saturating_sub(self.amount_due())
     }
 }
 
@@ -301,7 +354,17 @@ pub fn receipt(
     limits: &PrinterLimits<'_>,
     allowed_extra: &[&str],
 ) -> Result<Receipt> {
-    let mut allowed = vec!["lines", "payments", "buyer_nip", "total"];
+    let mut allowed = vec![
+        "lines",
+        "payments",
+        "buyer_nip",
+        "total",
+        "discounts",
+        "deposits",
+        "footer",
+        "barcode",
+        "qr",
+    ];
     allowed.extend_from_slice(allowed_extra);
     let obj = Obj::new(body, "", &allowed)?;
 
@@ -324,7 +387,7 @@ pub fn receipt(
         let l = Obj::new(
             lv,
             &path,
-            &["name", "quantity", "unit_price", "vat", "unit"],
+            &["name", "quantity", "unit_price", "vat", "unit", "discount"],
         )?;
         let name = l
             .string("name")?
@@ -379,6 +442,10 @@ pub fn receipt(
                 "line amount rounds to 0 grosze; the printer refuses it",
             ));
         }
+        let discount = match l.get("discount") {
+            Some(d) => Some(extras::adjustment(d, &l.field("discount"), amount)?),
+            None => None,
+        };
         lines.push(Line {
             name,
             quantity,
@@ -386,9 +453,30 @@ pub fn receipt(
             amount,
             vat,
             unit,
+            discount,
         });
     }
-    let total: u64 = lines.iter().map(|l| l.amount).sum();
+    let mut total: u64 = lines.iter().map(Line::value).sum();
+    let mut discounts = Vec::new();
+    if let Some(v) = obj.get("discounts") {
+        let items = array(v, "discounts")?;
+        if items.len() > extras::MAX_DISCOUNTS {
+            return Err(Invalid::new(
+                "discounts",
+                format!("takes at most {} discounts", extras::MAX_DISCOUNTS),
+            ));
+        }
+        for (i, d) in items.iter().enumerate() {
+            let adjustment = extras::adjustment(d, &format!("discounts[{i}]"), total)?;
+            total = u64::try_from(adjustment.apply(total))
+                .ok()
+                .filter(|t| *t <= MAX_AMOUNT)
+                .ok_or_else(|| {
+                    Invalid::new(format!("discounts[{i}]"), "takes the total out of range")
+                })?;
+            discounts.push(adjustment);
+        }
+    }
     if total > MAX_AMOUNT {
         return Err(Invalid::new(
             "lines",
@@ -400,13 +488,44 @@ pub fn receipt(
         if given != total {
             return Err(Invalid::new(
                 "total",
-                format!("is {given} but the lines sum to {total}"),
+                format!(
+                    "is {given} but the lines after their discounts and surcharges come to {total}"
+                ),
             ));
         }
     }
+    let deposits = match obj.get("deposits") {
+        Some(v) => extras::deposits(v)?,
+        None => Vec::new(),
+    };
+    let issued: u64 = deposits
+        .iter()
+        .filter(|d| !d.returned)
+        .map(|d| d.amount)
+        .sum();
+    let returned: u64 = deposits
+        .iter()
+        .filter(|d| d.returned)
+        .map(|d| d.amount)
+        .sum();
+    let due = (total + issued).checked_sub(returned).ok_or_else(|| {
+        Invalid::new(
+            "deposits",
+            format!(
+                "return {returned} grosze of deposits, more than the total {total} plus the deposits issued {issued}; \
+                 this printer cannot pay out a negative amount due: pay the rest back as a separate cash operation"
+            ),
+        )
+    })?;
+    let footer = match obj.get("footer") {
+        Some(v) => extras::footer(v)?,
+        None => Vec::new(),
+    };
+    let barcode = obj.string("barcode")?.map(extras::barcode).transpose()?;
+    let qr = obj.string("qr")?.map(extras::qr).transpose()?;
 
     let pays_v = array(obj.required("payments")?, "payments")?;
-    if pays_v.is_empty() {
+    if pays_v.is_empty() && due > 0 {
         return Err(Invalid::new("payments", "must hold at least one payment"));
     }
     if pays_v.len() > MAX_PAYMENTS {
@@ -439,10 +558,16 @@ pub fn receipt(
         payments.push(Payment { method, amount });
     }
     let paid: u64 = payments.iter().map(|p| p.amount).sum();
-    if paid < total {
+    if paid < due {
         return Err(Invalid::new(
             "payments",
-            format!("pay {paid} but the total is {total}"),
+            if due == total {
+                format!("pay {paid} but the total is {total}")
+            } else {
+                format!(
+                    "pay {paid} but the amount due is {due} (total {total} + deposits issued {issued} − returned {returned})"
+                )
+            },
         ));
     }
     let cash: u64 = payments
@@ -450,12 +575,12 @@ pub fn receipt(
         .filter(|p| p.method == Method::Cash)
         .map(|p| p.amount)
         .sum();
-    if paid - total > cash {
+    if paid - due > cash {
         return Err(Invalid::new(
             "payments",
             format!(
-                "pay {} more than the total; change can only be given from cash",
-                paid - total
+                "pay {} more than the amount due; change can only be given from cash",
+                paid - due
             ),
         ));
     }
@@ -480,6 +605,11 @@ pub fn receipt(
         payments,
         buyer_nip,
         total,
+        discounts,
+        deposits,
+        footer,
+        barcode,
+        qr,
     })
 }
 
