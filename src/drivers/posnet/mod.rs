@@ -6,6 +6,7 @@
 //! error codes onto the neutral [`DeviceError`].
 
 pub mod link;
+mod receipt;
 
 use crate::device::printer::{
     Abort, Activity, Document, DocumentSteps, FiscalPrinter, Hold, Mechanism, PrinterError,
@@ -89,16 +90,6 @@ pub fn payment_kind(method: Method) -> posnet::PaymentKind {
         Method::Transfer => K::Transfer,
         Method::Mobile => K::Mobile,
         Method::Other => K::Other,
-    }
-}
-
-/// The POSNET form of a neutral discount or surcharge.
-fn adjustment(a: &crate::document::Adjustment) -> posnet::Adjustment {
-    posnet::Adjustment {
-        surcharge: a.kind == crate::document::AdjustmentKind::Surcharge,
-        percent: a.percent_hundredths(),
-        amount: a.amount,
-        name: a.name.clone(),
     }
 }
 
@@ -201,14 +192,7 @@ impl PosnetPrinter {
         r: &crate::document::Receipt,
         steps: &mut impl DocumentSteps,
     ) -> Result<(), PrinterError> {
-        // The footer's codes are set up before the receipt; they apply to the next one.
-        if let Some(text) = &r.qr {
-            self.query(&Command::QrCode { text: text.clone() }).await?;
-        }
-        if let Some(barcode) = &r.barcode {
-            let c = Command::FtrCfg {
-                barcode: barcode.clone(),
-            };
+        for c in receipt::setup(r) {
             self.query(&c).await?;
         }
         let init = Command::TrInit { block_mode: false };
@@ -230,65 +214,11 @@ impl PosnetPrinter {
                 r?;
             }
         }
-        if let Some(nip) = &r.buyer_nip {
-            self.query(&Command::TrNipSet { nip: nip.clone() }).await?;
-        }
-        for l in &r.lines {
-            let line = posnet::Line {
-                name: l.name.clone(),
-                vat_slot: (l.vat as u8).saturating_sub(b'A'),
-                unit_price: l.unit_price,
-                quantity: l.quantity,
-                amount: l.amount,
-                unit: l.unit.clone(),
-                adjustment: l.discount.as_ref().map(adjustment),
-                ..posnet::Line::default()
-            };
-            self.query(&Command::TrLine(line)).await?;
-        }
-        for d in &r.discounts {
-            self.query(&Command::TrDiscntBill(adjustment(d))).await?;
-        }
-        for d in &r.deposits {
-            let pack = posnet::Pack {
-                code: d.code.clone(),
-                unit_price: d.unit_price,
-                quantity: d.quantity,
-                amount: d.amount,
-                returned: d.returned,
-                description: d.name.clone(),
-            };
-            self.query(&Command::TrPack(pack)).await?;
-        }
-        for p in &r.payments {
-            let c = Command::TrPayment {
-                kind: payment_kind(p.method),
-                amount: p.amount,
-                name: None,
-                change: false,
-            };
-            self.query(&c).await?;
-        }
-        let change = r.change();
-        if change > 0 {
-            let c = Command::TrPayment {
-                kind: posnet::PaymentKind::Cash,
-                amount: change,
-                name: None,
-                change: true,
-            };
+        for c in receipt::body(r) {
             self.query(&c).await?;
         }
         steps.closing().await.map_err(PrinterError::Aborted)?;
-        self.query(&Command::TrEnd(posnet::Closing {
-            total: r.total,
-            payments: Some(r.paid()),
-            change,
-            deposits_issued: r.deposits_issued(),
-            deposits_returned: r.deposits_returned(),
-            footer: !r.footer.is_empty(),
-        }))
-        .await?;
+        self.query(&receipt::closing(r)).await?;
         if !r.footer.is_empty() {
             self.footer(&r.footer).await;
         }
