@@ -1,7 +1,8 @@
 //! The crash-and-fault campaign.
 //!
 //! Starts the POSNET printer emulator and the ZVT terminal emulator in their own processes
-//! and the daemon, then drives a seeded random mix of receipts, card sales, cash operations,
+//! and the daemon, then drives a seeded random mix of receipts (every other one with
+//! discounts, a surcharge, deposits and a footer), card sales, cash operations,
 //! printouts and daily reports from several concurrent clients (each retrying with its
 //! `Idempotency-Key` after a failure, as a POS does). Meanwhile it kills the daemon with
 //! SIGKILL at random moments and restarts it, and injects emulator faults (paper out and
@@ -103,9 +104,22 @@ fn build(op: Op, n: u64) -> (String, Value, String, u64) {
     match op {
         Op::Receipt => {
             let tag = format!("Paragon {n}");
-            let body = json!({"lines": [{"name": tag, "quantity": "1", "unit_price": 100 + n % 900, "vat": "A"},
+            let mut body = json!({"lines": [{"name": tag, "quantity": "1", "unit_price": 100 + n % 900, "vat": "A"},
                                         {"name": "Woda", "quantity": "2", "unit_price": 150, "vat": "B"}],
                               "payments": [{"method": "cash", "amount": 100 + n % 900 + 300}]});
+            if n % 2 == 1 {
+                // Every other receipt is a full basket: line and receipt discounts, a
+                // surcharge, deposits issued and returned, a footer line.
+                body["lines"][0]["discount"] = json!({"kind": "discount", "percent": "10"});
+                body["lines"][1]["discount"] = json!({"kind": "surcharge", "amount": 5});
+                body["discounts"] = json!([{"kind": "discount", "amount": 10, "name": "Rabat"}]);
+                body["deposits"] = json!([
+                    {"code": "1", "unit_price": 50, "quantity": 2},
+                    {"code": "1", "unit_price": 50, "quantity": 1, "returned": true}
+                ]);
+                body["footer"] = json!([format!("Zamówienie {n}")]);
+                body["payments"] = json!([{"method": "cash", "amount": 2000}]);
+            }
             ("/v1/receipts".into(), body, tag, 0)
         }
         Op::Sale => {

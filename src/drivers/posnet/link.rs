@@ -123,7 +123,12 @@ impl Link {
         self.session
             .0
             .start_frame(frame, timeout, std::time::Instant::now())
-            .map_err(|e| LinkError::Text(e.to_string()))?;
+            .map_err(|e| match e {
+                // The session still waits for an earlier command's reply: what the printer did
+                // is unknown, so the link is treated as lost (the task reopens and reconciles).
+                posnet::SessionError::Busy => LinkError::Closed(e.to_string()),
+                e => LinkError::Text(e.to_string()),
+            })?;
         loop {
             while let Some(event) = self.session.0.poll_event() {
                 match &event {

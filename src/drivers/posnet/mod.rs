@@ -220,24 +220,22 @@ impl PosnetPrinter {
         steps.closing().await.map_err(PrinterError::Aborted)?;
         self.query(&receipt::closing(r)).await?;
         if !r.footer.is_empty() {
-            self.footer(&r.footer).await;
+            self.footer(&r.footer).await?;
         }
         Ok(())
     }
 
-    /// The footer lines after `trend fe0`. The receipt is fiscal already: a failure here is
-    /// logged, the footer closed as far as possible, and the receipt still counts as printed
-    /// (the task's counter check decides).
-    async fn footer(&mut self, lines: &[String]) {
+    /// The footer lines after `trend fe0`. The receipt is fiscal already: a refusal here is
+    /// logged and the footer closed, and the receipt still counts as printed. A lost link is
+    /// returned, so the task reconciles the receipt from the counters.
+    async fn footer(&mut self, lines: &[String]) -> Result<(), PrinterError> {
         let mut sent = Ok(());
         for text in lines {
             let text = if text.is_empty() { " " } else { text };
-            sent = self
-                .query(&Command::TrFtrLn {
-                    text: text.to_string(),
-                })
-                .await
-                .map(|_| ());
+            let line = Command::TrFtrLn {
+                text: text.to_string(),
+            };
+            sent = self.query(&line).await.map(|_| ());
             if sent.is_err() {
                 break;
             }
@@ -246,9 +244,21 @@ impl PosnetPrinter {
             Ok(()) => self.query(&Command::TrFtrEnd).await.map(|_| ()),
             Err(e) => Err(e),
         };
-        if let Err(e) = closed {
-            tracing::warn!(printer = self.id(), error = %e, "the receipt's footer was not completed; the receipt itself is printed");
-            let _ = self.query(&Command::PrnCancel).await;
+        match closed {
+            Err(PrinterError::Refused(e)) => {
+                tracing::warn!(printer = self.id(), error = %e, "the printer refused the receipt's footer; the receipt itself is printed");
+                self.query(&Command::PrnCancel).await.map(|_| ())
+            }
+            // Held for paper longer than the task waits: the footer prints when paper is put
+            // in; the receipt is printed already.
+            Err(PrinterError::PaperTimeout) => {
+                tracing::warn!(
+                    printer = self.id(),
+                    "the receipt's footer waits for paper; the receipt itself is printed"
+                );
+                Ok(())
+            }
+            other => other,
         }
     }
 
