@@ -212,13 +212,14 @@ pub struct ReceiptPrinted {
     /// The printer's unique (serial) number, when it was read.
     pub printer_serial_number: Option<String>,
     /// Deposits issued and returned (outside `total`), and what the customer paid:
-    /// `total + deposits_issued − deposits_returned`.
-    #[serde(default)]
-    pub deposits_issued: u64,
-    #[serde(default)]
-    pub deposits_returned: u64,
-    #[serde(default)]
-    pub amount_due: u64,
+    /// `total + deposits_issued − deposits_returned`. Absent in results journaled before
+    /// deposits existed (read back unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deposits_issued: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deposits_returned: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_due: Option<u64>,
     /// The lines with their final amounts (after their discounts and surcharges).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lines: Vec<PrintedLine>,
@@ -239,9 +240,9 @@ impl ReceiptPrinted {
             printed_at,
             printer,
             printer_serial_number,
-            deposits_issued: receipt.deposits_issued(),
-            deposits_returned: receipt.deposits_returned(),
-            amount_due: receipt.amount_due(),
+            deposits_issued: Some(receipt.deposits_issued()),
+            deposits_returned: Some(receipt.deposits_returned()),
+            amount_due: Some(receipt.amount_due()),
             lines: receipt
                 .lines
                 .iter()
