@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Client, Daemon, Sim, config_text};
+use common::{Client, Daemon, Sim};
 use fiscald::document::{self, PrinterLimits};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -21,14 +21,7 @@ const SEED: u64 = 0x0F15_CA1D_BAD1_4207;
 const REQUESTS: usize = 10_000;
 
 fn setup() -> (tempfile::TempDir, Sim, Daemon) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sim = Sim::start(dir.path(), &[]);
-    let daemon = Daemon::start(
-        dir.path(),
-        &config_text(dir.path(), &sim.link.display().to_string(), ""),
-    );
-    daemon.wait_ready();
-    (dir, sim, daemon)
+    common::printer_daemon()
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {

@@ -61,14 +61,7 @@ fn json_out(o: &Output) -> Value {
 }
 
 fn setup() -> (tempfile::TempDir, Sim, Daemon) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sim = Sim::start(dir.path(), &[]);
-    let daemon = Daemon::start(
-        dir.path(),
-        &config_text(dir.path(), &sim.link.display().to_string(), ""),
-    );
-    daemon.wait_ready();
-    (dir, sim, daemon)
+    common::printer_daemon()
 }
 
 fn receipt_body(name: &str, price: u64) -> String {

@@ -4,18 +4,11 @@
 
 mod common;
 
-use common::{Daemon, Sim, config_text};
+use common::{Daemon, Sim};
 use serde_json::{Value, json};
 
 fn setup() -> (tempfile::TempDir, Sim, Daemon) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sim = Sim::start(dir.path(), &[]);
-    let daemon = Daemon::start(
-        dir.path(),
-        &config_text(dir.path(), &sim.link.display().to_string(), ""),
-    );
-    daemon.wait_ready();
-    (dir, sim, daemon)
+    common::printer_daemon()
 }
 
 /// The basket of issue 10's "done when": line and receipt discounts, a surcharge, two

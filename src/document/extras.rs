@@ -111,6 +111,17 @@ pub struct Deposit {
     pub returned: bool,
 }
 
+/// Deposits issued and deposits returned (grosze).
+pub fn deposit_sums(deposits: &[Deposit]) -> (u64, u64) {
+    deposits.iter().fold((0, 0), |(issued, returned), d| {
+        if d.returned {
+            (issued, returned + d.amount)
+        } else {
+            (issued + d.amount, returned)
+        }
+    })
+}
+
 /// Validate a discount/surcharge object at `path` and resolve it against `base`.
 pub(super) fn adjustment(v: &Value, path: &str, base: u64) -> Result<Adjustment> {
     let o = Obj::new(v, path, &["kind", "percent", "amount", "name"])?;

@@ -135,19 +135,11 @@ impl Receipt {
     }
     /// Deposits issued (grosze).
     pub fn deposits_issued(&self) -> u64 {
-        self.deposits
-            .iter()
-            .filter(|d| !d.returned)
-            .map(|d| d.amount)
-            .sum()
+        extras::deposit_sums(&self.deposits).0
     }
     /// Deposits paid back (grosze).
     pub fn deposits_returned(&self) -> u64 {
-        self.deposits
-            .iter()
-            .filter(|d| d.returned)
-            .map(|d| d.amount)
-            .sum()
+        extras::deposit_sums(&self.deposits).1
     }
     /// What the customer pays: `total + deposits issued − deposits returned`.
     pub fn amount_due(&self) -> u64 {
@@ -498,16 +490,7 @@ pub fn receipt(
         Some(v) => extras::deposits(v)?,
         None => Vec::new(),
     };
-    let issued: u64 = deposits
-        .iter()
-        .filter(|d| !d.returned)
-        .map(|d| d.amount)
-        .sum();
-    let returned: u64 = deposits
-        .iter()
-        .filter(|d| d.returned)
-        .map(|d| d.amount)
-        .sum();
+    let (issued, returned) = extras::deposit_sums(&deposits);
     let due = (total + issued).checked_sub(returned).ok_or_else(|| {
         Invalid::new(
             "deposits",

@@ -653,3 +653,16 @@ pub fn token_file(dir: &Path, tokens: &[(&str, &str, &str)]) -> PathBuf {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     path
 }
+
+/// A POSNET emulator in its own process and a daemon printing on it, ready; the emulator has
+/// no faults.
+pub fn printer_daemon() -> (tempfile::TempDir, Sim, Daemon) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Sim::start(dir.path(), &[]);
+    let daemon = Daemon::start(
+        dir.path(),
+        &config_text(dir.path(), &sim.link.display().to_string(), ""),
+    );
+    daemon.wait_ready();
+    (dir, sim, daemon)
+}

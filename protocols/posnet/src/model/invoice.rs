@@ -111,16 +111,7 @@ impl Printer {
         if invoice.number.is_none() {
             return Err(Fail::Cmd(2533));
         }
-        if tr.lines.is_empty() {
-            return Err(Fail::Cmd(1992));
-        }
-        let total = tr.total();
-        if total != i128::from(to) {
-            return Err(Fail::Cmd(2805));
-        }
-        if total <= 0 {
-            return Err(Fail::Cmd(2041));
-        }
+        tr.check_total(to)?;
         // The original and each copy.
         self.print_lines(u32::from(invoice.copies) + 1)?;
         let Some(tr) = self.memory.transaction.take() else {

@@ -119,6 +119,22 @@ impl OpenReceipt {
         lines + self.discounts.iter().map(Adjustment::signed).sum::<i128>()
     }
 
+    /// The closing checks every document shares: some lines (1992), the host's total equal
+    /// to the printer's (2805), and a positive total (2041).
+    pub(super) fn check_total(&self, to: u64) -> Res<()> {
+        if self.lines.is_empty() {
+            return Err(Fail::Cmd(1992));
+        }
+        let total = self.total();
+        if total != i128::from(to) {
+            return Err(Fail::Cmd(2805));
+        }
+        if total <= 0 {
+            return Err(Fail::Cmd(2041));
+        }
+        Ok(())
+    }
+
     fn paid(&self) -> u64 {
         self.payments
             .iter()
@@ -443,16 +459,7 @@ impl Printer {
             }
             return self.close_invoice(f, to, now);
         }
-        if tr.lines.is_empty() {
-            return Err(Fail::Cmd(1992));
-        }
-        let total = tr.total();
-        if total != i128::from(to) {
-            return Err(Fail::Cmd(2805));
-        }
-        if total <= 0 {
-            return Err(Fail::Cmd(2041));
-        }
+        tr.check_total(to)?;
         let (issued, returned) = tr.deposit_sums();
         if op != issued {
             return Err(Fail::Cmd(2806));
