@@ -102,11 +102,14 @@ pub const RULES: &[Rule] = &[
     rule("POST", "/v1/sales", SELLS),
     payment("sale", SELLS),
     rule("POST", "/v1/printouts", SELLS),
+    rule("POST", "/v1/invoices", SELLS),
+    rule("POST", "/v1/jobs/{id}/copy", SELLS),
     payment("refund", MANAGES),
     payment("reversal", MANAGES),
     rule("POST", "/v1/sales/{id}/reverse", MANAGES),
     rule("POST", "/v1/cash", MANAGES),
     rule("POST", "/v1/reports/daily", MANAGES),
+    rule("POST", "/v1/reports/periodic", MANAGES),
     rule("POST", "/v1/terminals/{id}/end-of-day", MANAGES),
     rule("POST", "/v1/jobs/{id}/cancel", MANAGES),
     rule("GET", "/v1/audit", MANAGES),
@@ -347,7 +350,13 @@ mod tests {
             assert!(may(role, "GET", "/v1/devices", None));
             assert!(may(role, "GET", "/v1/jobs/{id}", None));
         }
-        for route in ["/v1/receipts", "/v1/sales", "/v1/printouts"] {
+        for route in [
+            "/v1/receipts",
+            "/v1/sales",
+            "/v1/printouts",
+            "/v1/invoices",
+            "/v1/jobs/{id}/copy",
+        ] {
             assert!(may(Cashier, "POST", route, None), "{route}");
             assert!(may(Manager, "POST", route, None), "{route}");
             assert!(!may(Technician, "POST", route, None), "{route}");
@@ -360,6 +369,7 @@ mod tests {
         for route in [
             "/v1/cash",
             "/v1/reports/daily",
+            "/v1/reports/periodic",
             "/v1/terminals/{id}/end-of-day",
             "/v1/jobs/{id}/cancel",
             "/v1/sales/{id}/reverse",

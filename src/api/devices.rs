@@ -41,6 +41,16 @@ impl PrinterTarget {
         (&self.0.config.id, &self.0.wake)
     }
 
+    /// Its unique (serial) number, once it was read.
+    pub(super) fn serial_number(&self) -> Option<String> {
+        self.0.status().serial_number
+    }
+
+    /// What its protocol can print.
+    pub(super) fn support(&self) -> crate::document::DocumentSupport {
+        crate::drivers::printer_support(self.0.config.protocol)
+    }
+
     /// What validation must know about it: name length, and its active VAT letters once
     /// its table was read (`f` gets the limits for the duration of the call).
     pub(super) fn with_limits<T>(&self, f: impl FnOnce(&PrinterLimits<'_>) -> T) -> T {
@@ -48,6 +58,7 @@ impl PrinterTarget {
         f(&PrinterLimits {
             max_name_length: self.0.config.max_name_length,
             active_vat: active.as_deref(),
+            support: crate::drivers::printer_support(self.0.config.protocol),
         })
     }
 }
@@ -70,6 +81,11 @@ impl TerminalTarget {
 /// The printer named by the body's `printer`, or the only one.
 pub(super) fn pick_printer(state: &AppState, body: &Value) -> Result<PrinterTarget, ApiError> {
     pick_device(&state.printers, body, "printer").map(PrinterTarget)
+}
+
+/// A configured printer by id.
+pub(super) fn printer(state: &AppState, id: &str) -> Option<PrinterTarget> {
+    state.printers.get(id).cloned().map(PrinterTarget)
 }
 
 /// The terminal named by the body's `terminal`, or the only one.

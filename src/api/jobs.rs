@@ -150,6 +150,30 @@ pub(super) async fn submit_with<F: std::future::Future<Output = ()>>(
     wait: Option<Duration>,
     queued: impl FnOnce(JobId) -> F,
 ) -> ApiResult {
+    let (status, job) = submit_job(state, caller, device, request, key, wait, queued).await?;
+    Ok(job_response(status, &job))
+}
+
+/// A job-creating request's answer: the job, with the status given.
+pub(super) fn job_response(status: StatusCode, job: &Job) -> axum::response::Response {
+    let mut resp = (status, Json(job_json(job))).into_response();
+    resp.extensions_mut().insert(AuditRecorded);
+    resp
+}
+
+/// Journal the job (or find the one its idempotency key made), wake its device, and wait
+/// for it as asked: the status to answer with (200 once ended and waited for or replayed,
+/// else 202) and the job.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn submit_job<F: std::future::Future<Output = ()>>(
+    state: &AppState,
+    caller: &Caller,
+    device: Queue<'_>,
+    request: JobRequest,
+    key: Option<IdempotencyKey>,
+    wait: Option<Duration>,
+    queued: impl FnOnce(JobId) -> F,
+) -> Result<(StatusCode, Job), ApiError> {
     let kind = request.kind();
     let new = NewJob {
         device: device.0.to_string(),
@@ -179,9 +203,7 @@ pub(super) async fn submit_with<F: std::future::Future<Output = ()>>(
     } else {
         StatusCode::ACCEPTED
     };
-    let mut resp = (status, Json(job_json(&job))).into_response();
-    resp.extensions_mut().insert(AuditRecorded);
-    Ok(resp)
+    Ok((status, job))
 }
 
 async fn wait_for(
@@ -234,7 +256,7 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JobPost {
 
 /// A printer document: pick the printer, validate the body into the job's request with
 /// `document`, and submit it.
-async fn submit_to_printer(
+pub(super) async fn submit_to_printer(
     state: &AppState,
     caller: &Caller,
     JobPost { wait, key, body }: JobPost,

@@ -13,6 +13,7 @@
 mod audit;
 mod cards;
 mod devices;
+mod documents;
 mod events;
 mod jobs;
 mod metrics;
@@ -216,6 +217,12 @@ pub fn router(state: AppState, auth: Auth) -> Router {
         .route("/v1/reports/daily", post(jobs::post_daily_report))
         .route("/v1/cash", post(jobs::post_cash))
         .route("/v1/printouts", post(jobs::post_printout))
+        .route("/v1/invoices", post(documents::post_invoice))
+        .route(
+            "/v1/reports/periodic",
+            post(documents::post_periodic_report),
+        )
+        .route("/v1/jobs/{id}/copy", post(documents::post_copy))
         .route("/v1/payments", post(cards::post_payment))
         .route(
             "/v1/terminals/{id}/end-of-day",

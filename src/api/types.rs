@@ -348,6 +348,20 @@ pub struct DailyReportBody {
     pub printer: Option<String>,
 }
 
+/// The body of `POST /v1/reports/periodic` as `fiscald ctl` sends it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeriodicReportBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly: Option<String>,
+    pub summary: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub printer: Option<String>,
+}
+
 /// A body as JSON with its keys sorted, the order the API has always answered in.
 pub fn to_json<T: Serialize>(body: &T) -> Value {
     serde_json::to_value(body).unwrap_or(Value::Null)

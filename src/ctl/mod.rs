@@ -18,7 +18,7 @@ pub use sse::{SseEvent, SseParser};
 
 use crate::api::types::{
     CashBody, DailyReportBody, DeviceList, DeviceView, Health, HealthStatus, JobList, JobView,
-    PaymentBody, PrintoutBody, to_json,
+    PaymentBody, PeriodicReportBody, PrintoutBody, to_json,
 };
 use clap::{Args, Subcommand, ValueEnum};
 use client::{ANSWER_TIMEOUT, Client, Endpoint, api_failure, decode};
@@ -102,6 +102,16 @@ pub enum CtlCmd {
         /// The JSON file; `-` or nothing reads stdin.
         file: Option<PathBuf>,
     },
+    /// Print a VAT invoice from a JSON file (the API's invoice body), or from stdin.
+    Invoice {
+        /// The JSON file; `-` or nothing reads stdin.
+        file: Option<PathBuf>,
+    },
+    /// Print a non-fiscal copy of a printed receipt or invoice, by the job that printed it.
+    Copy {
+        /// The job id of the receipt, invoice or sale.
+        job: i64,
+    },
     /// A card sale (receipt JSON with a card payment), from a JSON file or stdin.
     Sale {
         /// The JSON file; `-` or nothing reads stdin.
@@ -157,6 +167,25 @@ pub enum CtlCmd {
 pub enum ReportCmd {
     /// The daily (Z) report.
     Daily {
+        /// The printer (may be left out when only one is configured).
+        #[arg(long)]
+        printer: Option<String>,
+    },
+    /// A periodic report over a range of days (`--from` and `--to`), or a month
+    /// (`--monthly`).
+    Periodic {
+        /// The first day, YYYY-MM-DD.
+        #[arg(long, requires = "to", conflicts_with = "monthly")]
+        from: Option<String>,
+        /// The last day, YYYY-MM-DD.
+        #[arg(long, requires = "from", conflicts_with = "monthly")]
+        to: Option<String>,
+        /// A whole month, YYYY-MM.
+        #[arg(long, required_unless_present = "from")]
+        monthly: Option<String>,
+        /// The summary report instead of the full one.
+        #[arg(long)]
+        summary: bool,
         /// The printer (may be left out when only one is configured).
         #[arg(long)]
         printer: Option<String>,
@@ -299,6 +328,14 @@ async fn run_async(args: CtlArgs) -> R<u8> {
             let body = read_json(file.as_deref())?;
             ctl.submit("/v1/receipts", body).await
         }
+        CtlCmd::Invoice { file } => {
+            let body = read_json(file.as_deref())?;
+            ctl.submit("/v1/invoices", body).await
+        }
+        CtlCmd::Copy { job } => {
+            ctl.submit(&format!("/v1/jobs/{job}/copy"), b"{}".to_vec())
+                .await
+        }
         CtlCmd::Sale { file } => {
             let body = read_json(file.as_deref())?;
             ctl.submit("/v1/sales", body).await
@@ -325,6 +362,22 @@ async fn run_async(args: CtlArgs) -> R<u8> {
         CtlCmd::Report(ReportCmd::Daily { printer }) => {
             let body = body_bytes(&DailyReportBody { printer });
             ctl.submit("/v1/reports/daily", body).await
+        }
+        CtlCmd::Report(ReportCmd::Periodic {
+            from,
+            to,
+            monthly,
+            summary,
+            printer,
+        }) => {
+            let body = body_bytes(&PeriodicReportBody {
+                from,
+                to,
+                monthly,
+                summary,
+                printer,
+            });
+            ctl.submit("/v1/reports/periodic", body).await
         }
         CtlCmd::Cash {
             direction,

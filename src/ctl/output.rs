@@ -62,6 +62,19 @@ fn result_words(r: &JobResult) -> Vec<String> {
             .into_iter()
             .chain(s.receipt_job.map(|j| format!("receipt job {j}")))
             .collect(),
+        JobResult::Invoice(i) => vec![
+            format!("invoice {}", i.invoice_number),
+            format!("printer's invoice no. {}", i.document_number),
+            format!("total {}", format_grosze(i.total)),
+        ],
+        JobResult::PeriodicReport(p) => vec![
+            format!("periodic report {} to {}", p.from, p.to),
+            format!("printout no. {}", p.printout_number),
+        ],
+        JobResult::Copy(c) => vec![
+            format!("copy of {} no. {}", c.document, c.document_number),
+            format!("printout no. {}", c.printout_number),
+        ],
     }
 }
 

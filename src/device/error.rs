@@ -54,6 +54,8 @@ pub enum ErrorCategory {
     NotPossible,
     /// The terminal could not reach its host (acquirer).
     Communication,
+    /// The printer no longer holds the document asked for (a copy of an old receipt).
+    DocumentNotFound,
 }
 
 impl ErrorCategory {
@@ -90,11 +92,12 @@ impl ErrorCategory {
             ErrorCategory::TerminalError => "terminal_error",
             ErrorCategory::NotPossible => "not_possible",
             ErrorCategory::Communication => "communication",
+            ErrorCategory::DocumentNotFound => "document_not_found",
         }
     }
 
     /// Every category.
-    pub const ALL: [ErrorCategory; 30] = [
+    pub const ALL: [ErrorCategory; 31] = [
         ErrorCategory::PaperOut,
         ErrorCategory::CoverOpen,
         ErrorCategory::DailyReportRequired,
@@ -125,6 +128,7 @@ impl ErrorCategory {
         ErrorCategory::TerminalError,
         ErrorCategory::NotPossible,
         ErrorCategory::Communication,
+        ErrorCategory::DocumentNotFound,
     ];
 
     /// The category of an API name (a protocol catalogue's category name); `unknown` for

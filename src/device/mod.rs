@@ -66,6 +66,10 @@ pub struct DocumentCounters {
     pub daily_reports: u64,
     /// The number the next non-fiscal printout (or cash operation) will get.
     pub next_printout: u64,
+    /// How many VAT invoices the printer has made (absent, so 0, in journals written before
+    /// invoices existed; no invoice job of theirs needs it).
+    #[serde(default)]
+    pub invoices: u64,
 }
 
 /// Byte and frame counters of one device link, in both directions (the API's `link`).

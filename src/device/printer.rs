@@ -15,7 +15,9 @@
 
 use super::{DeviceError, DocumentCounters, ErrorCategory, LinkStats};
 use crate::config::PrinterConfig;
-use crate::document::{CashOperation, Printout, Receipt};
+use crate::document::{
+    CashOperation, DocumentCopy, DocumentSupport, Invoice, PeriodicReport, Printout, Receipt,
+};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -86,6 +88,12 @@ pub enum Document<'a> {
     DailyReport,
     Cash(&'a CashOperation),
     Printout(&'a Printout),
+    /// A VAT invoice; its closing command is the invoice's end.
+    Invoice(&'a Invoice),
+    /// A periodic report by dates.
+    PeriodicReport(&'a PeriodicReport),
+    /// A non-fiscal copy of a printed receipt or invoice from protected memory.
+    Copy(&'a DocumentCopy),
 }
 
 /// Why the task stopped a document at a step.
@@ -226,6 +234,9 @@ impl PrinterLink {
 /// A fiscal printer behind one protocol. One value is one open connection; the task drops
 /// it and opens a new one after a link failure.
 pub trait FiscalPrinter: Sized + Send + 'static {
+    /// Which documents the protocol can print; validation refuses the rest before queuing.
+    const SUPPORT: DocumentSupport;
+
     /// Open the connection (exclusively: no second process may drive the printer).
     fn open(link: PrinterLink) -> impl Future<Output = Result<Self, PrinterError>> + Send;
 

@@ -5,9 +5,14 @@
 //! never through a float.
 
 mod extras;
+mod invoice;
 
 pub use extras::{
     Adjustment, AdjustmentKind, Deposit, PERCENT_ROUNDING, PercentRounding, percent_amount,
+};
+pub use invoice::{
+    CopiedDocument, DocumentCopy, Invoice, InvoiceBuyer, MAX_INVOICE_LINES, PeriodicReport,
+    invoice, periodic_report,
 };
 
 use rust_decimal::Decimal;
@@ -25,6 +30,9 @@ pub const MAX_QUANTITY: u64 = 1_000_000;
 /// Most lines of a non-fiscal printout, and their longest line.
 pub const MAX_PRINTOUT_LINES: usize = 200;
 pub const MAX_PRINTOUT_LINE_LEN: usize = 56;
+/// Longest PKWiU classification and product code on an invoice line.
+pub const MAX_PKWIU_LEN: usize = 49;
+pub const MAX_CODE_LEN: usize = 51;
 
 /// A validation failure: the field path and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +94,12 @@ pub struct Line {
     /// A discount or surcharge on this line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discount: Option<Adjustment>,
+    /// An invoice line's PKWiU classification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkwiu: Option<String>,
+    /// An invoice line's product code (e.g. its EAN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 impl Line {
@@ -170,6 +184,24 @@ pub struct PrinterLimits<'a> {
     pub max_name_length: usize,
     /// Active VAT letters when the printer's table is known (None: not read yet).
     pub active_vat: Option<&'a [char]>,
+    /// What the printer's protocol can print.
+    pub support: DocumentSupport,
+}
+
+/// Which documents, and which of their parts, a printer protocol can print. Each driver
+/// declares its own; validation refuses the rest with a 422 that says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocumentSupport {
+    /// The protocol's name for messages (`POSNET`).
+    pub protocol: &'static str,
+    /// VAT invoices.
+    pub invoices: bool,
+    /// Discounts and surcharges on an invoice's subtotal (`discounts` on an invoice).
+    pub invoice_subtotal_adjustments: bool,
+    /// Periodic reports by dates.
+    pub periodic_reports: bool,
+    /// Copies of printed receipts and invoices from the printer's protected memory.
+    pub copies: bool,
 }
 
 /// A JSON object whose keys are checked against an allowed list.
@@ -340,35 +372,34 @@ fn array<'a>(v: &'a Value, field: &str) -> Result<&'a Vec<Value>> {
         .ok_or_else(|| Invalid::new(field, "must be an array"))
 }
 
-/// Validate a receipt body. `allowed_extra` lists keys handled by the caller (e.g. `printer`).
-pub fn receipt(
-    body: &Value,
-    limits: &PrinterLimits<'_>,
-    allowed_extra: &[&str],
-) -> Result<Receipt> {
-    let mut allowed = vec![
-        "lines",
-        "payments",
-        "buyer_nip",
-        "total",
-        "discounts",
-        "deposits",
-        "footer",
-        "barcode",
-        "qr",
-    ];
-    allowed.extend_from_slice(allowed_extra);
-    let obj = Obj::new(body, "", &allowed)?;
+/// Which optional fields a line may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LineFields {
+    Receipt,
+    /// An invoice line may add `pkwiu` and `code`.
+    Invoice,
+}
 
+/// Validate the `lines` of a receipt or invoice: at least one, at most `max`.
+fn lines(
+    obj: &Obj<'_>,
+    limits: &PrinterLimits<'_>,
+    max: usize,
+    kind: LineFields,
+) -> Result<Vec<Line>> {
+    let document = match kind {
+        LineFields::Receipt => "a receipt",
+        LineFields::Invoice => "an invoice",
+    };
     let lines_v = array(obj.required("lines")?, "lines")?;
     if lines_v.is_empty() {
         return Err(Invalid::new("lines", "must hold at least one line"));
     }
-    if lines_v.len() > MAX_LINES {
+    if lines_v.len() > max {
         return Err(Invalid::new(
             "lines",
             format!(
-                "has {} lines; a receipt takes at most {MAX_LINES}",
+                "has {} lines; {document} takes at most {max}",
                 lines_v.len()
             ),
         ));
@@ -376,11 +407,20 @@ pub fn receipt(
     let mut lines = Vec::with_capacity(lines_v.len());
     for (i, lv) in lines_v.iter().enumerate() {
         let path = format!("lines[{i}]");
-        let l = Obj::new(
-            lv,
-            &path,
-            &["name", "quantity", "unit_price", "vat", "unit", "discount"],
-        )?;
+        let allowed: &[&str] = match kind {
+            LineFields::Receipt => &["name", "quantity", "unit_price", "vat", "unit", "discount"],
+            LineFields::Invoice => &[
+                "name",
+                "quantity",
+                "unit_price",
+                "vat",
+                "unit",
+                "discount",
+                "pkwiu",
+                "code",
+            ],
+        };
+        let l = Obj::new(lv, &path, allowed)?;
         let name = l
             .string("name")?
             .ok_or_else(|| Invalid::new(l.field("name"), "is required"))?;
@@ -438,6 +478,8 @@ pub fn receipt(
             Some(d) => Some(extras::adjustment(d, &l.field("discount"), amount)?),
             None => None,
         };
+        let pkwiu = optional_text(&l, "pkwiu", MAX_PKWIU_LEN)?;
+        let code = optional_text(&l, "code", MAX_CODE_LEN)?;
         lines.push(Line {
             name,
             quantity,
@@ -446,67 +488,43 @@ pub fn receipt(
             vat,
             unit,
             discount,
+            pkwiu,
+            code,
         });
     }
-    let mut total: u64 = lines.iter().map(Line::value).sum();
-    let mut discounts = Vec::new();
-    if let Some(v) = obj.get("discounts") {
-        let items = array(v, "discounts")?;
-        if items.len() > extras::MAX_DISCOUNTS {
-            return Err(Invalid::new(
-                "discounts",
-                format!("takes at most {} discounts", extras::MAX_DISCOUNTS),
-            ));
-        }
-        for (i, d) in items.iter().enumerate() {
-            let adjustment = extras::adjustment(d, &format!("discounts[{i}]"), total)?;
-            total = u64::try_from(adjustment.apply(total))
-                .ok()
-                .filter(|t| *t <= MAX_AMOUNT)
-                .ok_or_else(|| {
-                    Invalid::new(format!("discounts[{i}]"), "takes the total out of range")
-                })?;
-            discounts.push(adjustment);
-        }
-    }
-    if total > MAX_AMOUNT {
-        return Err(Invalid::new(
-            "lines",
-            format!("receipt total {total} is beyond the printer's limit of {MAX_AMOUNT} grosze"),
-        ));
-    }
-    if let Some(t) = obj.get("total") {
-        let given = grosze(t, "total", 0)?;
-        if given != total {
-            return Err(Invalid::new(
-                "total",
-                format!(
-                    "is {given} but the lines after their discounts and surcharges come to {total}"
-                ),
-            ));
-        }
-    }
-    let deposits = match obj.get("deposits") {
-        Some(v) => extras::deposits(v)?,
-        None => Vec::new(),
-    };
-    let (issued, returned) = extras::deposit_sums(&deposits);
-    let due = (total + issued).checked_sub(returned).ok_or_else(|| {
-        Invalid::new(
-            "deposits",
-            format!(
-                "return {returned} grosze of deposits, more than the total {total} plus the deposits issued {issued}; \
-                 this printer cannot pay out a negative amount due: pay the rest back as a separate cash operation"
-            ),
-        )
-    })?;
-    let footer = match obj.get("footer") {
-        Some(v) => extras::footer(v)?,
-        None => Vec::new(),
-    };
-    let barcode = obj.string("barcode")?.map(extras::barcode).transpose()?;
-    let qr = obj.string("qr")?.map(extras::qr).transpose()?;
+    Ok(lines)
+}
 
+/// An optional printer text field of at most `max` characters; empty is absent.
+fn optional_text(o: &Obj<'_>, key: &str, max: usize) -> Result<Option<String>> {
+    match o.string(key)? {
+        Some(t) if !t.trim().is_empty() => Ok(Some(printer_text(t, &o.field(key), max, false)?)),
+        _ => Ok(None),
+    }
+}
+
+/// What the payments of a document must cover.
+#[derive(Debug, Clone, Copy)]
+struct Due {
+    total: u64,
+    issued: u64,
+    returned: u64,
+}
+
+impl Due {
+    fn amount(self) -> u64 {
+        (self.total + self.issued).saturating_sub(self.returned)
+    }
+}
+
+/// Validate `payments`: they cover the amount due, and change comes only from cash.
+fn payments(obj: &Obj<'_>, due: Due) -> Result<Vec<Payment>> {
+    let Due {
+        total,
+        issued,
+        returned,
+    } = due;
+    let due = due.amount();
     let pays_v = array(obj.required("payments")?, "payments")?;
     if pays_v.is_empty() && due > 0 {
         return Err(Invalid::new("payments", "must hold at least one payment"));
@@ -573,6 +591,98 @@ pub fn receipt(
             format!("sum {paid} is beyond the printer's limit"),
         ));
     }
+
+    Ok(payments)
+}
+
+/// Validate a receipt body. `allowed_extra` lists keys handled by the caller (e.g. `printer`).
+pub fn receipt(
+    body: &Value,
+    limits: &PrinterLimits<'_>,
+    allowed_extra: &[&str],
+) -> Result<Receipt> {
+    let mut allowed = vec![
+        "lines",
+        "payments",
+        "buyer_nip",
+        "total",
+        "discounts",
+        "deposits",
+        "footer",
+        "barcode",
+        "qr",
+    ];
+    allowed.extend_from_slice(allowed_extra);
+    let obj = Obj::new(body, "", &allowed)?;
+
+    let lines = lines(&obj, limits, MAX_LINES, LineFields::Receipt)?;
+    let mut total: u64 = lines.iter().map(Line::value).sum();
+    let mut discounts = Vec::new();
+    if let Some(v) = obj.get("discounts") {
+        let items = array(v, "discounts")?;
+        if items.len() > extras::MAX_DISCOUNTS {
+            return Err(Invalid::new(
+                "discounts",
+                format!("takes at most {} discounts", extras::MAX_DISCOUNTS),
+            ));
+        }
+        for (i, d) in items.iter().enumerate() {
+            let adjustment = extras::adjustment(d, &format!("discounts[{i}]"), total)?;
+            total = u64::try_from(adjustment.apply(total))
+                .ok()
+                .filter(|t| *t <= MAX_AMOUNT)
+                .ok_or_else(|| {
+                    Invalid::new(format!("discounts[{i}]"), "takes the total out of range")
+                })?;
+            discounts.push(adjustment);
+        }
+    }
+    if total > MAX_AMOUNT {
+        return Err(Invalid::new(
+            "lines",
+            format!("receipt total {total} is beyond the printer's limit of {MAX_AMOUNT} grosze"),
+        ));
+    }
+    if let Some(t) = obj.get("total") {
+        let given = grosze(t, "total", 0)?;
+        if given != total {
+            return Err(Invalid::new(
+                "total",
+                format!(
+                    "is {given} but the lines after their discounts and surcharges come to {total}"
+                ),
+            ));
+        }
+    }
+    let deposits = match obj.get("deposits") {
+        Some(v) => extras::deposits(v)?,
+        None => Vec::new(),
+    };
+    let (issued, returned) = extras::deposit_sums(&deposits);
+    (total + issued).checked_sub(returned).ok_or_else(|| {
+        Invalid::new(
+            "deposits",
+            format!(
+                "return {returned} grosze of deposits, more than the total {total} plus the deposits issued {issued}; \
+                 this printer cannot pay out a negative amount due: pay the rest back as a separate cash operation"
+            ),
+        )
+    })?;
+    let footer = match obj.get("footer") {
+        Some(v) => extras::footer(v)?,
+        None => Vec::new(),
+    };
+    let barcode = obj.string("barcode")?.map(extras::barcode).transpose()?;
+    let qr = obj.string("qr")?.map(extras::qr).transpose()?;
+
+    let payments = payments(
+        &obj,
+        Due {
+            total,
+            issued,
+            returned,
+        },
+    )?;
 
     let buyer_nip = match obj.string("buyer_nip")? {
         None => None,
@@ -656,6 +766,7 @@ mod tests {
         PrinterLimits {
             max_name_length: 40,
             active_vat: Some(&['A', 'B', 'C', 'D', 'E']),
+            support: crate::drivers::posnet::SUPPORT,
         }
     }
 

@@ -5,3 +5,14 @@
 
 pub mod posnet;
 pub mod zvt;
+
+use crate::config::PrinterProtocol;
+use crate::device::printer::FiscalPrinter;
+use crate::document::DocumentSupport;
+
+/// What a configured printer protocol can print, for validation before a job is queued.
+pub fn printer_support(protocol: PrinterProtocol) -> DocumentSupport {
+    match protocol {
+        PrinterProtocol::Posnet => posnet::PosnetPrinter::SUPPORT,
+    }
+}

@@ -71,11 +71,17 @@ pub enum JobKind {
     EndOfDay,
     /// A card payment and its fiscal receipt together.
     Sale,
+    /// A VAT invoice.
+    Invoice,
+    /// A periodic report by dates.
+    PeriodicReport,
+    /// A non-fiscal copy of a printed receipt or invoice.
+    Copy,
 }
 
 impl JobKind {
     /// Every kind, for parsing.
-    pub const ALL: [JobKind; 7] = [
+    pub const ALL: [JobKind; 10] = [
         JobKind::Receipt,
         JobKind::DailyReport,
         JobKind::Cash,
@@ -83,6 +89,9 @@ impl JobKind {
         JobKind::Payment,
         JobKind::EndOfDay,
         JobKind::Sale,
+        JobKind::Invoice,
+        JobKind::PeriodicReport,
+        JobKind::Copy,
     ];
 
     /// The kind's API and journal name (`receipt`, `daily_report`, ...).
@@ -95,6 +104,9 @@ impl JobKind {
             JobKind::Payment => "payment",
             JobKind::EndOfDay => "end_of_day",
             JobKind::Sale => "sale",
+            JobKind::Invoice => "invoice",
+            JobKind::PeriodicReport => "periodic_report",
+            JobKind::Copy => "copy",
         }
     }
 

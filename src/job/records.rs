@@ -8,7 +8,9 @@
 //! their shape. Anything that does not fit is an error that names it.
 
 use super::{JobId, JobKind};
-use crate::document::{CardPayment, CashOperation, Printout, Receipt};
+use crate::document::{
+    CardPayment, CashOperation, DocumentCopy, Invoice, PeriodicReport, Printout, Receipt,
+};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
@@ -134,6 +136,12 @@ pub enum JobRequest {
     EndOfDay,
     /// A card payment and its fiscal receipt together.
     Sale(SaleRequest),
+    /// A VAT invoice.
+    Invoice(Invoice),
+    /// A periodic report by dates.
+    PeriodicReport(PeriodicReport),
+    /// A copy of a printed receipt or invoice.
+    Copy(DocumentCopy),
 }
 
 impl JobRequest {
@@ -147,6 +155,9 @@ impl JobRequest {
             JobRequest::Payment(_) => JobKind::Payment,
             JobRequest::EndOfDay => JobKind::EndOfDay,
             JobRequest::Sale(_) => JobKind::Sale,
+            JobRequest::Invoice(_) => JobKind::Invoice,
+            JobRequest::PeriodicReport(_) => JobKind::PeriodicReport,
+            JobRequest::Copy(_) => JobKind::Copy,
         }
     }
 
@@ -163,6 +174,9 @@ impl JobRequest {
             JobRequest::Printout(p) => wrap(p),
             JobRequest::Payment(p) => wrap(p),
             JobRequest::Sale(s) => wrap(s),
+            JobRequest::Invoice(i) => wrap(i),
+            JobRequest::PeriodicReport(r) => wrap(r),
+            JobRequest::Copy(c) => wrap(c),
         }
     }
 
@@ -185,6 +199,9 @@ impl JobRequest {
                 JobRequest::EndOfDay
             }
             JobKind::Sale => JobRequest::Sale(unwrap(stored)?),
+            JobKind::Invoice => JobRequest::Invoice(unwrap(stored)?),
+            JobKind::PeriodicReport => JobRequest::PeriodicReport(unwrap(stored)?),
+            JobKind::Copy => JobRequest::Copy(unwrap(stored)?),
         })
     }
 
@@ -281,6 +298,91 @@ pub struct DailyReportPrinted {
 pub struct PrintoutPrinted {
     /// The printout's number on the printer.
     pub printout_number: u64,
+    /// The printer's clock, `YYYY-MM-DDTHH:MM:SS`.
+    pub printed_at: String,
+    /// The printer's id.
+    pub printer: String,
+}
+
+/// A printed VAT invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoicePrinted {
+    /// The shop's invoice number, as printed.
+    pub invoice_number: String,
+    /// The printer's own number for it (its invoice counter).
+    pub document_number: u64,
+    /// In grosze, after every discount and surcharge.
+    pub total: u64,
+    /// The buyer's NIP.
+    pub buyer_nip: String,
+    /// Copies printed after the original.
+    pub copies: u8,
+    /// The printer's clock, `YYYY-MM-DDTHH:MM:SS`.
+    pub printed_at: String,
+    /// The printer's id.
+    pub printer: String,
+    /// The printer's unique (serial) number, when it was read.
+    pub printer_serial_number: Option<String>,
+    /// The lines with their final amounts.
+    pub lines: Vec<PrintedLine>,
+}
+
+impl InvoicePrinted {
+    /// The result of printing `invoice` as the printer's invoice `number`.
+    pub fn of(
+        invoice: &Invoice,
+        number: u64,
+        printed_at: String,
+        printer: String,
+        printer_serial_number: Option<String>,
+    ) -> InvoicePrinted {
+        InvoicePrinted {
+            invoice_number: invoice.number.clone(),
+            document_number: number,
+            total: invoice.total,
+            buyer_nip: invoice.buyer.nip.clone(),
+            copies: invoice.copies,
+            printed_at,
+            printer,
+            printer_serial_number,
+            lines: invoice
+                .lines
+                .iter()
+                .map(|l| PrintedLine {
+                    name: l.name.clone(),
+                    amount: l.value(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A printed periodic report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodicReportPrinted {
+    /// The printout's number on the printer.
+    pub printout_number: u64,
+    /// The first and last day covered, `YYYY-MM-DD`.
+    pub from: String,
+    pub to: String,
+    pub summary: bool,
+    /// The printer's clock, `YYYY-MM-DDTHH:MM:SS`.
+    pub printed_at: String,
+    /// The printer's id.
+    pub printer: String,
+}
+
+/// A printed copy of a receipt or invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyPrinted {
+    /// The printout's number on the printer.
+    pub printout_number: u64,
+    /// The job that printed the original.
+    pub of_job: JobId,
+    /// `receipt` or `invoice`.
+    pub document: String,
+    /// The original's number on the printer.
+    pub document_number: u64,
     /// The printer's clock, `YYYY-MM-DDTHH:MM:SS`.
     pub printed_at: String,
     /// The printer's id.
@@ -397,6 +499,12 @@ pub enum JobResult {
     EndOfDay(EndOfDayResult),
     /// A sale.
     Sale(SaleResult),
+    /// An invoice job.
+    Invoice(InvoicePrinted),
+    /// A periodic report job.
+    PeriodicReport(PeriodicReportPrinted),
+    /// A copy job.
+    Copy(CopyPrinted),
 }
 
 impl JobResult {
@@ -411,6 +519,9 @@ impl JobResult {
             JobKind::Payment => JobResult::Payment(serde_json::from_value(stored)?),
             JobKind::EndOfDay => JobResult::EndOfDay(serde_json::from_value(stored)?),
             JobKind::Sale => JobResult::Sale(serde_json::from_value(stored)?),
+            JobKind::Invoice => JobResult::Invoice(serde_json::from_value(stored)?),
+            JobKind::PeriodicReport => JobResult::PeriodicReport(serde_json::from_value(stored)?),
+            JobKind::Copy => JobResult::Copy(serde_json::from_value(stored)?),
         })
     }
 

@@ -22,8 +22,9 @@ mod stored;
 mod submitter;
 
 pub use crate::job::records::{
-    CardOutcome, DailyReportPrinted, EndOfDayResult, JobRequest, JobResult, PaymentResult,
-    PrintoutPrinted, ReceiptPrinted, SalePayment, SaleRequest, SaleResult, Step,
+    CardOutcome, CopyPrinted, DailyReportPrinted, EndOfDayResult, InvoicePrinted, JobRequest,
+    JobResult, PaymentResult, PeriodicReportPrinted, PrintoutPrinted, ReceiptPrinted, SalePayment,
+    SaleRequest, SaleResult, Step,
 };
 pub use crate::job::{Job, JobId, JobKind, JobState};
 pub use audit::{AuditEntry, AuditWriter, NewAudit, Unauthenticated, audit_sample};

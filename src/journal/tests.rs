@@ -282,6 +282,7 @@ fn steps_results_errors_and_counters_are_stored_typed_in_the_journal_s_shapes() 
         last_receipt: 4,
         daily_reports: 1,
         next_printout: 9,
+        invoices: 2,
     };
     assert!(
         j.set_step(a.id, Step::Printing, Some(&counters), None)
@@ -290,6 +291,10 @@ fn steps_results_errors_and_counters_are_stored_typed_in_the_journal_s_shapes() 
     let job = j.get(a.id).unwrap().unwrap();
     assert_eq!(job.step, Some(Step::Printing));
     assert_eq!(job.counters_before, Some(counters));
+    // Counters journaled before invoices existed read back with no invoices.
+    let old: DocumentCounters =
+        serde_json::from_str(r#"{"last_receipt":4,"daily_reports":1,"next_printout":9}"#).unwrap();
+    assert_eq!(old.invoices, 0);
     let result = JobResult::Printout(PrintoutPrinted {
         printout_number: 8,
         printed_at: "2026-11-26T10:15:00".into(),

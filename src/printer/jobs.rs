@@ -7,8 +7,8 @@ use super::verdict::{Verdict, counter, verdict};
 use crate::device::printer::{Abort, Document, DocumentSteps, FiscalPrinter, PrinterError};
 use crate::device::{DeviceError, DocumentCounters, ErrorCategory};
 use crate::journal::{
-    DailyReportPrinted, Job, JobId, JobRequest, JobResult, JobState, Journal, JournalError,
-    PrintoutPrinted, ReceiptPrinted, Step,
+    CopyPrinted, DailyReportPrinted, InvoicePrinted, Job, JobId, JobRequest, JobResult, JobState,
+    Journal, JournalError, PeriodicReportPrinted, PrintoutPrinted, ReceiptPrinted, Step,
 };
 use std::time::Duration;
 
@@ -22,6 +22,9 @@ fn document_of(request: &JobRequest) -> Result<Document<'_>, String> {
         JobRequest::DailyReport => Document::DailyReport,
         JobRequest::Cash(c) => Document::Cash(c),
         JobRequest::Printout(p) => Document::Printout(p),
+        JobRequest::Invoice(i) => Document::Invoice(i),
+        JobRequest::PeriodicReport(r) => Document::PeriodicReport(r),
+        JobRequest::Copy(c) => Document::Copy(c),
         JobRequest::Payment(_) | JobRequest::EndOfDay | JobRequest::Sale(_) => {
             return Err(format!(
                 "a {} job cannot run on a printer",
@@ -424,6 +427,29 @@ impl<D: FiscalPrinter> PrinterTask<D> {
             }),
             Document::Cash(_) | Document::Printout(_) => JobResult::Printout(PrintoutPrinted {
                 printout_number: after.next_printout.saturating_sub(1),
+                printed_at,
+                printer,
+            }),
+            Document::Invoice(i) => JobResult::Invoice(InvoicePrinted::of(
+                i,
+                after.invoices,
+                printed_at,
+                printer,
+                self.handle.status().serial_number,
+            )),
+            Document::PeriodicReport(r) => JobResult::PeriodicReport(PeriodicReportPrinted {
+                printout_number: after.next_printout.saturating_sub(1),
+                from: r.from.to_string(),
+                to: r.to.to_string(),
+                summary: r.summary,
+                printed_at,
+                printer,
+            }),
+            Document::Copy(c) => JobResult::Copy(CopyPrinted {
+                printout_number: after.next_printout.saturating_sub(1),
+                of_job: c.of_job,
+                document: c.document.as_str().to_string(),
+                document_number: c.number,
                 printed_at,
                 printer,
             }),

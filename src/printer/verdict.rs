@@ -32,7 +32,10 @@ pub fn counter(kind: JobKind, c: &DocumentCounters) -> Option<u64> {
     match kind {
         JobKind::Receipt => Some(c.last_receipt),
         JobKind::DailyReport => Some(c.daily_reports),
-        JobKind::Cash | JobKind::Printout => Some(c.next_printout),
+        JobKind::Invoice => Some(c.invoices),
+        JobKind::Cash | JobKind::Printout | JobKind::PeriodicReport | JobKind::Copy => {
+            Some(c.next_printout)
+        }
         JobKind::Payment | JobKind::EndOfDay | JobKind::Sale => None,
     }
 }

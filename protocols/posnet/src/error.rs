@@ -1,6 +1,12 @@
 //! The POSNET error catalogue: device codes → plain-language messages and
 //! vendor-neutral categories that the daemon's API exposes.
 
+/// The answer when a copy (`ecprndoc`) asks for a document protected memory does not hold.
+///
+/// Not confirmed: the specification lists "document not found" among the protected-memory
+/// errors 2900–2930; we use the end of that range. A correction is this one line.
+pub const DOCUMENT_NOT_FOUND: u32 = 2930;
+
 /// Vendor-neutral error category (serialised in snake_case in the API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -13,8 +13,9 @@ use crate::device::printer::{
     PrinterIdentity, PrinterLink, VatRate, VatSlot,
 };
 use crate::device::{DeviceError, DocumentCounters, ErrorCategory};
-use crate::document::Method;
+use crate::document::{CopiedDocument, DocumentSupport, Method};
 use link::{Link, LinkError, Verdict};
+use posnet::error::DOCUMENT_NOT_FOUND;
 use posnet::reply::{Rtc, SLOT_LETTERS, Scnt, Scomm, Sdev, Sid, Sprn, VatTable};
 use posnet::session::{CommandFailure, Retry, SessionConfig, SessionEvent};
 use posnet::{Command, Frame};
@@ -195,25 +196,8 @@ impl PosnetPrinter {
         for c in receipt::setup(r) {
             self.query(&c).await?;
         }
-        let init = Command::TrInit { block_mode: false };
-        match self.query(&init).await {
-            // A document was opened after our `scomm` (a command held from an earlier
-            // connection, or another program): it is not ours, so cancel it.
-            Err(PrinterError::Refused(DeviceError {
-                device_code: Some(RECEIPT_ALREADY_OPEN),
-                ..
-            })) => {
-                tracing::warn!(
-                    printer = self.id(),
-                    "a receipt was already open at trinit; cancelling it"
-                );
-                self.query(&Command::PrnCancel).await?;
-                self.query(&init).await?;
-            }
-            r => {
-                r?;
-            }
-        }
+        self.open_document(&Command::TrInit { block_mode: false })
+            .await?;
         for c in receipt::body(r) {
             self.query(&c).await?;
         }
@@ -223,6 +207,77 @@ impl PosnetPrinter {
             self.footer(&r.footer).await?;
         }
         Ok(())
+    }
+
+    /// Open a receipt or invoice with `init`. A document opened after our `scomm` (a command
+    /// held from an earlier connection, or another program) is not ours: it is cancelled.
+    async fn open_document(&mut self, init: &Command) -> Result<(), PrinterError> {
+        match self.query(init).await {
+            Err(PrinterError::Refused(DeviceError {
+                device_code: Some(RECEIPT_ALREADY_OPEN),
+                ..
+            })) => {
+                tracing::warn!(
+                    printer = self.id(),
+                    mnemonic = init.mnemonic(),
+                    "a document was already open; cancelling it"
+                );
+                self.query(&Command::PrnCancel).await?;
+                self.query(init).await.map(|_| ())
+            }
+            r => r.map(|_| ()),
+        }
+    }
+
+    async fn invoice(
+        &mut self,
+        i: &crate::document::Invoice,
+        steps: &mut impl DocumentSteps,
+    ) -> Result<(), PrinterError> {
+        let mut opening = receipt::invoice_opening(i).into_iter();
+        if let Some(init) = opening.next() {
+            self.open_document(&init).await?;
+        }
+        for c in opening.chain(receipt::invoice_body(i)) {
+            self.query(&c).await?;
+        }
+        steps.closing().await.map_err(PrinterError::Aborted)?;
+        self.query(&receipt::invoice_closing(i)).await.map(|_| ())
+    }
+
+    /// A copy from protected memory; a document the printer no longer holds is refused with
+    /// the neutral `document_not_found`.
+    async fn copy(
+        &mut self,
+        c: &crate::document::DocumentCopy,
+        steps: &mut impl DocumentSteps,
+    ) -> Result<(), PrinterError> {
+        let of = match c.document {
+            CopiedDocument::Receipt => posnet::CopyOf::Receipts,
+            CopiedDocument::Invoice => posnet::CopyOf::Invoices,
+        };
+        steps.closing().await.map_err(PrinterError::Aborted)?;
+        let command = Command::EcPrnDoc {
+            of,
+            from: c.number,
+            to: c.number,
+        };
+        match self.query(&command).await {
+            Err(PrinterError::Refused(e)) if e.device_code == Some(DOCUMENT_NOT_FOUND) => {
+                Err(PrinterError::Refused(DeviceError::new(
+                    ErrorCategory::DocumentNotFound,
+                    format!(
+                        "printer {} no longer holds {} {} in its protected memory (error {DOCUMENT_NOT_FOUND}); \
+                         a copy cannot be printed. Check the number, or read it from the printer's electronic copy",
+                        self.id(),
+                        c.document.as_str(),
+                        c.number
+                    ),
+                    Some(DOCUMENT_NOT_FOUND),
+                )))
+            }
+            r => r.map(|_| ()),
+        }
     }
 
     /// The footer lines after `trend fe0`. The receipt is fiscal already: a refusal here is
@@ -319,7 +374,19 @@ fn vat_slots(table: &VatTable) -> Vec<VatSlot> {
         .collect()
 }
 
+/// What a POSNET printer prints: everything but discounts on an invoice's subtotal
+/// (`trdiscnt*` is refused on an invoice).
+pub const SUPPORT: DocumentSupport = DocumentSupport {
+    protocol: "POSNET",
+    invoices: true,
+    invoice_subtotal_adjustments: false,
+    periodic_reports: true,
+    copies: true,
+};
+
 impl FiscalPrinter for PosnetPrinter {
+    const SUPPORT: DocumentSupport = SUPPORT;
+
     async fn open(config: PrinterLink) -> Result<Self, PrinterError> {
         let session = SessionConfig {
             status_timeout: config.command_timeout,
@@ -381,6 +448,7 @@ impl FiscalPrinter for PosnetPrinter {
             last_receipt: c.last_receipt,
             daily_reports: c.daily_reports,
             next_printout: c.next_printout,
+            invoices: c.invoices,
         })
     }
 
@@ -412,6 +480,18 @@ impl FiscalPrinter for PosnetPrinter {
                 .map(|_| ())
             }
             Document::Printout(p) => self.printout(p, steps).await,
+            Document::Invoice(i) => self.invoice(i, steps).await,
+            Document::PeriodicReport(r) => {
+                steps.closing().await.map_err(PrinterError::Aborted)?;
+                let t = self.config.report_timeout;
+                let command = Command::PeriodicRep {
+                    from: r.from,
+                    to: r.to,
+                    summary: r.summary,
+                };
+                self.cmd(&command, t).await.map(|_| ())
+            }
+            Document::Copy(c) => self.copy(c, steps).await,
         }
     }
 }

@@ -1,10 +1,10 @@
-//! The POSNET commands of a receipt, built from the neutral document: what goes before
-//! `trinit` (the footer's codes), the body up to the closing command, and `trend` with the
-//! values the printer verifies. Pure functions, so the arithmetic can be checked against the
-//! printer model.
+//! The POSNET commands of a receipt or an invoice, built from the neutral document: what
+//! goes before `trinit` (the footer's codes), the body up to the closing command, and `trend`
+//! with the values the printer verifies. Pure functions, so the arithmetic can be checked
+//! against the printer model.
 
 use super::payment_kind;
-use crate::document::{Adjustment, AdjustmentKind, Receipt};
+use crate::document::{Adjustment, AdjustmentKind, Invoice, Line, Method, Receipt};
 use posnet::Command;
 
 /// The POSNET form of a neutral discount or surcharge.
@@ -36,18 +36,7 @@ pub fn body(r: &Receipt) -> Vec<Command> {
     if let Some(nip) = &r.buyer_nip {
         out.push(Command::TrNipSet { nip: nip.clone() });
     }
-    for l in &r.lines {
-        out.push(Command::TrLine(posnet::Line {
-            name: l.name.clone(),
-            vat_slot: (l.vat as u8).saturating_sub(b'A'),
-            unit_price: l.unit_price,
-            quantity: l.quantity,
-            amount: l.amount,
-            unit: l.unit.clone(),
-            adjustment: l.discount.as_ref().map(adjustment),
-            ..posnet::Line::default()
-        }));
-    }
+    out.extend(r.lines.iter().map(line));
     for d in &r.discounts {
         out.push(Command::TrDiscntBill(adjustment(d)));
     }
@@ -79,6 +68,91 @@ pub fn body(r: &Receipt) -> Vec<Command> {
         });
     }
     out
+}
+
+/// One sold line, with its discount or surcharge (and an invoice line's PKWiU and code).
+fn line(l: &Line) -> Command {
+    Command::TrLine(posnet::Line {
+        name: l.name.clone(),
+        vat_slot: (l.vat as u8).saturating_sub(b'A'),
+        unit_price: l.unit_price,
+        quantity: l.quantity,
+        amount: l.amount,
+        unit: l.unit.clone(),
+        pkwiu: l.pkwiu.clone(),
+        code: l.code.clone(),
+        adjustment: l.discount.as_ref().map(adjustment),
+    })
+}
+
+/// How a payment method is named on an invoice's payment lines.
+fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Cash => "gotówka",
+        Method::Card => "karta",
+        Method::Cheque => "czek",
+        Method::Voucher => "bon",
+        Method::Credit => "kredyt",
+        Method::Transfer => "przelew",
+        Method::Mobile => "płatność mobilna",
+        Method::Other => "inna",
+    }
+}
+
+/// Grosze as the printer shows them: `22,50`.
+fn zloty(grosze: u64) -> String {
+    format!("{},{:02}", grosze / 100, grosze % 100)
+}
+
+/// `trfvinit`, the buyer and the number: the invoice's opening, in place of `trinit`.
+pub fn invoice_opening(i: &Invoice) -> Vec<Command> {
+    vec![
+        Command::TrFvInit { copies: i.copies },
+        Command::TrFvBuyer(posnet::InvoiceBuyer {
+            name: i.buyer.name.clone(),
+            nip: i.buyer.nip.clone(),
+            address: i.buyer.address.clone(),
+        }),
+        Command::TrFvNumber {
+            number: i.number.clone(),
+        },
+    ]
+}
+
+/// An invoice's lines, then its payments as free lines in the footer section (a POSNET
+/// invoice takes no `trpayment`).
+pub fn invoice_body(i: &Invoice) -> Vec<Command> {
+    let mut out: Vec<Command> = i.lines.iter().map(line).collect();
+    for p in &i.payments {
+        out.push(Command::TrFvFreeData {
+            text: format!(
+                "Zapłacono: {} {} zł",
+                method_name(p.method),
+                zloty(p.amount)
+            ),
+            section: posnet::command::INVOICE_FOOTER,
+        });
+    }
+    let change = i.paid().saturating_sub(i.total);
+    if change > 0 {
+        out.push(Command::TrFvFreeData {
+            text: format!("Reszta: {} zł", zloty(change)),
+            section: posnet::command::INVOICE_FOOTER,
+        });
+    }
+    out
+}
+
+/// An invoice's closing `trend`: the total only.
+pub fn invoice_closing(i: &Invoice) -> Command {
+    Command::TrEnd(posnet::Closing {
+        total: i.total,
+        payments: None,
+        change: 0,
+        deposits_issued: 0,
+        deposits_returned: 0,
+        footer: false,
+    })
 }
 
 /// The closing `trend`, with every value the printer checks against its own.
@@ -162,7 +236,7 @@ mod tests {
         /// without a verification error and arrives at the same total and amount due.
         #[test]
         fn the_daemons_totals_are_the_printers(basket_json in basket()) {
-            let limits = PrinterLimits { max_name_length: 40, active_vat: None };
+            let limits = PrinterLimits { max_name_length: 40, active_vat: None, support: super::super::SUPPORT };
             let Ok(r) = receipt(&basket_json, &limits, &[]) else {
                 // Refused up front (a discount that would eat its line, say): nothing to print.
                 return Ok(());
@@ -192,6 +266,44 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// An invoice of the same random lines: the model prints it with the daemon's total,
+        /// under the invoice counter, with the daemon's payment lines.
+        #[test]
+        fn the_daemons_invoice_totals_are_the_printers(basket_json in basket(), copies in 0u8..3) {
+            let lines = basket_json["lines"].clone();
+            let body = json!({"number": "FV 1/2026", "copies": copies,
+                              "buyer": {"name": "Firma", "nip": "5260001246"},
+                              "lines": lines,
+                              "payments": [{"method": "transfer", "amount": 99_999_999}]});
+            let limits = PrinterLimits { max_name_length: 40, active_vat: None, support: super::super::SUPPORT };
+            let Ok(i) = crate::document::invoice(&body, &limits, &[]) else {
+                return Ok(());
+            };
+            let now = chrono::NaiveDate::from_ymd_opt(2026, 11, 20)
+                .and_then(|d| d.and_hms_opt(12, 0, 0))
+                .unwrap();
+            let mut printer = Printer::new();
+            let commands = invoice_opening(&i)
+                .into_iter()
+                .chain(invoice_body(&i))
+                .chain(std::iter::once(invoice_closing(&i)));
+            for c in commands {
+                let reply = printer.handle(&c.to_frame(), now).reply.unwrap();
+                prop_assert_eq!(reply.error_code, None, "{:?} refused: {:?}", c, reply);
+                prop_assert!(!reply.is_frame_error(), "{:?}: {:?}", c, reply);
+            }
+            let m = printer.memory();
+            prop_assert_eq!(m.counters.invoices, 1);
+            let printed = m.invoices.last().unwrap();
+            prop_assert_eq!(printed.total, i.total);
+            prop_assert_eq!(&printed.invoice_number, "FV 1/2026");
+            prop_assert_eq!(printed.copies, copies);
+            prop_assert!(printed.free_data.iter().any(|l| l.starts_with("Zapłacono: przelew")));
+        }
+    }
+
     /// The property above is not vacuous: most generated baskets are accepted.
     #[test]
     fn most_generated_baskets_are_valid() {
@@ -200,6 +312,7 @@ mod tests {
         let limits = PrinterLimits {
             max_name_length: 40,
             active_vat: None,
+            support: super::super::SUPPORT,
         };
         let accepted = (0..300)
             .filter(|_| {

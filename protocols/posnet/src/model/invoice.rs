@@ -11,11 +11,7 @@ use std::collections::BTreeMap;
 
 /// Most free lines on one invoice.
 const MAX_FREE_DATA: usize = 100;
-/// The answer when a copy asks for a document protected memory does not hold.
-///
-/// Not confirmed: the specification lists "document not found" among 2900–2930; we use the
-/// end of that range.
-pub const DOCUMENT_NOT_FOUND: u32 = 2930;
+pub use crate::error::DOCUMENT_NOT_FOUND;
 
 impl Printer {
     fn open_invoice_mut(&mut self) -> Res<&mut OpenInvoice> {
