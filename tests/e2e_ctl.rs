@@ -502,3 +502,67 @@ fn ctl_card_payment_and_sale() {
     let o = ctl_on(&d, &["payment", "--type", "gift", "--amount", "100"], None);
     assert_eq!(code(&o), 2, "{}", show(&o));
 }
+
+#[test]
+fn ctl_prints_an_invoice_a_periodic_report_and_a_copy() {
+    let (dir, sim, d) = setup();
+    let file = dir.path().join("invoice.json");
+    let invoice = json!({
+        "number": "FV 3/12/2026",
+        "buyer": {"name": "Firma Sp. z o.o.", "nip": "5260001246"},
+        "lines": [{"name": "Papier", "quantity": 2, "unit_price": 1250, "vat": "A"}],
+        "payments": [{"method": "transfer", "amount": 2500}]
+    });
+    std::fs::write(&file, invoice.to_string()).unwrap();
+    let o = ctl_on(&d, &["invoice", file.to_str().unwrap()], None);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(out(&o).contains("invoice FV 3/12/2026"), "{}", show(&o));
+    assert!(out(&o).contains("total 25.00"), "{}", show(&o));
+    assert_eq!(sim.list("invoices").len(), 1);
+
+    let o = ctl_on(
+        &d,
+        &["--json", "invoice", "-"],
+        Some(invoice.to_string().as_bytes()),
+    );
+    let job = json_out(&o);
+    assert_eq!(job["result"]["document_number"], 2, "{}", show(&o));
+    let o = ctl_on(&d, &["copy", &job["id"].to_string()], None);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(out(&o).contains("copy of invoice no. 2"), "{}", show(&o));
+    assert_eq!(sim.list("copies").len(), 1);
+
+    let today = chrono::Local::now().date_naive().to_string();
+    let o = ctl_on(
+        &d,
+        &[
+            "report",
+            "periodic",
+            "--from",
+            "2026-01-01",
+            "--to",
+            &today,
+            "--summary",
+        ],
+        None,
+    );
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(
+        out(&o).contains("periodic report 2026-01-01 to"),
+        "{}",
+        show(&o)
+    );
+    let reports = sim.list("periodic_reports");
+    assert_eq!((reports.len(), &reports[0]["summary"]), (1, &json!(true)));
+
+    // Bad input: exit 2 and the field named; nothing printed.
+    let o = ctl_on(&d, &["report", "periodic", "--monthly", "2026-13"], None);
+    assert_eq!(code(&o), 2, "{}", show(&o));
+    assert!(err(&o).contains("monthly"), "{}", show(&o));
+    let o = ctl_on(&d, &["report", "periodic", "--from", "2026-01-01"], None);
+    assert_eq!(code(&o), 2, "{}", show(&o));
+    let o = ctl_on(&d, &["copy", "424242"], None);
+    assert_ne!(code(&o), 0, "{}", show(&o));
+    assert_eq!(sim.list("periodic_reports").len(), 1);
+    assert_eq!(sim.list("copies").len(), 1);
+}

@@ -100,10 +100,22 @@ impl Sim {
     }
 
     pub fn receipts(&self) -> Vec<Value> {
-        self.memory()["receipts"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        self.list("receipts")
+    }
+
+    /// A list in the emulator's memory file (`receipts`, `invoices`, `copies`, ...).
+    pub fn list(&self, name: &str) -> Vec<Value> {
+        self.memory()[name].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Stop the emulator, let `edit` change its memory file, and start it again on the same
+    /// link (a printer whose memory changed while the daemon runs).
+    pub fn restart_with(&mut self, edit: impl FnOnce(&mut Value)) {
+        stop_child(self.child.take());
+        let mut memory = self.memory();
+        edit(&mut memory);
+        std::fs::write(&self.state, memory.to_string()).expect("write the memory file");
+        self.spawn();
     }
 }
 
