@@ -55,6 +55,7 @@ enum Op {
     Cash,
     Printout,
     DailyReport,
+    Invoice,
 }
 
 /// An acknowledged operation.
@@ -151,6 +152,20 @@ fn build(op: Op, n: u64) -> (String, Value, String, u64) {
             )
         }
         Op::DailyReport => ("/v1/reports/daily".into(), json!({}), String::new(), 0),
+        Op::Invoice => {
+            // A VAT invoice with a line discount and a surcharge, paid by transfer.
+            let tag = format!("FV {n}/2026");
+            let price = 1000 + n % 900;
+            let body = json!({"number": tag,
+                              "buyer": {"name": "Firma Sp. z o.o.", "nip": "5260001246"},
+                              "lines": [{"name": format!("Usługa {n}"), "quantity": "1", "unit_price": price, "vat": "A",
+                                         "discount": {"kind": "discount", "percent": "5"}},
+                                        {"name": "Dojazd", "quantity": "1", "unit_price": 500, "vat": "B",
+                                         "discount": {"kind": "surcharge", "amount": 20}}],
+                              "payments": [{"method": "transfer", "amount": 1000}, {"method": "cash", "amount": 4000}],
+                              "copies": n % 2});
+            ("/v1/invoices".into(), body, tag, 0)
+        }
     }
 }
 
@@ -248,7 +263,8 @@ fn main() {
         threads.push(std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 let op = match rng.below(100) {
-                    0..=49 => Op::Receipt,
+                    0..=41 => Op::Receipt,
+                    42..=49 => Op::Invoice,
                     50..=74 => Op::Sale,
                     75..=84 => Op::Cash,
                     85..=96 => Op::Printout,
@@ -352,6 +368,7 @@ fn main() {
     let pm = printer.memory();
     let receipts = pm["receipts"].as_array().cloned().unwrap_or_default();
     let printouts = pm["printouts"].as_array().cloned().unwrap_or_default();
+    let invoices = pm["invoices"].as_array().cloned().unwrap_or_default();
     let cash_ops = pm["cash_operations"]
         .as_array()
         .cloned()
@@ -393,6 +410,13 @@ fn main() {
                 printouts
                     .iter()
                     .filter(|p| p["lines"][0] == a.tag.as_str())
+                    .count(),
+                0,
+            ),
+            Op::Invoice => (
+                invoices
+                    .iter()
+                    .filter(|i| i["invoice_number"] == a.tag.as_str())
                     .count(),
                 0,
             ),
