@@ -78,6 +78,8 @@ fn a_full_basket_prints_as_one_receipt_with_the_printers_totals() {
         .map(|v| v.as_u64().unwrap())
         .sum();
     assert_eq!(vat_sum, 4966);
+    // The daemon splits the total over the VAT letters exactly as the printer does.
+    assert_eq!(result["vat_totals"], r["vat_totals"], "{result}");
 
     // A POS that sends its own total is checked against the same arithmetic.
     let mut wrong = basket();

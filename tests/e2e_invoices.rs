@@ -53,6 +53,8 @@ fn an_invoice_for_a_business_buyer_prints_with_its_number() {
     assert_eq!(i["number"], 1);
     assert_eq!(i["total"], 34183);
     assert_eq!(i["copies"], 2);
+    assert_eq!(r["vat_totals"], i["vat_totals"], "{r}");
+    assert_eq!(r["vat_totals"]["A"], 34183);
     assert_eq!(i["buyer"]["nip"], "5260001246");
     assert_eq!(
         i["buyer"]["name"], "Hurtownia \"Zorza\" & Syn Sp. z o.o.",

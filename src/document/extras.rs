@@ -8,6 +8,7 @@ use super::{Invalid, Obj, Result, array, grosze, printer_text};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// Most receipt-level discounts and surcharges on one receipt.
 pub const MAX_DISCOUNTS: usize = 16;
@@ -96,6 +97,38 @@ pub fn percent_amount(
         }
         _ => round(base_d * percent / Decimal::ONE_HUNDRED),
     }
+}
+
+/// Gross sales per VAT letter of `lines` after the subtotal `discounts`, the printer's way:
+/// each subtotal adjustment is spread over the letters in order A..G, each letter taking
+/// `floor(value × after / before)` and the remainders carried, a letter getting one grosz
+/// whenever the carry reaches `before` (the POSNET specification's annex rule). The letters
+/// always sum to the document's total.
+pub fn vat_totals(lines: &[super::Line], discounts: &[Adjustment]) -> BTreeMap<String, u64> {
+    let mut per: BTreeMap<char, i128> = BTreeMap::new();
+    for l in lines {
+        *per.entry(l.vat).or_default() += i128::from(l.value());
+    }
+    for d in discounts {
+        let before: i128 = per.values().sum();
+        let after = d.apply(u64::try_from(before).unwrap_or(0));
+        if before <= 0 || after < 0 {
+            continue;
+        }
+        let mut carried = 0;
+        for v in per.values_mut() {
+            let share = *v * after;
+            *v = share / before;
+            carried += share % before;
+            if carried >= before {
+                *v += 1;
+                carried -= before;
+            }
+        }
+    }
+    per.into_iter()
+        .map(|(letter, v)| (letter.to_string(), u64::try_from(v).unwrap_or(0)))
+        .collect()
 }
 
 /// A deposit line: returnable packaging issued or, with `returned`, paid back.

@@ -54,6 +54,10 @@ impl Invoice {
     pub fn paid(&self) -> u64 {
         self.payments.iter().map(|p| p.amount).sum()
     }
+    /// Gross sales per VAT letter, as the printer splits the total.
+    pub fn vat_totals(&self) -> std::collections::BTreeMap<String, u64> {
+        extras::vat_totals(&self.lines, &self.discounts)
+    }
 }
 
 /// Validate an invoice body (`POST /v1/invoices`). `allowed_extra` lists keys handled by the

@@ -9,6 +9,7 @@ mod invoice;
 
 pub use extras::{
     Adjustment, AdjustmentKind, Deposit, PERCENT_ROUNDING, PercentRounding, percent_amount,
+    vat_totals,
 };
 pub use invoice::{
     CopiedDocument, DocumentCopy, Invoice, InvoiceBuyer, MAX_INVOICE_LINES, PeriodicReport,
@@ -158,6 +159,10 @@ impl Receipt {
     /// What the customer pays: `total + deposits issued − deposits returned`.
     pub fn amount_due(&self) -> u64 {
         (self.total + self.deposits_issued()).saturating_sub(self.deposits_returned())
+    }
+    /// Gross sales per VAT letter, as the printer splits the total.
+    pub fn vat_totals(&self) -> std::collections::BTreeMap<String, u64> {
+        extras::vat_totals(&self.lines, &self.discounts)
     }
     /// Change given back in cash.
     pub fn change(&self) -> u64 {

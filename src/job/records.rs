@@ -13,6 +13,7 @@ use crate::document::{
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// A job's recovery step: how far it got on its device. Recovery decides from it what may
 /// have happened; each is committed before the step it names goes out to the device.
@@ -240,6 +241,10 @@ pub struct ReceiptPrinted {
     /// The lines with their final amounts (after their discounts and surcharges).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lines: Vec<PrintedLine>,
+    /// Gross sales per VAT letter (`{"A": 4000, "B": 966}`), summing to `total`; absent in
+    /// results journaled before them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vat_totals: BTreeMap<String, u64>,
 }
 
 impl ReceiptPrinted {
@@ -260,6 +265,7 @@ impl ReceiptPrinted {
             deposits_issued: Some(receipt.deposits_issued()),
             deposits_returned: Some(receipt.deposits_returned()),
             amount_due: Some(receipt.amount_due()),
+            vat_totals: receipt.vat_totals(),
             lines: receipt
                 .lines
                 .iter()
@@ -325,6 +331,8 @@ pub struct InvoicePrinted {
     pub printer_serial_number: Option<String>,
     /// The lines with their final amounts.
     pub lines: Vec<PrintedLine>,
+    /// Gross sales per VAT letter, summing to `total`.
+    pub vat_totals: BTreeMap<String, u64>,
 }
 
 impl InvoicePrinted {
@@ -345,6 +353,7 @@ impl InvoicePrinted {
             printed_at,
             printer,
             printer_serial_number,
+            vat_totals: invoice.vat_totals(),
             lines: invoice
                 .lines
                 .iter()

@@ -259,6 +259,7 @@ mod tests {
             prop_assert_eq!(printed.total, r.total);
             prop_assert_eq!(printed.amount_due, r.amount_due());
             prop_assert_eq!(printed.change, r.change());
+            prop_assert_eq!(&printed.vat_totals, &r.vat_totals());
             for (line, mine) in printed.lines.iter().zip(&r.lines) {
                 let theirs = line.discount.as_ref().map_or(0, |d| d.amount);
                 prop_assert_eq!(theirs, mine.discount.as_ref().map_or(0, |d| d.amount));
@@ -298,6 +299,7 @@ mod tests {
             prop_assert_eq!(m.counters.invoices, 1);
             let printed = m.invoices.last().unwrap();
             prop_assert_eq!(printed.total, i.total);
+            prop_assert_eq!(&printed.vat_totals, &i.vat_totals());
             prop_assert_eq!(&printed.invoice_number, "FV 1/2026");
             prop_assert_eq!(printed.copies, copies);
             prop_assert!(printed.free_data.iter().any(|l| l.starts_with("Zapłacono: przelew")));
