@@ -59,6 +59,7 @@ fn limits() -> PrinterLimits<'static> {
     PrinterLimits {
         max_name_length: 40,
         active_vat: Some(&['A', 'B', 'C', 'D', 'E']),
+        support: fiscald::drivers::posnet::SUPPORT,
     }
 }
 

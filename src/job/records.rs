@@ -495,6 +495,9 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 /// What came of a job, by kind. Serialised as the record itself, without a tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
+// A result lives as long as one job is read or written; boxing the sale would only add an
+// allocation to every one.
+#[allow(clippy::large_enum_variant)]
 pub enum JobResult {
     /// A receipt job.
     Receipt(ReceiptPrinted),
