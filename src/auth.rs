@@ -114,6 +114,7 @@ pub const RULES: &[Rule] = &[
     rule("POST", "/v1/jobs/{id}/cancel", MANAGES),
     rule("GET", "/v1/audit", MANAGES),
     rule("GET", "/v1/events", ALL),
+    rule("GET", "/v1/today", ALL),
     rule("GET", "/metrics", OPERATES),
     rule("GET", "/", ALL),
 ];

@@ -25,4 +25,5 @@ pub mod sales;
 pub mod serve;
 pub mod sim;
 pub mod terminal;
+pub mod today;
 pub mod trace;

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Daemon, Sim, config_text, request_tcp};
+use common::{Daemon, Sim, ZvtSim, config_text, request_tcp, terminal_config};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -231,31 +231,10 @@ impl Cdp {
 }
 
 fn decode_base64(s: &str) -> Vec<u8> {
-    let val = |c: u8| -> u32 {
-        match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'+' => 62,
-            _ => 63,
-        }
-    };
-    let clean: Vec<u8> = s.bytes().filter(|&c| c != b'=' && c != b'\n').collect();
-    let mut out = Vec::new();
-    for chunk in clean.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= val(c) << (18 - 6 * i);
-        }
-        out.push((n >> 16) as u8);
-        if chunk.len() > 2 {
-            out.push((n >> 8) as u8);
-        }
-        if chunk.len() > 3 {
-            out.push(n as u8);
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .expect("a screenshot in base64")
 }
 
 #[test]
@@ -277,20 +256,28 @@ fn the_status_page_shows_paper_out_live() {
         "token_file = \"{}\"\nlisten = \"127.0.0.1:{port}\"\n",
         tokens.display()
     );
-    let config = config_text(
+    let terminal = ZvtSim::start(dir.path(), false);
+    let mut config = config_text(
         dir.path(),
         &sim.link.display().to_string(),
         "status_poll = 0.2",
     )
     .replace("[journal]", &format!("{api}\n[journal]"));
+    config.push_str(&terminal_config(&terminal.port, ""));
     let d = Daemon::start(dir.path(), &config);
-    d.wait_ready();
+    d.wait_printer_and_terminal_ready();
     let (status, job) = d.post(
         "/v1/receipts?wait=20",
         &json!({"lines": [{"name": "Kawa", "quantity": 1, "unit_price": 990, "vat": "A"}],
                 "payments": [{"method": "cash", "amount": 990}]}),
     );
     assert_eq!(status, 200, "{job}");
+    let (status, job) = d.post(
+        "/v1/sales?wait=60",
+        &json!({"lines": [{"name": "Herbata", "quantity": 2, "unit_price": 505, "vat": "B"}],
+                "payments": [{"method": "card", "amount": 1010}]}),
+    );
+    assert_eq!((status, &job["state"]), (200, &json!("done")), "{job}");
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
 
     // Without a token or session, TCP shows how to sign in; a wrong token is refused.
@@ -364,6 +351,61 @@ fn the_status_page_shows_paper_out_live() {
     // The last jobs list shows the receipt.
     let jobs = cdp.eval("document.getElementById('jobs').innerText");
     assert!(jobs.as_str().unwrap_or("").contains("receipt"), "{jobs}");
+    // Each device with its model and number; the terminal with its terminal id.
+    let printer_row = cdp.eval("document.getElementById('dev-fp1').innerText");
+    assert!(
+        printer_row.as_str().unwrap_or("").contains("no. "),
+        "{printer_row}"
+    );
+    let terminal_id = d.get("/v1/devices").1["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "t1")
+        .map(|t| t["terminal_id"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default();
+    assert!(!terminal_id.is_empty());
+    let terminal_row = cdp.eval("document.getElementById('dev-t1').innerText");
+    assert!(
+        terminal_row
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("terminal id {terminal_id}")),
+        "{terminal_row}"
+    );
+    // The day at a glance: two receipts (one of them the sale's), the card takings, the
+    // totals by VAT letter, the daily report due, and the chart of documents per hour.
+    cdp.wait_for(
+        "the today panel",
+        "document.getElementById('t-receipts').textContent",
+        |v| v == "2 · 20,00 zł",
+    );
+    assert_eq!(
+        cdp.eval("document.getElementById('t-card').textContent + ' | ' + document.getElementById('t-card-l').textContent"),
+        json!("10,10 zł | card takings (net): 1 sale, 0 refunds")
+    );
+    assert_eq!(
+        cdp.eval("document.getElementById('vat-A').innerText"),
+        json!("A\t9,90 zł")
+    );
+    assert_eq!(
+        cdp.eval("document.getElementById('vat-B').innerText"),
+        json!("B\t10,10 zł")
+    );
+    assert_eq!(
+        cdp.eval("document.getElementById('report-fp1').getAttribute('data-due')"),
+        json!("true")
+    );
+    assert_eq!(
+        cdp.eval(
+            "[...document.querySelectorAll('#chart rect')].reduce((s, r) => s + Number(r.getAttribute('data-count')), 0)"
+        ),
+        json!(2)
+    );
+    assert_eq!(
+        cdp.eval("document.querySelectorAll('#chart rect').length"),
+        json!(24)
+    );
     // The page must update from the event stream, not by being loaded again.
     cdp.eval("window.__sameDocument = true");
 

@@ -20,6 +20,7 @@ mod metrics;
 mod middleware;
 pub mod origin;
 mod status_page;
+mod today;
 pub mod types;
 
 pub use crate::auth::Tokens;
@@ -234,6 +235,7 @@ pub fn router(state: AppState, auth: Auth) -> Router {
         .route("/v1/jobs/{id}", get(jobs::get_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/v1/audit", get(audit::get_audit))
+        .route("/v1/today", get(today::get_today))
         .route("/v1/events", get(events::get_events))
         .route("/metrics", get(metrics::get_metrics))
         .route("/", get(status_page::status_page))

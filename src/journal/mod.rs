@@ -20,6 +20,7 @@ mod cards;
 mod keys;
 mod stored;
 mod submitter;
+mod today;
 
 pub use crate::job::records::{
     CardOutcome, CopyPrinted, DailyReportPrinted, EndOfDayResult, InvoicePrinted, JobRequest,
@@ -137,6 +138,7 @@ CREATE TABLE IF NOT EXISTS job_events (
 );
 CREATE INDEX IF NOT EXISTS job_events_job ON job_events(job_id);
 CREATE INDEX IF NOT EXISTS jobs_parent ON jobs(parent_id);
+CREATE INDEX IF NOT EXISTS jobs_updated ON jobs(updated_at);
 -- Every card transaction outcome seen from a terminal; only masked card numbers.
 CREATE TABLE IF NOT EXISTS card_transactions (
     terminal        TEXT NOT NULL,
