@@ -530,6 +530,18 @@ pub struct Trace {
     pub link: Option<Link>,
     pub device: Option<String>,
     pub lines: Vec<TraceLine>,
+    /// The line numbers of the `# <time> port <port> opened` notes: each (re)open of the
+    /// device's port (ZVT replay starts a new TCP connection at each).
+    pub opens: Vec<usize>,
+}
+
+/// Is this comment (after `#`) a `<time> port <port> opened` note?
+fn is_open_note(comment: &str) -> bool {
+    let words: Vec<&str> = comment.split_whitespace().collect();
+    words.len() >= 4
+        && words[1] == "port"
+        && words.last() == Some(&"opened")
+        && DateTime::parse_from_rfc3339(words[0]).is_ok()
 }
 
 /// Parse a trace's text; errors name the line.
@@ -539,6 +551,7 @@ pub fn parse(text: &str) -> Result<Trace, String> {
         link: None,
         device: None,
         lines: Vec::new(),
+        opens: Vec::new(),
     };
     for (i, raw) in text.lines().enumerate() {
         let number = i + 1;
@@ -555,6 +568,8 @@ pub fn parse(text: &str) -> Result<Trace, String> {
                         _ => {}
                     }
                 }
+            } else if is_open_note(comment) {
+                trace.opens.push(number);
             }
             continue;
         }

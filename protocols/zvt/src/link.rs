@@ -10,6 +10,13 @@
 //! [`SerialLink::handle_timeout`] at [`SerialLink::poll_timeout`], write what
 //! [`SerialLink::poll_transmit`] returns, and read [`SerialLink::poll_event`]. The same
 //! machine serves both the register and the terminal side.
+//!
+//! [`split::LinkSplitter`] reads the same framing passively (no answers, no timers), for
+//! wire traces and replay.
+
+pub mod split;
+
+pub use split::{LinkItem, LinkSplitter};
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
