@@ -254,7 +254,11 @@ fn fixtures_hold_no_card_number_and_no_password() {
             .filter_map(|l| l.split_whitespace().nth(3))
             .collect::<Vec<_>>()
             .join("\n");
-        assert!(text.contains("5454eeeeee") || text.contains("545454eeeeee"), "{}: the card number is in no BMP 22:\n{text}", flow.name);
+        assert!(
+            text.contains("5454eeeeee") || text.contains("545454eeeeee"),
+            "{}: the card number is in no BMP 22:\n{text}",
+            flow.name
+        );
         for needle in [
             pan.to_string(),
             pan[..12].to_string(),
@@ -269,8 +273,16 @@ fn fixtures_hold_no_card_number_and_no_password() {
             "123456".to_string(),
             hex::encode("123456"),
         ] {
-            assert!(!hexes.contains(&needle), "{}: {needle} in the trace", flow.name);
-            assert!(!text.contains(&needle), "{}: {needle} in the trace", flow.name);
+            assert!(
+                !hexes.contains(&needle),
+                "{}: {needle} in the trace",
+                flow.name
+            );
+            assert!(
+                !text.contains(&needle),
+                "{}: {needle} in the trace",
+                flow.name
+            );
         }
     }
 }

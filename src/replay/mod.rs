@@ -114,7 +114,9 @@ fn load(text: &str, args: &ReplayArgs) -> Result<Loaded, String> {
     let tcp = matches!(&loaded, Loaded::Zvt(s) if s.link == Link::Tcp);
     match (tcp, &args.link, &args.listen) {
         (false, Some(_), None) | (true, None, Some(_)) => Ok(loaded),
-        (false, _, _) => Err("this trace is replayed on a PTY: give --link PATH (and no --listen)".into()),
+        (false, _, _) => {
+            Err("this trace is replayed on a PTY: give --link PATH (and no --listen)".into())
+        }
         (true, _, _) => Err(
             "this ZVT trace was recorded on TCP (link=tcp): give --listen IP:PORT (and no --link)"
                 .into(),
