@@ -38,8 +38,9 @@ fn mask_text_bytes(bytes: &mut [u8]) {
 
 /// The wire bytes of an item as a trace writes them: a frame's APDU masked and framed
 /// again (DLE stuffing redone, the CRC recomputed; a frame that arrived with a bad CRC is
-/// written with a bad one), a frame that is not an APDU hidden byte for byte, stray bytes
-/// with card numbers in text masked.
+/// written with a bad one), a frame that is not an APDU hidden byte for byte, a frame that
+/// never ended hidden but for its `DLE STX` and DLE bytes, stray bytes with card numbers in
+/// text masked.
 pub fn masked_item_bytes(item: &LinkItem) -> Vec<u8> {
     masked_item(item).to_wire()
 }
@@ -54,6 +55,21 @@ pub fn masked_item(item: &LinkItem) -> LinkItem {
             },
             crc_ok: *crc_ok,
         },
+        // A frame that never ended may hold card data that no field reading reaches: every
+        // byte after its `DLE STX` is hidden but the DLEs, so it stays as broken as it was.
+        LinkItem::Broken(bytes) => LinkItem::Broken(
+            bytes
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| {
+                    if i < 2 || b == zvt::link::DLE {
+                        b
+                    } else {
+                        zvt::message::MASK_BCD
+                    }
+                })
+                .collect(),
+        ),
         LinkItem::Other(bytes) => {
             let mut b = bytes.clone();
             mask_text_bytes(&mut b);
@@ -79,6 +95,7 @@ pub fn describe_item(item: &LinkItem) -> String {
                 format!("frame with a bad CRC: {what}")
             }
         }
+        LinkItem::Broken(b) => format!("a frame that never ended ({} bytes, hidden)", b.len()),
         LinkItem::Other(b) => format!("{} stray bytes", b.len()),
     }
 }
@@ -108,5 +125,20 @@ mod tests {
         };
         assert_eq!(apdu[3..6], [0, 0, 0]);
         assert!(!hex::encode(&wire).contains("123456"));
+    }
+
+    #[test]
+    fn a_frame_that_never_ended_is_hidden_and_stays_broken() {
+        // A Status-Information with a card number, cut short by a new frame.
+        let mut wire = vec![0x10, 0x02, 0x04, 0x0F, 0x0A, 0x22, 0xF0, 0xF8];
+        wire.extend(hex::decode("5454545454545454").unwrap());
+        wire.extend(zvt::link::encode_frame(&[0x80, 0x00, 0x00]));
+        let items = LinkSplitter::default().push(&wire);
+        assert!(matches!(items[0], LinkItem::Broken(_)), "{items:?}");
+        let masked = masked_item_bytes(&items[0]);
+        assert_eq!(masked.len(), 16);
+        assert!(!hex::encode(&masked).contains("5454"), "{masked:02x?}");
+        assert_eq!(LinkSplitter::default().push(&masked), vec![]);
+        assert!(describe_item(&items[0]).contains("never ended"));
     }
 }

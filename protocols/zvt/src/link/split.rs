@@ -1,17 +1,163 @@
-//! A passive reading of a ZVT serial line: [`LinkSplitter`] cuts one direction of the line
-//! into [`LinkItem`]s (frames, ACK, NAK, stray bytes) and answers nothing, has no timers
-//! and never drops a byte. Wire traces record a line through it and `fiscald replay` reads
-//! the register's side of a replayed line with it; [`super::SerialLink`] is the active
-//! side (it answers, times and repeats).
+//! Reading the framing of a ZVT serial line, once for both users:
 //!
-//! It reads the framing as [`super::SerialLink`] does: `DLE STX` starts a frame (also
-//! inside one, which abandons the frame before), `DLE DLE` inside a frame is one data
-//! byte, `DLE ETX` and two CRC bytes (sent raw) end it, and a `DLE` outside a frame
-//! followed by anything but `STX` is stray. Where the active side would NAK a malformed
-//! `DLE x` inside a frame, the splitter keeps both bytes as data, so the item still shows
-//! what was on the line (its CRC will not match).
+//! - [`Reader`] is the byte-by-byte frame reader. [`super::SerialLink`] (the active side:
+//!   it answers, times and repeats) and [`LinkSplitter`] both feed every received byte
+//!   through it and differ only in what they do with its [`Read`]s.
+//! - [`LinkSplitter`] is the passive reading: it cuts one direction of a line into
+//!   [`LinkItem`]s (frames, ACK, NAK, stray bytes, broken frames), answers nothing, has no
+//!   timers and never drops a byte (a frame's CRC is kept as right or wrong, not as its
+//!   two bytes). Wire traces record a line through it and
+//!   `fiscald replay` reads the register's side of a replayed line with it.
+//!
+//! The framing: `DLE STX` starts a frame (also inside one, which abandons the frame before),
+//! `DLE DLE` inside a frame is one data byte, `DLE ETX` and two CRC bytes (sent raw) end
+//! it; any other `DLE x` inside a frame, or a frame longer than
+//! [`super::MAX_FRAME_APDU`], breaks it. A `DLE` outside a frame that is not followed by
+//! `STX` is a stray byte, and the byte after it is read on its own (so `DLE 06` still
+//! holds an ACK).
 
-use super::{ACK, DLE, ETX, NAK, STX};
+use super::{ACK, DLE, ETX, MAX_FRAME_APDU, NAK, STX};
+
+/// What a byte did, as [`Reader::byte`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// `06` between frames.
+    Ack,
+    /// `15` between frames.
+    Nak,
+    /// A byte outside any frame (a `DLE` that started nothing included).
+    Stray(u8),
+    /// `DLE STX`: a frame starts. `abandoned` holds the APDU bytes of a frame it cut short.
+    Start { abandoned: Option<Vec<u8>> },
+    /// `DLE ETX` and the CRC: the un-stuffed APDU and whether its CRC was right.
+    Frame { apdu: Vec<u8>, crc_ok: bool },
+    /// The frame in progress broke (a malformed `DLE` sequence, or too long); the reader is
+    /// between frames again. Holds its APDU bytes so far.
+    Broken(Vec<u8>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Between frames.
+    Idle,
+    /// A DLE outside a frame; STX would start one.
+    Dle,
+    /// Inside the APDU.
+    Data,
+    /// A DLE inside the APDU: DLE (a data byte), ETX (end) or STX (a new frame) follows.
+    DataDle,
+    /// After DLE ETX: waiting for the CRC's low byte.
+    CrcLo,
+    /// Waiting for the CRC's high byte; holds the low one.
+    CrcHi(u8),
+}
+
+/// The byte-by-byte frame reader of a serial line (no timers, no answers).
+#[derive(Debug)]
+pub struct Reader {
+    state: State,
+    apdu: Vec<u8>,
+}
+
+impl Default for Reader {
+    fn default() -> Self {
+        Reader {
+            state: State::Idle,
+            apdu: Vec::new(),
+        }
+    }
+}
+
+impl Reader {
+    /// Read one byte; every [`Read`] it completes goes to `out`, in order (none while a
+    /// frame is still coming, two when a stray DLE is followed by an ACK, for example).
+    pub fn byte(&mut self, b: u8, out: &mut impl FnMut(Read)) {
+        match self.state {
+            State::Idle => match b {
+                ACK => out(Read::Ack),
+                NAK => out(Read::Nak),
+                DLE => self.state = State::Dle,
+                _ => out(Read::Stray(b)),
+            },
+            State::Dle => match b {
+                STX => {
+                    self.state = State::Data;
+                    self.apdu.clear();
+                    out(Read::Start { abandoned: None });
+                }
+                // DLE DLE outside a frame: the first is stray, the second may start one.
+                DLE => out(Read::Stray(DLE)),
+                _ => {
+                    out(Read::Stray(DLE));
+                    self.state = State::Idle;
+                    self.byte(b, out);
+                }
+            },
+            State::Data => match b {
+                DLE => self.state = State::DataDle,
+                _ => self.push_data(b, out),
+            },
+            State::DataDle => match b {
+                DLE => {
+                    self.state = State::Data;
+                    self.push_data(DLE, out);
+                }
+                ETX => self.state = State::CrcLo,
+                STX => {
+                    self.state = State::Data;
+                    let abandoned = std::mem::take(&mut self.apdu);
+                    out(Read::Start {
+                        abandoned: Some(abandoned),
+                    });
+                }
+                _ => self.broken(out),
+            },
+            State::CrcLo => self.state = State::CrcHi(b),
+            State::CrcHi(lo) => {
+                let crc_ok = u16::from_le_bytes([lo, b]) == crate::crc::frame_checksum(&self.apdu);
+                self.state = State::Idle;
+                out(Read::Frame {
+                    apdu: std::mem::take(&mut self.apdu),
+                    crc_ok,
+                });
+            }
+        }
+    }
+
+    /// True between `DLE STX` and the end of the frame.
+    pub fn in_frame(&self) -> bool {
+        !matches!(self.state, State::Idle | State::Dle)
+    }
+
+    /// True after a DLE that may start a frame.
+    pub fn holds_dle(&self) -> bool {
+        self.state == State::Dle
+    }
+
+    /// The APDU bytes of the frame in progress.
+    pub fn partial(&self) -> &[u8] {
+        &self.apdu
+    }
+
+    /// Forget the frame in progress (a T1 gap).
+    pub fn reset(&mut self) {
+        self.state = State::Idle;
+        self.apdu.clear();
+    }
+
+    fn push_data(&mut self, b: u8, out: &mut impl FnMut(Read)) {
+        if self.apdu.len() >= MAX_FRAME_APDU {
+            self.broken(out);
+        } else {
+            self.apdu.push(b);
+        }
+    }
+
+    fn broken(&mut self, out: &mut impl FnMut(Read)) {
+        self.state = State::Idle;
+        out(Read::Broken(std::mem::take(&mut self.apdu)));
+    }
+}
 
 /// One thing on a ZVT serial line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +168,11 @@ pub enum LinkItem {
     Nak,
     /// `DLE STX … DLE ETX CRC`: the un-stuffed APDU and whether its CRC was right.
     Frame { apdu: Vec<u8>, crc_ok: bool },
-    /// Bytes between frames that are neither ACK nor NAK (and the start of a frame that
-    /// a new `DLE STX` abandoned).
+    /// A frame that never ended: cut short by a new `DLE STX`, or broken by a malformed
+    /// `DLE` sequence (or its length). The bytes as they were on the line, `DLE STX`
+    /// included, up to where it broke.
+    Broken(Vec<u8>),
+    /// Bytes between frames that are neither ACK nor NAK.
     Other(Vec<u8>),
 }
 
@@ -41,37 +190,18 @@ impl LinkItem {
                 }
                 wire
             }
-            LinkItem::Other(b) => b.clone(),
+            LinkItem::Broken(b) | LinkItem::Other(b) => b.clone(),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Idle,
-    Dle,
-    Data,
-    DataDle,
-    CrcLo,
-    CrcHi(u8),
 }
 
 /// Cuts one direction of a serial line into [`LinkItem`]s, whatever the chunking.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct LinkSplitter {
-    state: State,
-    apdu: Vec<u8>,
+    reader: Reader,
+    /// The wire bytes of the frame in progress, from its `DLE STX`.
+    raw: Vec<u8>,
     other: Vec<u8>,
-}
-
-impl Default for LinkSplitter {
-    fn default() -> Self {
-        LinkSplitter {
-            state: State::Idle,
-            apdu: Vec::new(),
-            other: Vec::new(),
-        }
-    }
 }
 
 impl LinkSplitter {
@@ -80,98 +210,65 @@ impl LinkSplitter {
     pub fn push(&mut self, bytes: &[u8]) -> Vec<LinkItem> {
         let mut items = Vec::new();
         for &b in bytes {
-            self.byte(b, &mut items);
+            let was_in_frame = self.reader.in_frame();
+            let mut reads = Vec::new();
+            self.reader.byte(b, &mut |r| reads.push(r));
+            if reads.is_empty() && was_in_frame {
+                self.raw.push(b);
+            }
+            for r in reads {
+                self.read(r, b, &mut items);
+            }
         }
-        if self.state == State::Idle {
+        if !self.reader.in_frame() && !self.reader.holds_dle() {
             self.flush_other(&mut items);
         }
         items
     }
 
+    fn read(&mut self, r: Read, b: u8, items: &mut Vec<LinkItem>) {
+        match r {
+            Read::Ack | Read::Nak => {
+                self.flush_other(items);
+                items.push(if r == Read::Ack {
+                    LinkItem::Ack
+                } else {
+                    LinkItem::Nak
+                });
+            }
+            Read::Stray(s) => self.other.push(s),
+            Read::Start { abandoned } => {
+                self.flush_other(items);
+                if abandoned.is_some() {
+                    // The DLE of this DLE STX was taken for the old frame's.
+                    self.raw.pop();
+                    items.push(LinkItem::Broken(std::mem::take(&mut self.raw)));
+                }
+                self.raw = vec![DLE, STX];
+            }
+            Read::Frame { apdu, crc_ok } => {
+                self.raw.clear();
+                items.push(LinkItem::Frame { apdu, crc_ok });
+            }
+            Read::Broken(_) => {
+                self.raw.push(b);
+                items.push(LinkItem::Broken(std::mem::take(&mut self.raw)));
+            }
+        }
+    }
+
     /// True while a frame has started and not ended.
     pub fn in_frame(&self) -> bool {
-        !matches!(self.state, State::Idle | State::Dle)
+        self.reader.in_frame()
     }
 
     /// Bytes of an unfinished frame or stray sequence held back.
     pub fn pending(&self) -> usize {
-        match self.state {
-            State::Idle => self.other.len(),
-            State::Dle => self.other.len() + 1,
-            _ => self.apdu.len() + 2,
+        if self.reader.in_frame() {
+            self.raw.len()
+        } else {
+            self.other.len() + usize::from(self.reader.holds_dle())
         }
-    }
-
-    fn byte(&mut self, b: u8, items: &mut Vec<LinkItem>) {
-        self.state = match self.state {
-            State::Idle => match b {
-                ACK | NAK => {
-                    self.flush_other(items);
-                    items.push(if b == ACK {
-                        LinkItem::Ack
-                    } else {
-                        LinkItem::Nak
-                    });
-                    State::Idle
-                }
-                DLE => State::Dle,
-                _ => {
-                    self.other.push(b);
-                    State::Idle
-                }
-            },
-            State::Dle => match b {
-                STX => {
-                    self.flush_other(items);
-                    self.apdu.clear();
-                    State::Data
-                }
-                // DLE DLE outside a frame: the first is stray, the second may start one.
-                DLE => {
-                    self.other.push(DLE);
-                    State::Dle
-                }
-                // A stray DLE; the byte after it is read on its own (an ACK stays an ACK).
-                _ => {
-                    self.other.push(DLE);
-                    self.state = State::Idle;
-                    self.byte(b, items);
-                    return;
-                }
-            },
-            State::Data => match b {
-                DLE => State::DataDle,
-                _ => {
-                    self.apdu.push(b);
-                    State::Data
-                }
-            },
-            State::DataDle => match b {
-                DLE => {
-                    self.apdu.push(DLE);
-                    State::Data
-                }
-                ETX => State::CrcLo,
-                STX => {
-                    // A new frame starts: what came before was a broken one.
-                    let broken = std::mem::take(&mut self.apdu);
-                    items.push(LinkItem::Other(stuffed_start(&broken)));
-                    State::Data
-                }
-                _ => {
-                    self.apdu.extend([DLE, b]);
-                    State::Data
-                }
-            },
-            State::CrcLo => State::CrcHi(b),
-            State::CrcHi(lo) => {
-                let crc = u16::from_le_bytes([lo, b]);
-                let apdu = std::mem::take(&mut self.apdu);
-                let crc_ok = crate::crc::frame_checksum(&apdu) == crc;
-                items.push(LinkItem::Frame { apdu, crc_ok });
-                State::Idle
-            }
-        };
     }
 
     fn flush_other(&mut self, items: &mut Vec<LinkItem>) {
@@ -179,18 +276,6 @@ impl LinkSplitter {
             items.push(LinkItem::Other(std::mem::take(&mut self.other)));
         }
     }
-}
-
-/// The bytes of a frame's start as they were on the line (`DLE STX`, data stuffed).
-fn stuffed_start(apdu: &[u8]) -> Vec<u8> {
-    let mut v = vec![DLE, STX];
-    for &b in apdu {
-        v.push(b);
-        if b == DLE {
-            v.push(DLE);
-        }
-    }
-    v
 }
 
 #[cfg(test)]
@@ -249,6 +334,40 @@ mod tests {
                 crc_ok: true
             }
         );
+    }
+
+    #[test]
+    fn broken_and_abandoned_frames_keep_their_wire_bytes() {
+        // A malformed DLE 55 breaks the frame; the rest is stray up to the next frame.
+        let mut s = LinkSplitter::default();
+        let items = s.push(&[DLE, STX, 0x80, DLE, DLE, DLE, 0x55, 0x00]);
+        assert_eq!(
+            items,
+            vec![
+                LinkItem::Broken(vec![DLE, STX, 0x80, DLE, DLE, DLE, 0x55]),
+                LinkItem::Other(vec![0x00])
+            ]
+        );
+        // A new DLE STX inside a frame: the old one is broken, the new one read.
+        let mut wire = vec![DLE, STX, 0x06, 0x01];
+        let frame = super::super::encode_frame(&[0x80, 0, 0]);
+        wire.extend(&frame);
+        for cut in 0..wire.len() {
+            let mut s = LinkSplitter::default();
+            let mut items = s.push(&wire[..cut]);
+            items.extend(s.push(&wire[cut..]));
+            assert_eq!(
+                items,
+                vec![
+                    LinkItem::Broken(vec![DLE, STX, 0x06, 0x01]),
+                    LinkItem::Frame {
+                        apdu: vec![0x80, 0, 0],
+                        crc_ok: true
+                    }
+                ],
+                "cut at {cut}"
+            );
+        }
     }
 
     #[test]
