@@ -12,8 +12,11 @@
 //!   waited for and answered with the recorded `06` (or `15`); a terminal frame is sent as
 //!   recorded (stuffed, its CRC recomputed by the recorder after masking) and the
 //!   register's `06` is waited for like any request. Repetitions and NAKs are replayed
-//!   where they were recorded. A reopen of the port needs nothing: the daemon opens the
-//!   same PTY again.
+//!   where they were recorded. The replay holds no handle on the PTY's device side, so it
+//!   sees the daemon open and close it: terminal bytes recorded right after a (re)open,
+//!   before the register wrote anything (a terminal still in the flow of a daemon that was
+//!   killed), wait for the daemon to open the PTY and then [`SETTLE`] (the daemon flushes
+//!   its input as it opens the port; with `--realtime`, the recorded delay from the open).
 //! - **TCP** (`--listen IP:PORT`): one APDU per line. At each reopen note the current
 //!   connection is closed and the next one accepted (the daemon connects once per
 //!   exchange).
@@ -32,11 +35,13 @@
 //!   data as `ee` bytes, `*` in slip lines) are sent as recorded: the masking keeps every
 //!   length and BMP structure, so the daemon's codec reads them as it reads a terminal's
 //!   own masked card number, and the job ends with the masked number the trace shows.
-//! - **Limits**: the replay cannot see when the daemon opens a PTY, so terminal bytes
-//!   recorded right after a (re)open, before the register wrote anything, are sent at once
-//!   (with `--realtime`, after the recorded delay); the daemon flushes its input when it
-//!   opens the port, so such a trace must be replayed with `--realtime`. The idle status
-//!   enquiry (every 10 s) depends on timing: fixtures end their recording sooner.
+//! - **Limits**: a replay plays one daemon run. A trace of a daemon that was killed ends
+//!   where it was killed; the next run's trace is another file, replayed by another
+//!   `fiscald replay` on the same path once the daemon was killed at the same point (see
+//!   `tests/e2e_replay_zvt.rs`). The idle status enquiry (every 10 s) depends on timing:
+//!   fixtures end their recording sooner. A close and reopen of the PTY faster than the
+//!   replay's 10 ms look is not seen, which matters only when the terminal speaks first
+//!   after it.
 
 use super::{Divergence, ReplayArgs, delay, show};
 use crate::sim::pty::Pty;
@@ -49,6 +54,10 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use zvt::{Apdu, ApduDecoder, EcrCommand};
+
+/// How long terminal bytes that come first after the daemon opened the port wait (without
+/// `--realtime`): the daemon flushes its input right after the open.
+pub const SETTLE: Duration = Duration::from_millis(200);
 
 /// One item, as compared: its wire bytes (masked) and a reading for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +77,8 @@ pub enum Step {
         bytes: Vec<u8>,
         delay: Duration,
     },
-    /// The register opened the port again: on TCP, a new connection.
+    /// The register opened the port (again): on TCP, a new connection; on serial, terminal
+    /// bytes that come next wait for the daemon to open the PTY.
     Reopen { line: usize },
 }
 
@@ -134,10 +144,9 @@ pub fn script(t: &Trace) -> Result<Script, String> {
     let mut opens = t.opens.iter().copied().peekable();
     let mut last = None;
     for line in &t.lines {
-        while let Some(open) = opens.next_if(|&n| n < line.number) {
-            if link == Link::Tcp {
-                steps.push(Step::Reopen { line: open });
-            }
+        while let Some((open, at)) = opens.next_if(|&(n, _)| n < line.number) {
+            steps.push(Step::Reopen { line: open });
+            last = Some(at);
         }
         let bytes = line.bytes.as_ref().ok_or(format!(
             "line {}: `**` marks bytes an older version hid; such a trace is read, not replayed",
@@ -200,6 +209,11 @@ trait End {
     fn connect(&mut self, _wait: Duration) -> bool {
         true
     }
+    /// Wait until the register opened the port after `since` (serial: the PTY, seen as the
+    /// end of its hang-up; TCP: a connection); false if it did not within `wait`.
+    fn await_open(&mut self, _since: Instant, wait: Duration) -> bool {
+        self.connect(wait)
+    }
     /// TCP: the register closed the connection.
     fn closed(&self) -> bool {
         false
@@ -210,10 +224,31 @@ struct Serial {
     pty: Pty,
     pump: Pump,
     splitter: LinkSplitter,
+    /// The daemon has the PTY open.
+    open: bool,
+    /// When it last opened it.
+    opened_at: Option<Instant>,
+}
+
+impl Serial {
+    /// Notice the daemon opening or closing the PTY; true while it has it open.
+    fn watch(&mut self) -> bool {
+        let open = self.pty.client_open();
+        if open && !self.open {
+            tracing::debug!("the register opened the port");
+            self.opened_at = Some(Instant::now());
+        }
+        self.open = open;
+        open
+    }
 }
 
 impl End for Serial {
     fn input(&mut self, wait: Duration, out: &mut VecDeque<Unit>) -> usize {
+        if !self.watch() {
+            std::thread::sleep(wait);
+            return 0;
+        }
         let splitter = &mut self.splitter;
         self.pump.input(&self.pty, wait, |b| {
             out.extend(splitter.push(b).iter().map(link_unit));
@@ -224,6 +259,19 @@ impl End for Serial {
     }
     fn pending(&self) -> usize {
         self.splitter.pending()
+    }
+    fn await_open(&mut self, since: Instant, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            self.watch();
+            if self.open && self.opened_at.is_some_and(|t| t >= since) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 
@@ -318,12 +366,16 @@ pub fn run(
     match script.link {
         Link::Serial => {
             let link = args.serial_link()?;
-            let pty = Pty::create(link)?;
+            let mut pty = Pty::create(link)?;
+            // Without its own handle the replay sees the daemon open and close the PTY.
+            pty.release_slave();
             tracing::info!(device = %pty.device.display(), link = %link.display(), requests, "replaying a ZVT terminal");
             let mut end = Serial {
                 pty,
                 pump: Pump::new(),
                 splitter: LinkSplitter::default(),
+                open: false,
+                opened_at: None,
             };
             let result = play(&mut end, script, args, stop);
             end.pty.unlink();
@@ -371,24 +423,38 @@ fn play(
     let mut received: VecDeque<Unit> = VecDeque::new();
     let mut done = 0;
     let mut last_activity = Instant::now();
+    // The end of the step before a reopen: terminal bytes right after it wait for an open
+    // of the port that came later.
+    let mut reopened: Option<Instant> = None;
+    let mut step_done = Instant::now();
     for step in &script.steps {
         match step {
             Step::Reopen { line } => {
-                tracing::debug!(line, "the register reopens the port: a new connection");
+                tracing::debug!(line, "the register (re)opens the port");
                 end.reopen();
                 received.clear();
+                reopened.get_or_insert(step_done);
             }
             Step::Send { line, bytes, delay } => {
+                if let Some(since) = reopened.take() {
+                    if !end.await_open(since, timeout) {
+                        return Err(Divergence(format!(
+                            "the register did not open the port within {timeout:?} (trace line {line}, after {done} of {total} requests)"
+                        )));
+                    }
+                    // The daemon flushes its input right after it opens the port.
+                    std::thread::sleep(if args.realtime { *delay } else { SETTLE });
+                } else if args.realtime {
+                    std::thread::sleep(*delay);
+                }
                 if !end.connect(timeout) {
                     return Err(Divergence(format!(
                         "the register did not connect within {timeout:?} (trace line {line}, after {done} of {total} requests)"
                     )));
                 }
-                if args.realtime {
-                    std::thread::sleep(*delay);
-                }
                 end.send(bytes);
                 last_activity = Instant::now();
+                step_done = last_activity;
             }
             Step::Expect { line, unit } => loop {
                 if stop.load(Ordering::Relaxed) {
@@ -408,6 +474,8 @@ fn play(
                     tracing::debug!(request = done + 1, line, what = %got.what, "request matches");
                     done += 1;
                     last_activity = Instant::now();
+                    step_done = last_activity;
+                    reopened = None;
                     break;
                 }
                 if !end.connect(timeout) {
@@ -435,6 +503,7 @@ fn play(
         }
     }
     // Every request was seen: nothing more may come while the line lingers.
+    tracing::info!(requests = total, "every request matched; lingering");
     loop {
         if let Some(got) = received.pop_front() {
             return Err(Divergence(format!(
@@ -486,9 +555,10 @@ mod tests {
         let s = script(&trace::parse(&text).unwrap()).unwrap();
         assert_eq!(s.link, Link::Serial);
         assert_eq!(s.requests(), 2);
-        assert!(matches!(s.steps[1], Step::Send { ref bytes, .. } if bytes == &[0x06]));
+        assert!(matches!(s.steps[0], Step::Reopen { line: 2 }));
+        assert!(matches!(s.steps[2], Step::Send { ref bytes, .. } if bytes == &[0x06]));
         // The register's registration with its real password matches the masked line.
-        let Step::Expect { unit, .. } = &s.steps[0] else {
+        let Step::Expect { unit, .. } = &s.steps[1] else {
             panic!("{:?}", s.steps);
         };
         let item = LinkItem::Frame {

@@ -538,18 +538,20 @@ pub struct Trace {
     pub link: Option<Link>,
     pub device: Option<String>,
     pub lines: Vec<TraceLine>,
-    /// The line numbers of the `# <time> port <port> opened` notes: each (re)open of the
-    /// device's port (ZVT replay starts a new TCP connection at each).
-    pub opens: Vec<usize>,
+    /// The line numbers and times of the `# <time> port <port> opened` notes: each
+    /// (re)open of the device's port (ZVT replay starts a new TCP connection at each).
+    pub opens: Vec<(usize, DateTime<Utc>)>,
 }
 
-/// Is this comment (after `#`) a `<time> port <port> opened` note?
-fn is_open_note(comment: &str) -> bool {
+/// The time of a `<time> port <port> opened` note (the comment after `#`).
+fn open_note(comment: &str) -> Option<DateTime<Utc>> {
     let words: Vec<&str> = comment.split_whitespace().collect();
-    words.len() >= 4
-        && words[1] == "port"
-        && words.last() == Some(&"opened")
-        && DateTime::parse_from_rfc3339(words[0]).is_ok()
+    if words.len() < 4 || words[1] != "port" || words.last() != Some(&"opened") {
+        return None;
+    }
+    DateTime::parse_from_rfc3339(words[0])
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Parse a trace's text; errors name the line.
@@ -576,8 +578,8 @@ pub fn parse(text: &str) -> Result<Trace, String> {
                         _ => {}
                     }
                 }
-            } else if is_open_note(comment) {
-                trace.opens.push(number);
+            } else if let Some(time) = open_note(comment) {
+                trace.opens.push((number, time));
             }
             continue;
         }
