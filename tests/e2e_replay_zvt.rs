@@ -409,3 +409,30 @@ fn regenerate() {
     }
     record_restart();
 }
+
+/// A serial trace needs `--link`, a TCP one `--listen`: the wrong one is refused (exit 2)
+/// with the right one named.
+#[test]
+fn the_wrong_endpoint_for_a_trace_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, arg, value, needed) in [
+        ("sale", "--listen", "127.0.0.1:1".to_string(), "--link"),
+        (
+            "sale_tcp",
+            "--link",
+            dir.path().join("t.tty").display().to_string(),
+            "--listen",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .arg("replay")
+            .arg(fixture(name))
+            .args([arg, &value])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(needed), "{name}: {err}");
+    }
+    assert!(!dir.path().join("t.tty").exists());
+}

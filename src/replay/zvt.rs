@@ -410,6 +410,19 @@ fn expected_vs(unit: &Unit, received: Option<&Unit>) -> String {
     )
 }
 
+/// Try `f` in short waits until it succeeds, `timeout` passed or `stop` was set.
+fn patiently(stop: &AtomicBool, timeout: Duration, mut f: impl FnMut(Duration) -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f(Duration::from_millis(100)) {
+            return true;
+        }
+        if stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
+            return false;
+        }
+    }
+}
+
 fn play(
     end: &mut dyn End,
     script: &Script,
@@ -437,7 +450,7 @@ fn play(
             }
             Step::Send { line, bytes, delay } => {
                 if let Some(since) = reopened.take() {
-                    if !end.await_open(since, timeout) {
+                    if !patiently(stop, timeout, |w| end.await_open(since, w)) {
                         return Err(Divergence(format!(
                             "the register did not open the port within {timeout:?} (trace line {line}, after {done} of {total} requests)"
                         )));
@@ -447,7 +460,7 @@ fn play(
                 } else if args.realtime {
                     std::thread::sleep(*delay);
                 }
-                if !end.connect(timeout) {
+                if !patiently(stop, timeout, |w| end.connect(w)) {
                     return Err(Divergence(format!(
                         "the register did not connect within {timeout:?} (trace line {line}, after {done} of {total} requests)"
                     )));
@@ -478,7 +491,10 @@ fn play(
                     reopened = None;
                     break;
                 }
-                if !end.connect(timeout) {
+                if !patiently(stop, timeout, |w| end.connect(w)) {
+                    if stop.load(Ordering::Relaxed) {
+                        continue;
+                    }
                     return Err(Divergence(format!(
                         "the register did not connect within {timeout:?} after {done} of {total} requests\n{}",
                         expected_vs(unit, None)
