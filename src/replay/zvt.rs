@@ -3,7 +3,8 @@
 //!
 //! The trace is read as a list of steps in the recorded order: each item the register
 //! sent (`>`) is a request to wait for, each item the terminal sent (`<`) is sent when its
-//! turn comes, and on TCP each `# <time> port … opened` note is a new connection. A line's
+//! turn comes, and each `# <time> port … opened` note is a (re)open of the port (on TCP a
+//! new connection, on serial an open of the PTY that terminal bytes may wait for). A line's
 //! items were written by the register only after it had read the lines above it, so
 //! sending every terminal item before waiting for the next register item never holds back
 //! anything the register needs.
