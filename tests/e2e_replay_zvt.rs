@@ -211,10 +211,11 @@ fn replay_sale_on_tcp() {
     replays_as_recorded("sale_tcp");
 }
 
-#[test]
-fn a_changed_amount_is_reported_with_both_byte_strings() {
+/// Post 2600 where `name` recorded 2500 (`sale`) or 1800 (`sale_tcp`): replay must stop at
+/// the authorization with both byte strings.
+fn changed_amount(name: &str, serial: bool, recorded: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let (mut r, port) = Replay::start(dir.path(), &fixture("sale"), true);
+    let (mut r, port) = Replay::start(dir.path(), &fixture(name), serial);
     let (_printer, d) = daemon(dir.path(), &port, "");
     d.wait_printer_and_terminal_ready();
     // The replay stops answering at the divergence: the job does not end as recorded.
@@ -227,16 +228,29 @@ fn a_changed_amount_is_reported_with_both_byte_strings() {
     let expected = err.split("expected:").nth(1).expect(&err);
     let (expected, received) = expected.split_once("received:").expect(&err);
     assert!(
-        expected.contains("Authorization") && expected.contains("amount: 2500"),
+        expected.contains("Authorization") && expected.contains(&format!("amount: {recorded}")),
         "{err}"
     );
     assert!(
         received.contains("Authorization") && received.contains("amount: 2600"),
         "{err}"
     );
-    // Both as hex too: BMP 04 is the amount in 6 BCD bytes, inside a framed APDU.
-    assert!(expected.contains("04000000002500"), "{err}");
+    // Both as hex too: BMP 04 is the amount in 6 BCD bytes (inside a frame on serial).
+    assert!(
+        expected.contains(&format!("040000000{recorded:05}")),
+        "{err}"
+    );
     assert!(received.contains("04000000002600"), "{err}");
+}
+
+#[test]
+fn a_changed_amount_is_reported_with_both_byte_strings() {
+    changed_amount("sale", true, 2500);
+}
+
+#[test]
+fn a_changed_amount_on_tcp_is_reported_with_both_byte_strings() {
+    changed_amount("sale_tcp", false, 1800);
 }
 
 /// The restarted sale: the fixture is two traces, one per daemon run.
