@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 /// An open PTY pair; the emulator reads and writes `master`.
 pub struct Pty {
     pub master: OwnedFd,
-    /// Kept open so the master does not see EIO while no client has the device open.
-    _slave: OwnedFd,
+    /// Kept open so the master does not see EIO while no client has the device open
+    /// (unless [`Pty::release_slave`] let it go).
+    slave: Option<OwnedFd>,
     pub device: PathBuf,
     link: PathBuf,
 }
@@ -38,10 +39,31 @@ impl Pty {
         std::os::unix::fs::symlink(&device, link)?;
         Ok(Pty {
             master,
-            _slave: slave,
+            slave: Some(slave),
             device,
             link: link.to_path_buf(),
         })
+    }
+
+    /// Close the emulator's own handle on the device side, so that [`Pty::client_open`]
+    /// tells whether a client has it open (reads then fail while none has).
+    pub fn release_slave(&mut self) {
+        self.slave = None;
+    }
+
+    /// True while some process has the device side open. Only meaningful after
+    /// [`Pty::release_slave`]: the master reports a hang-up while nobody has it.
+    pub fn client_open(&self) -> bool {
+        let mut fds = [nix::poll::PollFd::new(
+            self.master.as_fd(),
+            nix::poll::PollFlags::empty(),
+        )];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO) {
+            Ok(_) => !fds[0]
+                .revents()
+                .is_some_and(|r| r.contains(nix::poll::PollFlags::POLLHUP)),
+            Err(_) => true,
+        }
     }
 
     /// Remove the published link (the device "goes away").

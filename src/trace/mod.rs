@@ -22,9 +22,12 @@
 //!   decoded from Windows-1250 (Polish letters as they are), `?code` for errors and
 //!   `@NNNN` for the token.
 //! - **ZVT**: the header also names the link (`link=serial` or `link=tcp`).
-//!   - `link=serial`: one line per link item as it crossed the line: a whole frame
-//!     (`DLE STX` APDU `DLE ETX` CRC, however the port chunked it), an `06` ACK, a `15`
-//!     NAK, or stray bytes. Repetitions, NAKs and bad CRCs are kept as they happened.
+//!   - `link=serial`: one line per link item as it crossed the line, cut by
+//!     [`zvt::link::LinkSplitter`] (the same reading of the framing as the daemon's link
+//!     layer): a whole frame (`DLE STX` APDU `DLE ETX` CRC, however the port chunked it),
+//!     an `06` ACK, a `15` NAK, a frame that never ended (cut short by a new `DLE STX`, or
+//!     broken by a malformed DLE sequence), or stray bytes. Repetitions, NAKs and bad CRCs
+//!     are kept as they happened.
 //!   - `link=tcp`: one line per APDU, the wire bytes.
 //!   - Card data is masked **in place**, by [`zvt_link::masked_apdu`]: a card number in
 //!     BMP 22 keeps at most its first 6 and last 4 digits, the others become the mask
@@ -32,12 +35,17 @@
 //!     that does not read as fields become `ee` bytes; the terminal password becomes
 //!     `000000`; hidden digits of a card number in any text (print lines, display and abort
 //!     texts, card name, additional text; see [`zvt::pan::mask_in_text`]) become `*`
-//!     (`2a`). Every length stays true, a serial frame is stuffed again and its CRC
-//!     recomputed (a frame received with a bad CRC is written with a bad one), so the
-//!     masked trace still decodes, and the same input is always masked the same way. A
-//!     ZVT trace is safe to share. (`fiscald replay` does not play ZVT traces yet.)
-//!   - Traces of older versions wrote `**` for hidden bytes; they are read, not replayed.
-//! - Comment lines `# <time> port <port> opened` mark each (re)open of the device's port.
+//!     (`2a`); a frame that never ended is hidden but for its `DLE STX` and DLE bytes.
+//!     Every length stays true, a serial frame is stuffed again and its CRC recomputed (a
+//!     frame received with a bad CRC is written with a bad one), so the masked trace still
+//!     decodes, and the same input is always masked the same way. A ZVT trace is safe to
+//!     share, and `fiscald replay` plays it (see [`crate::replay::zvt`]): the terminal's
+//!     masked messages are sent as recorded, the register's are masked the same way before
+//!     they are compared.
+//!   - Traces of older versions wrote `**` for hidden bytes and had no `link=`; they are
+//!     read, not replayed.
+//! - Comment lines `# <time> port <port> opened` mark each (re)open of the device's port
+//!   (each attempt, also one that fails); ZVT replay on TCP takes each as a new connection.
 //! - Trace files are created with mode 0600, whatever the umask.
 //! - Files are `DIR/<device>-<start time>.trace`; a file that passes [`ROTATE_AT`] bytes is
 //!   closed and the next line starts a new file with its own header.
@@ -530,6 +538,20 @@ pub struct Trace {
     pub link: Option<Link>,
     pub device: Option<String>,
     pub lines: Vec<TraceLine>,
+    /// The line numbers and times of the `# <time> port <port> opened` notes: each
+    /// (re)open of the device's port (ZVT replay starts a new TCP connection at each).
+    pub opens: Vec<(usize, DateTime<Utc>)>,
+}
+
+/// The time of a `<time> port <port> opened` note (the comment after `#`).
+fn open_note(comment: &str) -> Option<DateTime<Utc>> {
+    let words: Vec<&str> = comment.split_whitespace().collect();
+    if words.len() < 4 || words[1] != "port" || words.last() != Some(&"opened") {
+        return None;
+    }
+    DateTime::parse_from_rfc3339(words[0])
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Parse a trace's text; errors name the line.
@@ -539,6 +561,7 @@ pub fn parse(text: &str) -> Result<Trace, String> {
         link: None,
         device: None,
         lines: Vec::new(),
+        opens: Vec::new(),
     };
     for (i, raw) in text.lines().enumerate() {
         let number = i + 1;
@@ -555,6 +578,8 @@ pub fn parse(text: &str) -> Result<Trace, String> {
                         _ => {}
                     }
                 }
+            } else if let Some(time) = open_note(comment) {
+                trace.opens.push((number, time));
             }
             continue;
         }

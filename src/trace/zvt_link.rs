@@ -1,157 +1,11 @@
 //! ZVT in wire traces: the serial link layer cut into items (frames, ACK, NAK, stray
-//! bytes) and the one masking every ZVT trace line goes through, so the recorder and
-//! `fiscald replay` see the same bytes for the same input.
+//! bytes) by the protocol crate's passive [`LinkSplitter`], and the one masking every ZVT
+//! trace line goes through, so the recorder and `fiscald replay` see the same bytes for
+//! the same input.
 
 use zvt::Apdu;
 
-const DLE: u8 = 0x10;
-const STX: u8 = 0x02;
-const ETX: u8 = 0x03;
-/// The link's positive acknowledgement byte.
-pub const ACK: u8 = 0x06;
-/// The link's negative acknowledgement byte.
-pub const NAK: u8 = 0x15;
-
-/// One thing on a ZVT serial line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LinkItem {
-    /// `06`.
-    Ack,
-    /// `15`.
-    Nak,
-    /// `DLE STX … DLE ETX CRC`: the un-stuffed APDU and whether its CRC was right.
-    Frame { apdu: Vec<u8>, crc_ok: bool },
-    /// Bytes between frames that are neither ACK nor NAK.
-    Other(Vec<u8>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Idle,
-    Dle,
-    Data,
-    DataDle,
-    CrcLo,
-    CrcHi(u8),
-}
-
-/// Cuts one direction of a serial line into [`LinkItem`]s, whatever the chunking.
-#[derive(Debug)]
-pub struct LinkSplitter {
-    state: State,
-    apdu: Vec<u8>,
-    other: Vec<u8>,
-}
-
-impl Default for LinkSplitter {
-    fn default() -> Self {
-        LinkSplitter {
-            state: State::Idle,
-            apdu: Vec::new(),
-            other: Vec::new(),
-        }
-    }
-}
-
-impl LinkSplitter {
-    /// Feed bytes; returns the items they completed. Stray bytes are returned once the
-    /// chunk ends outside a frame.
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<LinkItem> {
-        let mut items = Vec::new();
-        for &b in bytes {
-            self.state = match self.state {
-                State::Idle => match b {
-                    ACK | NAK => {
-                        self.flush_other(&mut items);
-                        items.push(if b == ACK {
-                            LinkItem::Ack
-                        } else {
-                            LinkItem::Nak
-                        });
-                        State::Idle
-                    }
-                    DLE => State::Dle,
-                    _ => {
-                        self.other.push(b);
-                        State::Idle
-                    }
-                },
-                State::Dle => match b {
-                    STX => {
-                        self.flush_other(&mut items);
-                        self.apdu.clear();
-                        State::Data
-                    }
-                    _ => {
-                        self.other.extend([DLE, b]);
-                        State::Idle
-                    }
-                },
-                State::Data => match b {
-                    DLE => State::DataDle,
-                    _ => {
-                        self.apdu.push(b);
-                        State::Data
-                    }
-                },
-                State::DataDle => match b {
-                    DLE => {
-                        self.apdu.push(DLE);
-                        State::Data
-                    }
-                    ETX => State::CrcLo,
-                    STX => {
-                        // A new frame starts: what came before was a broken one.
-                        let broken = std::mem::take(&mut self.apdu);
-                        items.push(LinkItem::Other(stuffed_start(&broken)));
-                        State::Data
-                    }
-                    _ => {
-                        self.apdu.extend([DLE, b]);
-                        State::Data
-                    }
-                },
-                State::CrcLo => State::CrcHi(b),
-                State::CrcHi(lo) => {
-                    let crc = u16::from_le_bytes([lo, b]);
-                    let apdu = std::mem::take(&mut self.apdu);
-                    let crc_ok = zvt::crc::frame_checksum(&apdu) == crc;
-                    items.push(LinkItem::Frame { apdu, crc_ok });
-                    State::Idle
-                }
-            };
-        }
-        if self.state == State::Idle {
-            self.flush_other(&mut items);
-        }
-        items
-    }
-
-    /// Bytes of an unfinished frame or stray sequence held back.
-    pub fn pending(&self) -> usize {
-        match self.state {
-            State::Idle => self.other.len(),
-            _ => self.apdu.len() + 2,
-        }
-    }
-
-    fn flush_other(&mut self, items: &mut Vec<LinkItem>) {
-        if !self.other.is_empty() {
-            items.push(LinkItem::Other(std::mem::take(&mut self.other)));
-        }
-    }
-}
-
-fn stuffed_start(apdu: &[u8]) -> Vec<u8> {
-    let mut v = vec![DLE, STX];
-    for &b in apdu {
-        v.push(b);
-        if b == DLE {
-            v.push(DLE);
-        }
-    }
-    v
-}
+pub use zvt::link::{ACK, LinkItem, LinkSplitter, NAK};
 
 /// An APDU as every ZVT trace writes it: [`zvt::message::masked_apdu`] (card fields, the
 /// password and card numbers in text masked, lengths kept), then a second net over the
@@ -184,28 +38,44 @@ fn mask_text_bytes(bytes: &mut [u8]) {
 
 /// The wire bytes of an item as a trace writes them: a frame's APDU masked and framed
 /// again (DLE stuffing redone, the CRC recomputed; a frame that arrived with a bad CRC is
-/// written with a bad one), a frame that is not an APDU hidden byte for byte, stray bytes
-/// with card numbers in text masked.
+/// written with a bad one), a frame that is not an APDU hidden byte for byte, a frame that
+/// never ended hidden but for its `DLE STX` and DLE bytes, stray bytes with card numbers in
+/// text masked.
 pub fn masked_item_bytes(item: &LinkItem) -> Vec<u8> {
+    masked_item(item).to_wire()
+}
+
+/// An item as a trace writes it (see [`masked_item_bytes`]).
+pub fn masked_item(item: &LinkItem) -> LinkItem {
     match item {
-        LinkItem::Ack => vec![ACK],
-        LinkItem::Nak => vec![NAK],
-        LinkItem::Frame { apdu, crc_ok } => {
-            let masked = match Apdu::decode(apdu) {
+        LinkItem::Frame { apdu, crc_ok } => LinkItem::Frame {
+            apdu: match Apdu::decode(apdu) {
                 Ok(a) => masked_apdu(&a).encode(),
                 Err(_) => vec![zvt::message::MASK_BCD; apdu.len()],
-            };
-            let mut wire = zvt::link::encode_frame(&masked);
-            if !crc_ok && let Some(last) = wire.last_mut() {
-                *last ^= 0xFF;
-            }
-            wire
-        }
+            },
+            crc_ok: *crc_ok,
+        },
+        // A frame that never ended may hold card data that no field reading reaches: every
+        // byte after its `DLE STX` is hidden but the DLEs, so it stays as broken as it was.
+        LinkItem::Broken(bytes) => LinkItem::Broken(
+            bytes
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| {
+                    if i < 2 || b == zvt::link::DLE {
+                        b
+                    } else {
+                        zvt::message::MASK_BCD
+                    }
+                })
+                .collect(),
+        ),
         LinkItem::Other(bytes) => {
             let mut b = bytes.clone();
             mask_text_bytes(&mut b);
-            b
+            LinkItem::Other(b)
         }
+        other => other.clone(),
     }
 }
 
@@ -225,6 +95,7 @@ pub fn describe_item(item: &LinkItem) -> String {
                 format!("frame with a bad CRC: {what}")
             }
         }
+        LinkItem::Broken(b) => format!("a frame that never ended ({} bytes, hidden)", b.len()),
         LinkItem::Other(b) => format!("{} stray bytes", b.len()),
     }
 }
@@ -232,34 +103,6 @@ pub fn describe_item(item: &LinkItem) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn frames_acks_and_stray_bytes_are_cut_whatever_the_chunks() {
-        // The ecrterm authorisation vector (a stuffed 10), then ACK, then junk.
-        let frame = hex::decode("100206010a04000000011010004909781003f2ff").unwrap();
-        let mut wire = frame.clone();
-        wire.extend([ACK, 0x41, 0x42]);
-        for cut in 0..wire.len() {
-            let mut s = LinkSplitter::default();
-            let mut items = s.push(&wire[..cut]);
-            items.extend(s.push(&wire[cut..]));
-            let mut merged: Vec<LinkItem> = Vec::new();
-            for it in items {
-                match (merged.last_mut(), it) {
-                    (Some(LinkItem::Other(a)), LinkItem::Other(b)) => a.extend(b),
-                    (_, it) => merged.push(it),
-                }
-            }
-            assert_eq!(merged.len(), 3, "cut at {cut}: {merged:?}");
-            let LinkItem::Frame { apdu, crc_ok } = &merged[0] else {
-                panic!("{merged:?}");
-            };
-            assert!(crc_ok);
-            assert_eq!(apdu[..3], [0x06, 0x01, 0x0A]);
-            assert_eq!(masked_item_bytes(&merged[0]), frame);
-            assert_eq!(merged[1], LinkItem::Ack);
-        }
-    }
 
     #[test]
     fn a_masked_frame_is_framed_again_and_still_decodes() {
@@ -282,5 +125,20 @@ mod tests {
         };
         assert_eq!(apdu[3..6], [0, 0, 0]);
         assert!(!hex::encode(&wire).contains("123456"));
+    }
+
+    #[test]
+    fn a_frame_that_never_ended_is_hidden_and_stays_broken() {
+        // A Status-Information with a card number, cut short by a new frame.
+        let mut wire = vec![0x10, 0x02, 0x04, 0x0F, 0x0A, 0x22, 0xF0, 0xF8];
+        wire.extend(hex::decode("5454545454545454").unwrap());
+        wire.extend(zvt::link::encode_frame(&[0x80, 0x00, 0x00]));
+        let items = LinkSplitter::default().push(&wire);
+        assert!(matches!(items[0], LinkItem::Broken(_)), "{items:?}");
+        let masked = masked_item_bytes(&items[0]);
+        assert_eq!(masked.len(), 16);
+        assert!(!hex::encode(&masked).contains("5454"), "{masked:02x?}");
+        assert_eq!(LinkSplitter::default().push(&masked), vec![]);
+        assert!(describe_item(&items[0]).contains("never ended"));
     }
 }

@@ -4,8 +4,9 @@
 //! Layers, bottom up:
 //! - [`crc`]: CRC-16/KERMIT of the serial transport.
 //! - [`link`]: the serial link layer (DLE STX … DLE ETX CRC, DLE stuffing, ACK/NAK, T1/T2,
-//!   repetition) as a state machine driven with explicit time; [`apdu::ApduDecoder`] frames
-//!   bare APDUs on TCP.
+//!   repetition) as a state machine driven with explicit time, and a passive reading of the
+//!   same framing ([`link::LinkSplitter`], for traces and replay) over one frame reader;
+//!   [`apdu::ApduDecoder`] frames bare APDUs on TCP.
 //! - [`apdu`]: `CLASS INSTR LEN data` with 1- and 3-byte lengths.
 //! - [`bmp`]: BMP fields, BCD and the TLV container; [`pan`] masks card numbers.
 //! - [`message`]: typed ECR commands and PT messages.

@@ -10,6 +10,14 @@
 //! [`SerialLink::handle_timeout`] at [`SerialLink::poll_timeout`], write what
 //! [`SerialLink::poll_transmit`] returns, and read [`SerialLink::poll_event`]. The same
 //! machine serves both the register and the terminal side.
+//!
+//! [`split::LinkSplitter`] reads the same framing passively (no answers, no timers), for
+//! wire traces and replay.
+
+pub mod split;
+
+use split::Read;
+pub use split::{LinkItem, LinkSplitter};
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -76,23 +84,6 @@ pub fn encode_frame(apdu: &[u8]) -> Vec<u8> {
 /// NAKed.
 pub const MAX_FRAME_APDU: usize = 5 + crate::apdu::MAX_DATA;
 
-/// Where the receiver is inside a frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rx {
-    /// Between frames.
-    Idle,
-    /// A DLE outside a frame; STX would start one.
-    Dle,
-    /// Inside the APDU.
-    Data,
-    /// A DLE inside the APDU: DLE (a data byte), ETX (end) or STX (a new frame) follows.
-    DataDle,
-    /// After DLE ETX: waiting for the CRC's low byte.
-    CrcLo,
-    /// Waiting for the CRC's high byte; holds the low one.
-    CrcHi(u8),
-}
-
 /// The link state machine.
 ///
 /// Receiving: a frame with a good CRC is answered with ACK and reported as
@@ -112,9 +103,8 @@ enum Rx {
 #[derive(Debug)]
 pub struct SerialLink {
     config: LinkConfig,
-    rx: Rx,
-    /// The un-stuffed APDU received so far.
-    rx_buf: Vec<u8>,
+    /// The frame reader (shared with the passive [`LinkSplitter`]).
+    rx: split::Reader,
     /// When the last byte of the current frame arrived.
     rx_last: Option<Instant>,
     /// The frame waiting for ACK/NAK, its repetitions so far and its deadline.
@@ -129,8 +119,7 @@ impl SerialLink {
     pub fn new(config: LinkConfig) -> Self {
         SerialLink {
             config,
-            rx: Rx::Idle,
-            rx_buf: Vec::new(),
+            rx: split::Reader::default(),
             rx_last: None,
             outgoing: None,
             repeats: 0,
@@ -199,7 +188,7 @@ impl SerialLink {
     }
 
     fn in_frame(&self) -> bool {
-        !matches!(self.rx, Rx::Idle | Rx::Dle)
+        self.rx.in_frame()
     }
 
     fn t1_deadline(&self) -> Option<Instant> {
@@ -223,71 +212,30 @@ impl SerialLink {
     }
 
     fn idle(&mut self) {
-        self.rx = Rx::Idle;
-        self.rx_buf.clear();
+        self.rx.reset();
         self.rx_last = None;
-    }
-
-    fn start_frame(&mut self, now: Instant) {
-        self.rx = Rx::Data;
-        self.rx_buf.clear();
-        self.rx_last = Some(now);
     }
 
     fn byte(&mut self, b: u8, now: Instant) {
         if self.in_frame() {
             self.rx_last = Some(now);
         }
-        match self.rx {
-            Rx::Idle => match b {
-                DLE => self.rx = Rx::Dle,
-                ACK | NAK => self.answer(b, now),
-                _ => {}
-            },
-            Rx::Dle => match b {
-                STX => self.start_frame(now),
-                DLE => {}
-                _ => {
-                    self.rx = Rx::Idle;
-                    self.byte(b, now);
-                }
-            },
-            Rx::Data => {
-                if b == DLE {
-                    self.rx = Rx::DataDle;
-                } else {
-                    self.push_data(b);
-                }
-            }
-            Rx::DataDle => match b {
-                DLE => {
-                    self.rx = Rx::Data;
-                    self.push_data(DLE);
-                }
-                ETX => self.rx = Rx::CrcLo,
-                // A new frame starts: the peer gave up on the old one.
-                STX => self.start_frame(now),
-                _ => self.reject(),
-            },
-            Rx::CrcLo => self.rx = Rx::CrcHi(b),
-            Rx::CrcHi(lo) => {
-                if u16::from_le_bytes([lo, b]) == crate::crc::frame_checksum(&self.rx_buf) {
+        let mut reads = Vec::new();
+        self.rx.byte(b, &mut |r| reads.push(r));
+        for r in reads {
+            match r {
+                Read::Ack => self.answer(ACK, now),
+                Read::Nak => self.answer(NAK, now),
+                Read::Stray(_) => {}
+                // A new frame starts (the peer gave up on one in progress, if any).
+                Read::Start { .. } => self.rx_last = Some(now),
+                Read::Frame { apdu, crc_ok: true } => {
                     self.transmit.push_back(vec![ACK]);
-                    let apdu = std::mem::take(&mut self.rx_buf);
                     self.events.push_back(LinkEvent::Received(apdu));
                     self.idle();
-                } else {
-                    self.reject();
                 }
+                Read::Frame { crc_ok: false, .. } | Read::Broken(_) => self.reject(),
             }
-        }
-    }
-
-    fn push_data(&mut self, b: u8) {
-        if self.rx_buf.len() >= MAX_FRAME_APDU {
-            self.reject();
-        } else {
-            self.rx_buf.push(b);
         }
     }
 

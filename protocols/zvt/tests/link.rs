@@ -593,3 +593,62 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// The passive splitter (traces, replay) and the active link read the same line the
+    /// same way: the frames the link accepts are the splitter's good frames, the link NAKs
+    /// every bad-CRC frame and no more than the bad-CRC and broken ones (a frame abandoned
+    /// for a new `DLE STX` is broken but not NAKed), and the splitter's items give back
+    /// every byte of the line (a bad CRC is given back as another bad one).
+    #[test]
+    fn the_splitter_reads_a_line_as_the_link_does(
+        input in prop::collection::vec(special_bytes(), 0..6),
+        frames in prop::collection::vec(special_bytes(), 0..3),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+    ) {
+        use zvt::link::{LinkItem, LinkSplitter};
+        let mut wire: Vec<u8> = Vec::new();
+        for (i, junk) in input.iter().enumerate() {
+            wire.extend(junk);
+            if let Some(f) = frames.get(i) {
+                wire.extend(encode_frame(f));
+            }
+        }
+        let now = t0();
+        let mut link = SerialLink::new(LinkConfig::default());
+        let mut splitter = LinkSplitter::default();
+        let mut items = Vec::new();
+        for c in chunks(&wire, &cuts) {
+            link.handle_input(&c, now);
+            items.extend(splitter.push(&c));
+        }
+        let (tx, ev) = drain(&mut link);
+        let good: Vec<LinkEvent> = items
+            .iter()
+            .filter_map(|i| match i {
+                LinkItem::Frame { apdu, crc_ok: true } => Some(LinkEvent::Received(apdu.clone())),
+                _ => None,
+            })
+            .collect();
+        let received: Vec<LinkEvent> = ev
+            .into_iter()
+            .filter(|e| matches!(e, LinkEvent::Received(_)))
+            .collect();
+        prop_assert_eq!(received, good);
+        let bad_crc = items
+            .iter()
+            .filter(|i| matches!(i, LinkItem::Frame { crc_ok: false, .. }))
+            .count();
+        let broken = items.iter().filter(|i| matches!(i, LinkItem::Broken(_))).count();
+        let naks = tx.iter().filter(|&&b| b == NAK).count();
+        prop_assert!(bad_crc <= naks && naks <= bad_crc + broken, "{} {} {}", bad_crc, naks, broken);
+        let mut back: Vec<u8> = items.iter().flat_map(LinkItem::to_wire).collect();
+        let held = splitter.pending();
+        back.extend(&wire[wire.len() - held..]);
+        if bad_crc == 0 {
+            prop_assert_eq!(back, wire);
+        } else {
+            prop_assert_eq!(back.len(), wire.len());
+        }
+    }
+}
