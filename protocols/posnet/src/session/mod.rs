@@ -1,5 +1,5 @@
-//! The POSNET session as a sans-IO state machine: one command at a time, with tokens,
-//! `rpt` recovery of a lost reply, frame-error resends and commands held for paper.
+//! The POSNET session as a sans-IO state machine: commands in flight up to a window, with
+//! tokens, `rpt` recovery of a lost reply, frame-error resends and commands held for paper.
 //!
 //! Drive it like quinn-proto (and `zvt::link`): call
 //! [`Session::start`] with a command, write every [`Session::poll_transmit`] to the line,
@@ -48,7 +48,9 @@
 
 mod types;
 
-pub use types::{CommandFailure, Retry, SessionConfig, SessionError, SessionEvent, SessionStats};
+pub use types::{
+    CommandFailure, Retry, SessionConfig, SessionError, SessionEvent, SessionStats, Window,
+};
 
 use crate::command::Command;
 use crate::frame::{Decoded, Frame, FrameDecoder};
@@ -97,9 +99,22 @@ struct InFlight {
     resends: u32,
     /// Frame errors to the current status query or `rpt` so far.
     query_errors: u32,
-    /// True once a `rpt` found the token unknown and the command went out again.
+    /// True once a `rpt` found the token unknown and the command went out again (or, for
+    /// a command probed after an earlier one was not taken, when it must not be).
     resent_unknown: bool,
+    /// Its frame's length on the wire.
+    bytes: usize,
     phase: Phase,
+}
+
+/// A command sent after the head, waiting for its turn.
+#[derive(Debug, Clone)]
+struct Behind {
+    command: InFlight,
+    /// Its reply, if it came before the command became the head.
+    reply: Option<Frame>,
+    /// An earlier command was not taken: ask for this one with `rpt` at once.
+    probe: bool,
 }
 
 impl InFlight {
@@ -111,13 +126,15 @@ impl InFlight {
     }
 }
 
-/// One POSNET session: at most one command in flight. See the [module docs](self).
+/// One POSNET session: commands in flight up to its window. See the [module docs](self).
 #[derive(Debug)]
 pub struct Session {
     config: SessionConfig,
     next_token: u16,
     decoder: FrameDecoder,
     current: Option<InFlight>,
+    /// Commands sent after the head, oldest first.
+    behind: VecDeque<Behind>,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<SessionEvent>,
     stats: SessionStats,
@@ -131,6 +148,8 @@ enum Role {
     Status,
     /// The answer to `rpt` (frame error).
     RepeatError,
+    /// The reply to the command at this place behind the head.
+    Later(usize),
     /// Not ours.
     Stray,
 }
@@ -145,6 +164,7 @@ impl Session {
             next_token: first_token % TOKENS,
             decoder: FrameDecoder::new(),
             current: None,
+            behind: VecDeque::new(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             stats: SessionStats::default(),
@@ -156,8 +176,9 @@ impl Session {
         self.config
     }
 
-    /// Start one command with its reply `timeout`. Errors: a command is still in
-    /// flight, or its text cannot be encoded (nothing is sent, no token is used).
+    /// Start one command with its reply `timeout`. Errors: the window is full (one command
+    /// in flight without pipelining), or its text cannot be encoded (nothing is sent, no
+    /// token is used).
     pub fn start(
         &mut self,
         command: &Command,
@@ -175,13 +196,15 @@ impl Session {
         timeout: Duration,
         now: Instant,
     ) -> Result<(), SessionError> {
-        if self.current.is_some() {
-            return Err(SessionError::Busy);
-        }
         frame.token = None;
         frame.payload()?;
+        // The token's `@NNNN` and its tab come on top of the frame without one.
+        let bytes = frame.encode_raw().len() + 6;
+        if !self.has_room(bytes) {
+            return Err(SessionError::Busy);
+        }
         let base = frame.mnemonic.trim_start_matches('!').to_string();
-        self.current = Some(InFlight {
+        let command = InFlight {
             frame,
             base,
             timeout,
@@ -189,10 +212,39 @@ impl Session {
             resends: 0,
             query_errors: 0,
             resent_unknown: false,
+            bytes,
             phase: Phase::Awaiting { deadline: now },
-        });
-        self.send_command(now);
+        };
+        if self.current.is_none() {
+            self.current = Some(command);
+            self.send_command(now);
+        } else {
+            let token = self.take_token();
+            let frame = command.frame.clone().with_token(token);
+            self.push_frame(&frame);
+            self.behind.push_back(Behind {
+                command: InFlight { token, ..command },
+                reply: None,
+                probe: false,
+            });
+        }
         Ok(())
+    }
+
+    /// Whether a command of `bytes` may be started now (the window has room for it).
+    pub fn has_room(&self, bytes: usize) -> bool {
+        let Some(head) = &self.current else {
+            return true;
+        };
+        let window = self.config.window;
+        let in_flight = 1 + self.behind.len();
+        let used: usize = head.bytes + self.behind.iter().map(|b| b.command.bytes).sum::<usize>();
+        in_flight < window.commands && used.saturating_add(bytes) <= window.bytes
+    }
+
+    /// How many commands are in flight.
+    pub fn in_flight(&self) -> usize {
+        usize::from(self.current.is_some()) + self.behind.len()
     }
 
     /// Bytes received from the line at `now`.
@@ -227,7 +279,7 @@ impl Session {
             Phase::Held { next_poll } if now >= next_poll => self.send_status(now, true),
             Phase::Released { deadline } if now >= deadline => self.send_repeat(now),
             Phase::Status { deadline, .. } | Phase::Repeat { deadline } if now >= deadline => {
-                self.complete(Err(CommandFailure::Silent(status_timeout)));
+                self.complete(Err(CommandFailure::Silent(status_timeout)), now);
             }
             _ => {}
         }
@@ -257,13 +309,18 @@ impl Session {
         self.events.pop_front()
     }
 
-    /// Stop waiting for the command in flight (the caller's paper-wait policy ran out
-    /// while it is held, or the daemon shuts down): it completes with
-    /// [`CommandFailure::Abandoned`]. The printer may still run a held command later; its
-    /// reply is then [`SessionEvent::Discarded`]. Does nothing while idle.
+    /// Stop waiting for the commands in flight (the caller's paper-wait policy ran out
+    /// while the head is held, or the daemon shuts down): each completes with
+    /// [`CommandFailure::Abandoned`], in order. The printer may still run held commands
+    /// later; their replies are then [`SessionEvent::Discarded`]. Does nothing while idle.
     pub fn abandon(&mut self, _now: Instant) {
-        if self.current.is_some() {
-            self.complete(Err(CommandFailure::Abandoned));
+        if self.current.take().is_some() {
+            self.events
+                .push_back(SessionEvent::Completed(Err(CommandFailure::Abandoned)));
+        }
+        for _ in self.behind.drain(..) {
+            self.events
+                .push_back(SessionEvent::Completed(Err(CommandFailure::Abandoned)));
         }
     }
 
@@ -274,7 +331,7 @@ impl Session {
 
     /// True when no command is in flight.
     pub fn is_idle(&self) -> bool {
-        self.current.is_none()
+        self.current.is_none() && self.behind.is_empty()
     }
 
     /// True while the command in flight is held by the printer (paper out, cover open).
@@ -353,9 +410,49 @@ impl Session {
         self.push_frame(&frame);
     }
 
-    fn complete(&mut self, result: Result<Frame, CommandFailure>) {
+    /// The head ended with `result`; the next command behind it becomes the head (and
+    /// completes at once if its reply is already here).
+    fn complete(&mut self, result: Result<Frame, CommandFailure>, now: Instant) {
+        let not_taken = matches!(result, Err(CommandFailure::NotTaken { .. }));
         self.current = None;
         self.events.push_back(SessionEvent::Completed(result));
+        if not_taken {
+            for b in &mut self.behind {
+                b.probe = true;
+            }
+        }
+        let Some(next) = self.behind.pop_front() else {
+            return;
+        };
+        let mut head = next.command;
+        head.phase = Phase::Awaiting {
+            deadline: now + head.timeout,
+        };
+        if next.probe {
+            // Never sent again: a later command was sent after it.
+            head.resent_unknown = true;
+        }
+        self.current = Some(head);
+        match next.reply {
+            Some(reply) => self.on_reply(reply, now),
+            None if next.probe => self.send_repeat(now),
+            None => {}
+        }
+    }
+
+    /// Whether a command the printer did not take may be sent again without landing
+    /// behind a later one.
+    fn may_resend(&self) -> bool {
+        self.behind.is_empty()
+    }
+
+    /// The head was not taken and commands were sent after it: it ends, never resent.
+    fn not_taken(&mut self, now: Instant) {
+        let mnemonic = self
+            .current
+            .as_ref()
+            .map_or_else(String::new, |c| c.frame.mnemonic.clone());
+        self.complete(Err(CommandFailure::NotTaken { mnemonic }), now);
     }
 
     fn retried(&mut self, retry: Retry) {
@@ -378,6 +475,15 @@ impl Session {
         };
         let repeating = matches!(cur.phase, Phase::Repeat { .. });
         let base = f.mnemonic.trim_start_matches('!');
+        if let Some(t) = f.token
+            && t != cur.token
+            && Some(t) != status_token
+            && let Some(i) = self.behind.iter().position(|b| {
+                b.command.token == t && (f.is_frame_error() || b.command.base == base)
+            })
+        {
+            return Role::Later(i);
+        }
         if f.is_frame_error() {
             return match f.token {
                 Some(t) if Some(t) == status_token => Role::Status,
@@ -407,6 +513,28 @@ impl Session {
             Role::Reply => self.on_reply(f, now),
             Role::Status => self.on_status(f, now),
             Role::RepeatError => self.on_repeat_error(f, now),
+            Role::Later(i) => self.on_later(i, f, now),
+        }
+    }
+
+    /// The reply to a command behind the head: kept for its turn. The printer answers
+    /// commands in order, after running each, so the head's own reply was lost: ask for it
+    /// now. (A frame error is answered on arrival, before earlier commands ran, so it says
+    /// nothing about the head.)
+    fn on_later(&mut self, i: usize, f: Frame, now: Instant) {
+        let executed = !f.is_frame_error();
+        if let Some(b) = self.behind.get_mut(i) {
+            if b.reply.is_some() {
+                self.events.push_back(SessionEvent::Discarded(f));
+                return;
+            }
+            b.reply = Some(f);
+        }
+        if let Some(cur) = &self.current
+            && executed
+            && matches!(cur.phase, Phase::Awaiting { .. } | Phase::Released { .. })
+        {
+            self.send_repeat(now);
         }
     }
 
@@ -414,7 +542,9 @@ impl Session {
     fn on_reply(&mut self, f: Frame, now: Instant) {
         let Some(cur) = &self.current else { return };
         if f.is_frame_error() {
-            if cur.resends < self.config.frame_error_resends {
+            if !self.may_resend() {
+                self.not_taken(now);
+            } else if cur.resends < self.config.frame_error_resends {
                 self.retried(Retry::FrameError);
                 if let Some(cur) = self.current.as_mut() {
                     cur.resends += 1;
@@ -422,10 +552,13 @@ impl Session {
                 self.send_command(now);
             } else {
                 let mnemonic = cur.frame.mnemonic.clone();
-                self.complete(Err(CommandFailure::FrameError {
-                    mnemonic,
-                    code: f.error_code.unwrap_or(0),
-                }));
+                self.complete(
+                    Err(CommandFailure::FrameError {
+                        mnemonic,
+                        code: f.error_code.unwrap_or(0),
+                    }),
+                    now,
+                );
             }
             return;
         }
@@ -446,7 +579,7 @@ impl Session {
             }),
             None => Ok(f),
         };
-        self.complete(result);
+        self.complete(result, now);
     }
 
     /// The answer to the status query.
@@ -462,17 +595,20 @@ impl Session {
                 cur.query_errors += 1;
                 self.send_status(now, held);
             } else {
-                self.complete(Err(CommandFailure::BadStatus(format!(
-                    "frame error {} to sprn",
-                    f.error_code.unwrap_or(0)
-                ))));
+                self.complete(
+                    Err(CommandFailure::BadStatus(format!(
+                        "frame error {} to sprn",
+                        f.error_code.unwrap_or(0)
+                    ))),
+                    now,
+                );
             }
             return;
         }
         let sprn = match Sprn::from_frame(&f) {
             Ok(s) => s,
             Err(e) => {
-                self.complete(Err(CommandFailure::BadStatus(e.to_string())));
+                self.complete(Err(CommandFailure::BadStatus(e.to_string())), now);
                 return;
             }
         };
@@ -501,7 +637,9 @@ impl Session {
         if f.error_code == Some(UNKNOWN_TOKEN) {
             cur.query_errors = 0;
             if cur.resent_unknown {
-                self.complete(Err(CommandFailure::NoReply));
+                self.complete(Err(CommandFailure::NoReply), now);
+            } else if !self.behind.is_empty() {
+                self.not_taken(now);
             } else {
                 cur.resent_unknown = true;
                 self.retried(Retry::Resend);
@@ -515,7 +653,7 @@ impl Session {
                 self.send_repeat(now);
             } else {
                 // The command may have run; only reconciliation can tell.
-                self.complete(Err(CommandFailure::NoReply));
+                self.complete(Err(CommandFailure::NoReply), now);
             }
         } else {
             // The stored answer to the command (it carries the command's token) was a

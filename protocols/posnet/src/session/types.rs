@@ -17,6 +17,9 @@ pub struct SessionConfig {
     /// The reply timeout of the queries the session sends itself (`sprn`, `rpt`); the
     /// daemon uses its `command_timeout` (5 s).
     pub status_timeout: Duration,
+    /// How many commands, and how many bytes of them, may be in flight at once (sent and
+    /// not yet answered). One command: no pipelining.
+    pub window: Window,
 }
 
 impl Default for SessionConfig {
@@ -25,8 +28,33 @@ impl Default for SessionConfig {
             held_poll: Duration::from_millis(500),
             frame_error_resends: 2,
             status_timeout: Duration::from_secs(5),
+            window: Window::SINGLE,
         }
     }
+}
+
+/// The bound on commands in flight: at most `commands` of them, and at most `bytes` of
+/// their frames together (a single command larger than `bytes` may still go alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub commands: usize,
+    pub bytes: usize,
+}
+
+impl Window {
+    /// One command at a time.
+    pub const SINGLE: Window = Window {
+        commands: 1,
+        bytes: usize::MAX,
+    };
+
+    /// The daemon's default when pipelining: well below the printer's limits (it keeps
+    /// about 32 answers or 1 KiB for `rpt`, and queues at most a few commands while it
+    /// holds one for paper), so every answer in flight can still be asked for again.
+    pub const PIPELINED: Window = Window {
+        commands: 8,
+        bytes: 512,
+    };
 }
 
 /// Why [`Session::start`] did not start the command.
@@ -85,6 +113,12 @@ pub enum CommandFailure {
     /// unknown.
     #[error("the status query failed: {0}")]
     BadStatus(String),
+    /// The printer did not take this command (a frame error, or `rpt` found its token
+    /// unknown) while later commands were already in flight: sending it again would put
+    /// it after them, so it is not resent. The later commands may have run; the caller
+    /// must treat the document as interrupted (cancel it and reconcile).
+    #[error("the printer did not take {mnemonic} while later commands were in flight")]
+    NotTaken { mnemonic: String },
     /// [`Session::abandon`] was called while the command was in flight (typically while
     /// held, when the caller's paper-wait policy ran out): the outcome is unknown, and a
     /// held command may still run when the paper is back.
