@@ -1,7 +1,9 @@
 //! `cargo bench --bench e2e`: end-to-end figures against the emulator (its own process,
-//! emulating the line speed). Prints:
-//! - a 20-line receipt's end-to-end time (API request to job done) divided by the pure
-//!   wire time of the bytes exchanged (bytes × 10 / baud), at 9600 and 115200 baud;
+//! emulating the line speed, each direction on its own). Prints:
+//! - a 20-line receipt's end-to-end time (API request to job done), side by side with the
+//!   raw npm driver `posnetjs` printing the same receipt on an identical emulated printer
+//!   (their ratio), and over the full-duplex limit of fiscald's own bytes
+//!   (max(bytes out, bytes in) × 10 / baud), at 9600 and 115200 baud;
 //! - the API's accept latency (202 for a receipt, journal fsync included), p50/p99, with
 //!   8 concurrent clients;
 //! - the daemon's idle resident memory.
@@ -22,9 +24,55 @@ fn receipt(lines: usize, tag: &str) -> Value {
 }
 
 fn link_bytes(d: &Daemon) -> u64 {
+    let (out, inn) = link_directions(d);
+    out + inn
+}
+
+/// The printer link's bytes out and in so far.
+fn link_directions(d: &Daemon) -> (u64, u64) {
     let (_, v) = d.get("/v1/devices");
     let link = &v["devices"][0]["link"];
-    link["bytes_in"].as_u64().unwrap_or(0) + link["bytes_out"].as_u64().unwrap_or(0)
+    (
+        link["bytes_out"].as_u64().unwrap_or(0),
+        link["bytes_in"].as_u64().unwrap_or(0),
+    )
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// `posnetjs` printing the 20-line receipt `runs` times on its own emulator at `baud`: the
+/// median milliseconds, or why it could not run.
+fn posnetjs_ms(baud: u32, runs: usize) -> Result<f64, String> {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/posnetjs");
+    if !here.join("node_modules/posnetjs").is_dir() {
+        return Err("posnetjs is not installed (cd tests/conformance/posnetjs && npm ci)".into());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let baud_s = baud.to_string();
+    let sim = Sim::start(dir.path(), &["--baud", &baud_s]);
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let out = std::process::Command::new("node")
+            .arg(here.join("bench.mjs"))
+            .arg(&sim.link)
+            .arg(&baud_s)
+            .arg("20")
+            .output()
+            .map_err(|e| format!("node: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "posnetjs failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        times.push(v["ms"].as_f64().unwrap_or(f64::NAN));
+    }
+    assert_eq!(sim.receipts().len(), runs, "posnetjs printed every receipt");
+    Ok(median(times))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -45,30 +93,57 @@ fn wire_ratio(baud: u32, runs: usize) {
     // Warm up: one receipt.
     let (_, j) = d.post("/v1/receipts?wait=60", &receipt(20, "warm"));
     assert_eq!(j["state"], "done", "{j}");
-    let mut ratios = Vec::new();
-    let mut last = (Duration::ZERO, Duration::ZERO, 0);
+    let (mut times, mut limits) = (Vec::new(), Vec::new());
+    let mut last = (0, 0);
     for run in 0..runs {
-        let before = link_bytes(&d);
+        let (out0, in0) = link_directions(&d);
         let t0 = Instant::now();
         let (status, j) = d.post("/v1/receipts?wait=60", &receipt(20, &run.to_string()));
         let elapsed = t0.elapsed();
         assert_eq!((status, j["state"].as_str()), (200, Some("done")), "{j}");
-        let bytes = link_bytes(&d) - before;
-        let wire = Duration::from_nanos(bytes * 10 * 1_000_000_000 / u64::from(baud));
-        ratios.push(elapsed.as_secs_f64() / wire.as_secs_f64());
-        last = (elapsed, wire, bytes);
+        let (out1, in1) = link_directions(&d);
+        let (out, inn) = (out1 - out0, in1 - in0);
+        times.push(elapsed.as_secs_f64() * 1e3);
+        limits.push((out.max(inn) * 10) as f64 * 1e3 / f64::from(baud));
+        last = (out, inn);
     }
-    ratios.sort_by(f64::total_cmp);
-    let median = ratios[ratios.len() / 2];
-    println!(
-        "20-line receipt at {baud:>6} baud: end-to-end {:>7.1} ms, wire {:>7.1} ms ({} bytes); ratio median {median:.3} (min {:.3}, max {:.3}, {runs} runs)",
-        last.0.as_secs_f64() * 1e3,
-        last.1.as_secs_f64() * 1e3,
-        last.2,
-        ratios[0],
-        ratios[ratios.len() - 1],
-    );
+    drop(d);
     drop(sim);
+    let (ms, limit) = (median(times), median(limits));
+    let js = posnetjs_ms(baud, runs);
+    let (js_text, ratio_text, meets_js) = match &js {
+        Ok(js) => (
+            format!("{js:.1} ms"),
+            format!("{:.3}", ms / js),
+            if baud <= 9600 {
+                ms / js <= 0.9
+            } else {
+                ms <= *js
+            },
+        ),
+        Err(why) => (format!("not run: {why}"), "-".into(), false),
+    };
+    println!(
+        "20-line receipt at {baud:>6} baud: fiscald {ms:.1} ms, posnetjs {js_text}, fiscald/posnetjs {ratio_text} (target {}); \
+         full-duplex limit of fiscald's bytes {limit:.1} ms ({} B out, {} B in), fiscald/limit {:.3}{}",
+        if baud <= 9600 { "≤ 0.90" } else { "≤ 1.00" },
+        last.0,
+        last.1,
+        ms / limit,
+        if baud <= 9600 {
+            " (target ≤ 1.15)"
+        } else {
+            ""
+        },
+    );
+    println!(
+        "  targets at {baud}: {}",
+        if meets_js && (baud > 9600 || ms / limit <= 1.15) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
 }
 
 fn device_bytes(d: &Daemon, kind: &str) -> u64 {

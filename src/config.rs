@@ -247,6 +247,26 @@ pub struct PrinterConfig {
     /// Record a wire trace of every byte into `traces/` next to the journal.
     #[serde(default)]
     pub record: bool,
+    /// Send a document's commands without waiting for each reply (up to the window below);
+    /// `false`: one command at a time.
+    #[serde(default = "default_true")]
+    pub pipeline: bool,
+    /// The pipelining window: at most this many commands in flight (1 to 16)...
+    #[serde(default = "default_pipeline_commands")]
+    pub pipeline_commands: usize,
+    /// ...and at most this many bytes of them (64 to 1024).
+    #[serde(default = "default_pipeline_bytes")]
+    pub pipeline_bytes: usize,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_pipeline_commands() -> usize {
+    posnet::session::Window::PIPELINED.commands
+}
+fn default_pipeline_bytes() -> usize {
+    posnet::session::Window::PIPELINED.bytes
 }
 
 fn default_baud() -> u32 {
@@ -275,6 +295,18 @@ impl PrinterConfig {
     pub fn report_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.report_timeout)
     }
+    /// The session's window: one command without pipelining.
+    pub fn window(&self) -> posnet::session::Window {
+        if self.pipeline {
+            posnet::session::Window {
+                commands: self.pipeline_commands,
+                bytes: self.pipeline_bytes,
+            }
+        } else {
+            posnet::session::Window::SINGLE
+        }
+    }
+
     pub fn status_poll(&self) -> Duration {
         Duration::from_secs_f64(self.status_poll)
     }
@@ -455,6 +487,26 @@ impl Config {
                 return Err(Invalid::at(
                     format!("{at}.sim_state"),
                     "sim_state only applies to port = \"sim\"",
+                ));
+            }
+            // The printer keeps about 32 answers or 1 KiB for `rpt`: every command in flight
+            // must still be there to be asked for again.
+            if !(1..=16).contains(&p.pipeline_commands) {
+                return Err(Invalid::at(
+                    format!("{at}.pipeline_commands"),
+                    format!(
+                        "pipeline_commands {} is out of range: expected 1..16",
+                        p.pipeline_commands
+                    ),
+                ));
+            }
+            if !(64..=1024).contains(&p.pipeline_bytes) {
+                return Err(Invalid::at(
+                    format!("{at}.pipeline_bytes"),
+                    format!(
+                        "pipeline_bytes {} is out of range: expected 64..1024",
+                        p.pipeline_bytes
+                    ),
                 ));
             }
         }

@@ -5,13 +5,19 @@
 //! tokens, lost replies, resends and held commands are its business. The task owns the
 //! queue, the journal steps, the verdict, the paper-wait policy, reconnecting and events.
 //!
-//! # The invariant every driver keeps
-//! While printing a document, the driver calls [`DocumentSteps::closing`] and waits for it to
-//! return `Ok` **before the first byte of the closing command** (the one that makes the
-//! document fiscal: a receipt's end, the daily report, the cash operation, the end of a
-//! printout) goes out, and sends nothing of the document after an `Err`. Everything before
-//! the closing command may be repeated safely after a crash (the open document is cancelled);
-//! the closing command may not, so the journal must know it may have been sent.
+//! # The invariants every driver keeps
+//! - **Before the document**, the driver finds out whether a document is open on the printer
+//!   (and cancels it: it is not this job's), reads the document counters, and reports them
+//!   with [`DocumentSteps::printing`]. The counters must be read before anything of the
+//!   document can have run; the report may come while the document's first commands are on
+//!   their way.
+//! - While printing, the driver calls [`DocumentSteps::closing`] (after `printing`) and waits
+//!   for it to return `Ok` **before the first byte of the closing command** (the one that
+//!   makes the document fiscal: a receipt's end, the daily report, the cash operation, the
+//!   end of a printout) goes out, and sends nothing of the document after an `Err`.
+//!   Everything before the closing command may be repeated safely after a crash (the open
+//!   document is cancelled); the closing command may not, so the journal must know it may
+//!   have been sent.
 
 use super::{DeviceError, DocumentCounters, ErrorCategory, LinkStats};
 use crate::config::PrinterConfig;
@@ -109,6 +115,13 @@ pub enum Abort {
 
 /// The task's side of one document: the driver reports its progress here.
 pub trait DocumentSteps: Send {
+    /// The counters before the document (no document open on the printer). The task
+    /// journals them; the closing command may not go out before this returned `Ok`.
+    fn printing(
+        &mut self,
+        before: DocumentCounters,
+    ) -> impl Future<Output = Result<(), Abort>> + Send;
+
     /// The closing command is next. The task journals that it may be sent; only after `Ok`
     /// may its first byte go out (the invariant in the module docs).
     fn closing(&mut self) -> impl Future<Output = Result<(), Abort>> + Send;
@@ -205,6 +218,8 @@ pub struct PrinterLink {
     pub command_timeout: Duration,
     /// How long the daily report may take.
     pub report_timeout: Duration,
+    /// How many commands (and bytes of them) may be in flight.
+    pub window: posnet::session::Window,
     /// Byte and frame counters the API shows.
     pub stats: Arc<Mutex<LinkStats>>,
     /// The task's side: mechanism changes and the paper-wait policy.
@@ -225,6 +240,7 @@ impl PrinterLink {
             baud: config.baud,
             command_timeout: config.command_timeout(),
             report_timeout: config.report_timeout(),
+            window: config.window(),
             stats,
             observer,
         }

@@ -45,17 +45,39 @@ enum Next {
     Retry(String),
 }
 
-/// The steps of one document: `closing` is journaled before the closing command.
+/// The steps of one document: the counters before it are journaled with `printing`, and
+/// `closing` before the closing command.
 struct Steps<'a> {
     journal: &'a Journal,
     shutdown: &'a tokio_util::sync::CancellationToken,
     job: JobId,
+    /// The counters before the document, once journaled.
+    before: Option<DocumentCounters>,
     /// Set once `closing` is committed: the closing command may have been sent.
     closing: bool,
 }
 
 impl DocumentSteps for Steps<'_> {
+    async fn printing(&mut self, before: DocumentCounters) -> Result<(), Abort> {
+        set_step(
+            self.journal,
+            self.shutdown,
+            self.job,
+            Step::Printing,
+            Some(before),
+        )
+        .await?;
+        self.before = Some(before);
+        Ok(())
+    }
+
     async fn closing(&mut self) -> Result<(), Abort> {
+        if self.before.is_none() {
+            // A driver that breaks the contract must not make a document fiscal unjournaled.
+            return Err(Abort::Journal(
+                "the driver asked to close a document before reporting its counters".into(),
+            ));
+        }
         set_step(self.journal, self.shutdown, self.job, Step::Closing, None).await?;
         self.closing = true;
         Ok(())
@@ -214,38 +236,23 @@ impl<D: FiscalPrinter> PrinterTask<D> {
         }
     }
 
-    /// A fresh attempt: record the counters, then print the document.
+    /// A fresh attempt: the driver prints the document, reporting the counters before it
+    /// and the closing step as it goes.
     async fn execute(
         &self,
         printer: &mut D,
         job: &Job,
         document: Document<'_>,
     ) -> Result<Next, PrinterError> {
-        if printer.document_open().await? {
-            tracing::warn!(
-                printer = self.id(),
-                "a document was left open on the printer; cancelling it"
-            );
-            printer.cancel_document().await?;
-        }
-        let before = printer.counters().await?;
-        set_step(
-            &self.journal,
-            &self.shutdown,
-            job.id,
-            Step::Printing,
-            Some(before),
-        )
-        .await
-        .map_err(PrinterError::Aborted)?;
         let mut steps = Steps {
             journal: &self.journal,
             shutdown: &self.shutdown,
             job: job.id,
+            before: None,
             closing: false,
         };
         let printed = printer.print(document, &mut steps).await;
-        let closing = steps.closing;
+        let (before, closing) = (steps.before, steps.closing);
         match printed {
             Ok(()) => {}
             Err(PrinterError::Refused(e)) => {
@@ -296,6 +303,11 @@ impl<D: FiscalPrinter> PrinterTask<D> {
             }
             Err(e) => return Err(e),
         }
+        let Some(before) = before else {
+            return Err(PrinterError::Protocol(
+                "the driver printed a document without reporting the counters before it".into(),
+            ));
+        };
         self.reconcile_after(printer, job, document, before, Step::Closed)
             .await
     }

@@ -9,8 +9,9 @@
 //!   as exchanges (a request and the device's bytes up to the next one). The daemon starts
 //!   its `@NNNN` tokens at a time-seeded value, so requests are compared as decoded frames
 //!   without the token (and so without the CRC), and each recorded reply frame that
-//!   carries a token gets the token of the request just received, with its CRC
-//!   recomputed. Everything else must match exactly.
+//!   carries a token gets the token the daemon gave the request that carried it in the
+//!   recording (a pipelining daemon has several requests out before their replies), with
+//!   its CRC recomputed. Everything else must match exactly.
 //! - **ZVT** ([`zvt`]): the terminal, on a PTY at `--link` for a `link=serial` trace, on a
 //!   TCP listener at `--listen IP:PORT` for a `link=tcp` trace. Every item the register
 //!   sends (on serial: frames and link ACK/NAK; on TCP: APDUs) is masked as the recorder

@@ -141,11 +141,25 @@ pub fn run(
     Ok(result)
 }
 
-fn send(pty: &Pty, replies: &[Reply], token: Option<u16>, realtime: bool) {
+/// Send recorded `replies`. Each tokened reply gets the token the client gave the request
+/// that carried its recorded token (a pipelining client has several requests out before
+/// their replies), else `latest`, the token of the request just received.
+fn send(
+    pty: &Pty,
+    replies: &[Reply],
+    tokens: &std::collections::HashMap<u16, u16>,
+    latest: Option<u16>,
+    realtime: bool,
+) {
     for r in replies {
         if realtime {
             std::thread::sleep(r.delay);
         }
+        let recorded = match &r.item {
+            Decoded::Frame(f) => f.token,
+            _ => None,
+        };
+        let token = recorded.and_then(|t| tokens.get(&t).copied()).or(latest);
         crate::sim::line::write_all(&pty.master, &reply_bytes(&r.item, token));
     }
 }
@@ -162,6 +176,8 @@ fn play(
     let mut next = 0;
     let mut last_activity = Instant::now();
     let mut preamble_sent = script.preamble.is_empty();
+    // Recorded request tokens to the client's.
+    let mut tokens = std::collections::HashMap::new();
     let linger = Duration::from_millis(args.linger_ms);
     let timeout = Duration::from_secs(args.timeout);
     loop {
@@ -184,7 +200,7 @@ fn play(
         }
         while let Some(item) = decoder.next_item() {
             if !preamble_sent {
-                send(pty, &script.preamble, None, args.realtime);
+                send(pty, &script.preamble, &tokens, None, args.realtime);
                 preamble_sent = true;
             }
             let (raw, frame) = match &item {
@@ -209,7 +225,10 @@ fn play(
                 )));
             };
             tracing::debug!(request = next + 1, mnemonic = %f.mnemonic, "request matches");
-            send(pty, &ex.replies, f.token, args.realtime);
+            if let (Some(recorded), Some(actual)) = (ex.request.token, f.token) {
+                tokens.insert(recorded, actual);
+            }
+            send(pty, &ex.replies, &tokens, f.token, args.realtime);
             next += 1;
             last_activity = Instant::now();
         }

@@ -11,7 +11,7 @@
 
 use super::control::ControlSocket;
 pub use super::control::send_control;
-use super::line::{sleep_until, write_all};
+use super::line::write_all;
 use super::pty::Pty;
 use super::pump::Pump;
 use posnet::model::{FiscalMemory, Printer};
@@ -114,10 +114,6 @@ impl Emulator {
         Ok(())
     }
 
-    fn wire_time(&self, bytes: usize) -> Duration {
-        super::line::wire_time(self.opts.baud, bytes)
-    }
-
     fn main_loop(&mut self, control: &ControlSocket, stop: &AtomicBool) -> anyhow::Result<()> {
         while !stop.load(Ordering::Relaxed) {
             let pty = Pty::create(&self.opts.link)?;
@@ -140,6 +136,15 @@ impl Emulator {
     }
 
     /// Serve one power-on period. Returns `Some(off_time)` for a power cycle, `None` on stop.
+    ///
+    /// The line is full duplex, each direction paced on its own at `--baud`: a frame is
+    /// received once its last byte has crossed the emulated line; the printer runs the
+    /// commands it received in order (an immediate `!` query at once), each after the one
+    /// before (plus the `delay` fault), while the next ones are still arriving; each reply
+    /// waits for the transmit line to be free and reaches the client when its last byte
+    /// would have. Received commands not yet run are the input buffer: one that does not
+    /// fit in [`INPUT_BUFFER`] bytes is refused with frame error 11 (receive buffer
+    /// overrun), as a printer refuses a host that sends too far ahead.
     fn serve(
         &mut self,
         pty: &Pty,
@@ -148,44 +153,54 @@ impl Emulator {
     ) -> anyhow::Result<Option<Duration>> {
         let mut decoder = FrameDecoder::new();
         let mut pump = Pump::new();
-        let mut first_byte_at: Option<Instant> = None;
+        let mut line = Duplex::default();
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Ok(None);
             }
-            pump.input(pty, Duration::from_millis(10), |bytes| {
-                if decoder.pending() == 0 {
-                    first_byte_at = Some(Instant::now());
-                }
-                decoder.push(bytes);
+            let now = Instant::now();
+            let wait = line.next_event().map_or(Duration::from_millis(10), |t| {
+                t.saturating_duration_since(now)
+                    .min(Duration::from_millis(10))
             });
-            while let Some(item) = decoder.next_item() {
-                let started = first_byte_at.unwrap_or_else(Instant::now);
-                first_byte_at = (decoder.pending() > 0).then(Instant::now);
+            pump.input(pty, wait, |bytes| {
+                let arrived = Instant::now();
+                decoder.push(bytes);
+                while let Some(item) = decoder.next_item() {
+                    line.receive(item, arrived, self.opts.baud);
+                }
+            });
+            let now = Instant::now();
+            while let Some((item, bytes)) = line.next_command(now, self.faults.delay) {
                 match item {
                     Decoded::Frame(frame) => {
-                        let len = frame.encode_raw().len();
-                        sleep_until(started + self.wire_time(len));
+                        let immediate = frame.mnemonic.starts_with('!');
                         let outcome = self.printer.handle(&frame, self.now());
                         if outcome.fiscal_event {
                             self.persist()?;
                         }
                         if let Some(reply) = outcome.reply {
-                            self.reply(pty, &reply);
+                            self.reply(&mut line, &reply, now, immediate);
                         }
                     }
-                    Decoded::Invalid { raw, error } => {
+                    Decoded::Invalid { error, .. } => {
                         tracing::debug!(%error, "invalid frame received");
-                        sleep_until(started + self.wire_time(raw.len()));
                         let code = match error {
                             posnet::DecodeError::BadCrc { .. } => 5,
                             posnet::DecodeError::TooLong { .. } => 11,
                             _ => 15,
                         };
-                        self.reply(pty, &Frame::error_reply("ERR", code));
+                        self.reply(&mut line, &Frame::error_reply("ERR", code), now, true);
                     }
                     Decoded::Garbage(_) => {}
                 }
+                line.ran(bytes);
+            }
+            for overrun in line.take_overruns() {
+                tracing::info!(mnemonic = %overrun.mnemonic, "input buffer full: frame error 11");
+                let mut err = Frame::error_reply("ERR", 11);
+                err.token = overrun.token;
+                self.reply(&mut line, &err, now, true);
             }
             if let Some(Control::PowerCycle(off)) = self.poll_control(control, true) {
                 return Ok(Some(off));
@@ -195,16 +210,17 @@ impl Emulator {
                     self.persist()?;
                 }
                 if let Some(reply) = outcome.reply {
-                    self.reply(pty, &reply);
+                    self.reply(&mut line, &reply, Instant::now(), true);
                 }
             }
+            line.transmit(pty, Instant::now());
         }
     }
 
-    fn reply(&mut self, pty: &Pty, reply: &Frame) {
-        if !self.faults.delay.is_zero() {
-            std::thread::sleep(self.faults.delay);
-        }
+    /// Queue `reply` (made at `at`) on the transmit line, with the line faults; `now`: it
+    /// does not wait for the command in progress (an immediate query, a frame error, a
+    /// held command that ran).
+    fn reply(&mut self, line: &mut Duplex, reply: &Frame, at: Instant, now: bool) {
         if self.faults.drop_replies > 0 {
             self.faults.drop_replies -= 1;
             tracing::info!(mnemonic = %reply.mnemonic, "fault: dropping this reply");
@@ -217,8 +233,7 @@ impl Emulator {
             }
         }
         bytes.extend_from_slice(&reply.encode_raw());
-        std::thread::sleep(self.wire_time(bytes.len()));
-        write_all(&pty.master, &bytes);
+        line.send(bytes, at, now, self.opts.baud);
         self.replies += 1;
     }
 
@@ -310,6 +325,124 @@ impl Emulator {
                 Ok(Control::Done(s.to_string()))
             }
             _ => Err(format!("unknown control command {cmd:?}")),
+        }
+    }
+}
+
+/// How many bytes of received commands the printer buffers before running them.
+///
+/// Not a measured figure: the specification names the overrun (frame error 11) and a full
+/// input queue (14) but no size. fiscald's pipelining window (512 bytes) stays well below.
+pub const INPUT_BUFFER: usize = 2048;
+
+/// The emulated serial line, each direction on its own clock.
+#[derive(Default)]
+struct Duplex {
+    /// When the receive direction is free again.
+    rx_free: Option<Instant>,
+    /// Received items (frames, invalid frames), each with the time its last byte arrived
+    /// and its size, not yet run.
+    received: std::collections::VecDeque<(Instant, Decoded, usize)>,
+    /// Bytes of `received` (the input buffer).
+    buffered: usize,
+    /// Frames refused for lack of buffer space, to answer with frame error 11.
+    overruns: Vec<Frame>,
+    /// When the printer is free to run the next command.
+    busy_until: Option<Instant>,
+    /// When the transmit direction is free again.
+    tx_free: Option<Instant>,
+    /// Replies with the time their last byte reaches the client.
+    outgoing: std::collections::VecDeque<(Instant, Vec<u8>)>,
+}
+
+impl Duplex {
+    /// An item decoded from bytes that reached the PTY at `arrived`.
+    fn receive(&mut self, item: Decoded, arrived: Instant, baud: Option<u32>) {
+        let len = match &item {
+            Decoded::Frame(f) => f.encode_raw().len(),
+            Decoded::Invalid { raw, .. } => raw.len(),
+            Decoded::Garbage(g) => g.len(),
+        };
+        let start = self.rx_free.map_or(arrived, |t| t.max(arrived));
+        let done = start + super::line::wire_time(baud, len);
+        self.rx_free = Some(done);
+        if let Decoded::Frame(f) = &item
+            && !f.mnemonic.starts_with('!')
+            && self.buffered + len > INPUT_BUFFER
+        {
+            self.overruns.push(f.clone());
+            return;
+        }
+        if matches!(item, Decoded::Garbage(_)) {
+            return;
+        }
+        self.buffered += len;
+        self.received.push_back((done, item, len));
+    }
+
+    /// The next command to run at `now`: an immediate (`!`) query as soon as it is
+    /// received, anything else in order once the printer is free. `delay` is the time each
+    /// command takes.
+    fn next_command(&mut self, now: Instant, delay: Duration) -> Option<(Decoded, usize)> {
+        let immediate = self.received.iter().position(|(done, item, _)| {
+            *done <= now && matches!(item, Decoded::Frame(f) if f.mnemonic.starts_with('!'))
+        });
+        let i = match immediate {
+            Some(i) => i,
+            None => {
+                let (done, _, _) = self.received.front()?;
+                let free = self.busy_until.map_or(*done, |b| b.max(*done));
+                if free > now {
+                    return None;
+                }
+                self.busy_until = Some(now + delay);
+                0
+            }
+        };
+        let (_, item, len) = self.received.remove(i)?;
+        Some((item, len))
+    }
+
+    /// A command of `bytes` left the input buffer.
+    fn ran(&mut self, bytes: usize) {
+        self.buffered = self.buffered.saturating_sub(bytes);
+    }
+
+    fn take_overruns(&mut self) -> Vec<Frame> {
+        std::mem::take(&mut self.overruns)
+    }
+
+    /// Queue reply bytes made at `at`: after the `delay` the command took, unless `now`.
+    fn send(&mut self, bytes: Vec<u8>, at: Instant, now: bool, baud: Option<u32>) {
+        let ready = match self.busy_until {
+            Some(b) if !now => b.max(at),
+            _ => at,
+        };
+        let start = self.tx_free.map_or(ready, |t| t.max(ready));
+        let done = start + super::line::wire_time(baud, bytes.len());
+        self.tx_free = Some(done);
+        self.outgoing.push_back((done, bytes));
+    }
+
+    /// Write every reply whose last byte has reached the client by `now`.
+    fn transmit(&mut self, pty: &Pty, now: Instant) {
+        while self.outgoing.front().is_some_and(|(t, _)| *t <= now) {
+            if let Some((_, bytes)) = self.outgoing.pop_front() {
+                write_all(&pty.master, &bytes);
+            }
+        }
+    }
+
+    /// When something is due next: a reply to write, a received command to run.
+    fn next_event(&self) -> Option<Instant> {
+        let reply = self.outgoing.front().map(|(t, _)| *t);
+        let command = self
+            .received
+            .front()
+            .map(|(done, _, _)| self.busy_until.map_or(*done, |b| b.max(*done)));
+        match (reply, command) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 }

@@ -110,31 +110,60 @@ impl Link {
         };
     }
 
-    /// Run `command` to its end. `on_event` sees what happens meanwhile (held, status,
-    /// retries) and may abandon a held command.
+    /// Run `command` to its end, with nothing else in flight. `on_event` sees what happens
+    /// meanwhile (held, status, retries) and may abandon a held command.
     pub async fn run(
         &mut self,
         command: &Command,
         timeout: Duration,
-        mut on_event: impl FnMut(&SessionEvent) -> Verdict,
+        on_event: impl FnMut(&SessionEvent) -> Verdict,
     ) -> Result<Frame, LinkError> {
+        if self.in_flight() > 0 || !self.start(command, timeout)? {
+            // The session still waits for an earlier command's reply: what the printer did
+            // is unknown, so the link is treated as lost (the task reopens and reconciles).
+            return Err(LinkError::Closed("a command is still in flight".into()));
+        }
+        self.next_completion(on_event)
+            .await?
+            .map_err(LinkError::Failed)
+    }
+
+    /// Send `command` if the session's window has room for it (`Ok(false)` when it is
+    /// full: wait for a completion first).
+    pub fn start(&mut self, command: &Command, timeout: Duration) -> Result<bool, LinkError> {
         let frame = command.to_frame();
-        tracing::debug!(target: "fiscald::wire", dir = "out", frame = %crate::trace::describe_frame(&frame), "frame");
-        self.session
+        match self
+            .session
             .0
-            .start_frame(frame, timeout, std::time::Instant::now())
-            .map_err(|e| match e {
-                // The session still waits for an earlier command's reply: what the printer did
-                // is unknown, so the link is treated as lost (the task reopens and reconciles).
-                posnet::SessionError::Busy => LinkError::Closed(e.to_string()),
-                e => LinkError::Text(e.to_string()),
-            })?;
+            .start_frame(frame.clone(), timeout, std::time::Instant::now())
+        {
+            Ok(()) => {
+                tracing::debug!(target: "fiscald::wire", dir = "out", frame = %crate::trace::describe_frame(&frame), "frame");
+                Ok(true)
+            }
+            Err(posnet::SessionError::Busy) => Ok(false),
+            Err(e) => Err(LinkError::Text(e.to_string())),
+        }
+    }
+
+    /// How many commands are in flight.
+    pub fn in_flight(&self) -> usize {
+        self.session.0.in_flight()
+    }
+
+    /// Turn the line until the oldest command in flight completes, and give its result.
+    /// `on_event` sees what happens meanwhile and may abandon what is held (every command
+    /// in flight then completes as abandoned). An error: the line itself failed.
+    pub async fn next_completion(
+        &mut self,
+        mut on_event: impl FnMut(&SessionEvent) -> Verdict,
+    ) -> Result<Result<Frame, CommandFailure>, LinkError> {
         loop {
             while let Some(event) = self.session.0.poll_event() {
                 match &event {
                     SessionEvent::Completed(done) => {
                         self.account();
-                        return done.clone().map_err(LinkError::Failed);
+                        return Ok(done.clone());
                     }
                     SessionEvent::Received(f) => {
                         tracing::debug!(target: "fiscald::wire", dir = "in", frame = %crate::trace::describe_frame(f), "frame");

@@ -6,18 +6,21 @@
 //! error codes onto the neutral [`DeviceError`].
 
 pub mod link;
+mod pipeline;
 mod receipt;
 
 use crate::device::printer::{
-    Abort, Activity, Document, DocumentSteps, FiscalPrinter, Hold, Mechanism, PrinterError,
-    PrinterIdentity, PrinterLink, VatRate, VatSlot,
+    Activity, Document, DocumentSteps, FiscalPrinter, Mechanism, PrinterError, PrinterIdentity,
+    PrinterLink, VatRate, VatSlot,
 };
 use crate::device::{DeviceError, DocumentCounters, ErrorCategory};
 use crate::document::{CopiedDocument, DocumentSupport, Method};
-use link::{Link, LinkError, Verdict};
+use chrono::Timelike;
+use link::{Link, LinkError};
+use pipeline::{Planned, Ran, Role};
 use posnet::error::DOCUMENT_NOT_FOUND;
-use posnet::reply::{Rtc, SLOT_LETTERS, Scnt, Scomm, Sdev, Sid, Sprn, VatTable};
-use posnet::session::{CommandFailure, Retry, SessionConfig, SessionEvent};
+use posnet::reply::{Rtc, SLOT_LETTERS, Scomm, Sdev, Sid, Sprn, VatTable};
+use posnet::session::{Retry, SessionConfig};
 use posnet::{Command, Frame};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -31,7 +34,15 @@ const PRINTOUT_FORM: u16 = 200;
 pub struct PosnetPrinter {
     link: Link,
     config: PrinterLink,
+    /// The counters read behind the last document's closing command, for the task's check.
+    after: Option<DocumentCounters>,
+    /// The printer's clock minus ours, and when it was read.
+    clock_offset: Option<(chrono::Duration, Instant)>,
 }
+
+/// How long the printer's clock offset is trusted for a document's time before it is read
+/// again (`rtcget`).
+const CLOCK_REREAD: Duration = Duration::from_secs(600);
 
 /// The neutral category of a POSNET error code.
 pub fn category(c: posnet::error::Category) -> ErrorCategory {
@@ -120,66 +131,16 @@ impl PosnetPrinter {
         &self.config.id
     }
 
-    /// One command through the session: it recovers lost replies (`rpt`), resends what
-    /// the printer never got or took damaged, and waits while the printer holds the command
-    /// for lack of paper (or an open cover) for as long as the task's policy says.
+    /// One command through the session, with nothing else in flight: it recovers lost
+    /// replies (`rpt`), resends what the printer never got or took damaged, and waits while
+    /// the printer holds the command for lack of paper (or an open cover) for as long as the
+    /// task's policy says.
     async fn cmd(&mut self, command: &Command, timeout: Duration) -> Result<Frame, PrinterError> {
-        let id = self.config.id.clone();
-        let observer = self.config.observer.clone();
-        let mut held_since: Option<Instant> = None;
-        let mut stopping = false;
-        let reply = self
-            .link
-            .run(command, timeout, |event| match event {
-                SessionEvent::Held(sprn) => {
-                    observer.mechanism(mechanism_of(*sprn));
-                    let since = *held_since.get_or_insert_with(Instant::now);
-                    match observer.hold(since) {
-                        Hold::Wait => Verdict::Continue,
-                        Hold::GiveUp => Verdict::Abandon,
-                        Hold::Stop => {
-                            stopping = true;
-                            Verdict::Abandon
-                        }
-                    }
-                }
-                SessionEvent::Status(sprn) => {
-                    observer.mechanism(mechanism_of(*sprn));
-                    Verdict::Continue
-                }
-                SessionEvent::Retried {
-                    mnemonic,
-                    token,
-                    retry,
-                } => {
-                    crate::metrics::retry(&id, retry_metric(*retry));
-                    tracing::info!(printer = %id, mnemonic, token, retry = retry.as_str(), "recovered from a fault on the line");
-                    Verdict::Continue
-                }
-                _ => Verdict::Continue,
-            })
-            .await;
-        match reply {
+        let mut watch = pipeline::Watch::new(self);
+        match self.link.run(command, timeout, |e| watch.on_event(e)).await {
             Ok(frame) => Ok(frame),
-            Err(LinkError::Failed(failure)) => Err(match failure {
-                CommandFailure::Refused { mnemonic, code } => {
-                    PrinterError::Refused(refusal(self.id(), &mnemonic, code, false))
-                }
-                CommandFailure::FrameError { mnemonic, code } => {
-                    PrinterError::Refused(refusal(self.id(), &mnemonic, code, true))
-                }
-                CommandFailure::Silent(d) => PrinterError::Link(format!(
-                    "the printer does not answer (no reply within {d:?})"
-                )),
-                CommandFailure::NoReply => PrinterError::NoReply,
-                CommandFailure::BadStatus(why) => {
-                    PrinterError::Protocol(format!("status query failed: {why}"))
-                }
-                CommandFailure::Abandoned if stopping => PrinterError::Aborted(Abort::Shutdown),
-                CommandFailure::Abandoned => PrinterError::PaperTimeout,
-            }),
-            Err(LinkError::Text(why)) => Err(PrinterError::Unsupported(why)),
-            Err(e) => Err(PrinterError::Link(e.to_string())),
+            Err(LinkError::Failed(failure)) => Err(watch.failure(failure)),
+            Err(e) => Err(pipeline::link_failure(e)),
         }
     }
 
@@ -188,45 +149,93 @@ impl PosnetPrinter {
         self.cmd(command, t).await
     }
 
+    /// The plan of a document: `scomm` and `scnt`, the `body`, the `closing` command (with
+    /// its `timeout`) and `scnt` behind it.
+    fn plan(&self, body: Vec<Command>, closing: Command, timeout: Duration) -> Vec<Planned> {
+        let t = self.config.command_timeout;
+        let planned = |command, role| Planned {
+            command,
+            timeout: t,
+            role,
+        };
+        let mut plan = vec![
+            planned(Command::SComm, Role::Open),
+            planned(Command::SCnt, Role::Before),
+        ];
+        plan.extend(body.into_iter().map(|c| {
+            let verified = pipeline::verified_by_closing(&c);
+            planned(c, Role::Body { verified })
+        }));
+        plan.push(Planned {
+            command: closing,
+            timeout,
+            role: Role::Closing,
+        });
+        plan.push(planned(Command::SCnt, Role::After));
+        plan
+    }
+
+    /// Print one document by its plan. A document found open before it (left by an earlier
+    /// connection, or opened by another program) is not ours: it is cancelled and the plan
+    /// starts again. The counters after it are kept for the task's check.
+    async fn document(
+        &mut self,
+        body: Vec<Command>,
+        closing: Command,
+        timeout: Duration,
+        steps: &mut impl DocumentSteps,
+    ) -> Result<(), PrinterError> {
+        self.after = None;
+        let plan = self.plan(body, closing, timeout);
+        for _ in 0..2 {
+            match self.run_plan(&plan, steps).await {
+                Ok(Ran::Done(after)) => {
+                    self.after = after;
+                    return Ok(());
+                }
+                Ok(Ran::FoundOpen) => {
+                    tracing::warn!(
+                        printer = self.id(),
+                        "a document was left open on the printer; cancelling it"
+                    );
+                }
+                // Opened after our `scomm` (a command held from an earlier connection, or
+                // another program): not ours. The closing command waits for `trinit`, so it
+                // was not sent.
+                Err(PrinterError::Refused(DeviceError {
+                    device_code: Some(RECEIPT_ALREADY_OPEN),
+                    ..
+                })) => {
+                    tracing::warn!(
+                        printer = self.id(),
+                        "a document was opened on the printer meanwhile; cancelling it"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+            self.query(&Command::PrnCancel).await?;
+        }
+        Err(PrinterError::Protocol(
+            "a document is still open on the printer after cancelling it twice".into(),
+        ))
+    }
+
     async fn receipt(
         &mut self,
         r: &crate::document::Receipt,
         steps: &mut impl DocumentSteps,
     ) -> Result<(), PrinterError> {
-        for c in receipt::setup(r) {
-            self.query(&c).await?;
-        }
-        self.open_document(&Command::TrInit { block_mode: false })
-            .await?;
-        for c in receipt::body(r) {
-            self.query(&c).await?;
-        }
-        steps.closing().await.map_err(PrinterError::Aborted)?;
-        self.query(&receipt::closing(r)).await?;
+        let body = receipt::setup(r)
+            .into_iter()
+            .chain(std::iter::once(Command::TrInit { block_mode: false }))
+            .chain(receipt::body(r))
+            .collect();
+        let t = self.config.command_timeout;
+        self.document(body, receipt::closing(r), t, steps).await?;
         if !r.footer.is_empty() {
             self.footer(&r.footer).await?;
         }
         Ok(())
-    }
-
-    /// Open a receipt or invoice with `init`. A document opened after our `scomm` (a command
-    /// held from an earlier connection, or another program) is not ours: it is cancelled.
-    async fn open_document(&mut self, init: &Command) -> Result<(), PrinterError> {
-        match self.query(init).await {
-            Err(PrinterError::Refused(DeviceError {
-                device_code: Some(RECEIPT_ALREADY_OPEN),
-                ..
-            })) => {
-                tracing::warn!(
-                    printer = self.id(),
-                    mnemonic = init.mnemonic(),
-                    "a document was already open; cancelling it"
-                );
-                self.query(&Command::PrnCancel).await?;
-                self.query(init).await.map(|_| ())
-            }
-            r => r.map(|_| ()),
-        }
     }
 
     async fn invoice(
@@ -234,15 +243,13 @@ impl PosnetPrinter {
         i: &crate::document::Invoice,
         steps: &mut impl DocumentSteps,
     ) -> Result<(), PrinterError> {
-        let mut opening = receipt::invoice_opening(i).into_iter();
-        if let Some(init) = opening.next() {
-            self.open_document(&init).await?;
-        }
-        for c in opening.chain(receipt::invoice_body(i)) {
-            self.query(&c).await?;
-        }
-        steps.closing().await.map_err(PrinterError::Aborted)?;
-        self.query(&receipt::invoice_closing(i)).await.map(|_| ())
+        let body = receipt::invoice_opening(i)
+            .into_iter()
+            .chain(receipt::invoice_body(i))
+            .collect();
+        let t = self.config.command_timeout;
+        self.document(body, receipt::invoice_closing(i), t, steps)
+            .await
     }
 
     /// A copy from protected memory; a document the printer no longer holds is refused with
@@ -256,13 +263,13 @@ impl PosnetPrinter {
             CopiedDocument::Receipt => posnet::CopyOf::Receipts,
             CopiedDocument::Invoice => posnet::CopyOf::Invoices,
         };
-        steps.closing().await.map_err(PrinterError::Aborted)?;
         let command = Command::EcPrnDoc {
             of,
             from: c.number,
             to: c.number,
         };
-        match self.query(&command).await {
+        let t = self.config.command_timeout;
+        match self.document(Vec::new(), command, t, steps).await {
             Err(PrinterError::Refused(e)) if e.device_code == Some(DOCUMENT_NOT_FOUND) => {
                 Err(PrinterError::Refused(DeviceError::new(
                     ErrorCategory::DocumentNotFound,
@@ -276,7 +283,7 @@ impl PosnetPrinter {
                     Some(DOCUMENT_NOT_FOUND),
                 )))
             }
-            r => r.map(|_| ()),
+            r => r,
         }
     }
 
@@ -322,11 +329,10 @@ impl PosnetPrinter {
         p: &crate::document::Printout,
         steps: &mut impl DocumentSteps,
     ) -> Result<(), PrinterError> {
-        self.query(&Command::FormStart {
+        let mut body = vec![Command::FormStart {
             form: PRINTOUT_FORM,
             header: None,
-        })
-        .await?;
+        }];
         for (i, text) in p.lines.iter().enumerate() {
             // The printer takes no empty line: a space prints as one.
             let text = if text.is_empty() {
@@ -335,19 +341,25 @@ impl PosnetPrinter {
                 text.clone()
             };
             let line = u16::try_from(i).unwrap_or(u16::MAX);
-            self.query(&Command::FormLine {
+            body.push(Command::FormLine {
                 form: PRINTOUT_FORM,
                 line,
                 text,
-            })
-            .await?;
+            });
         }
-        steps.closing().await.map_err(PrinterError::Aborted)?;
-        self.query(&Command::FormEnd {
+        let closing = Command::FormEnd {
             form: PRINTOUT_FORM,
-        })
-        .await?;
-        Ok(())
+        };
+        let t = self.config.command_timeout;
+        self.document(body, closing, t, steps).await
+    }
+
+    /// The printer's clock, read now.
+    async fn read_clock(&mut self) -> Result<chrono::NaiveDateTime, PrinterError> {
+        let f = self.query(&Command::RtcGet).await?;
+        let at = Rtc::from_frame(&f).map_err(bad_reply)?.datetime;
+        self.clock_offset = Some((at - chrono::Local::now().naive_local(), Instant::now()));
+        Ok(at)
     }
 }
 
@@ -390,11 +402,17 @@ impl FiscalPrinter for PosnetPrinter {
     async fn open(config: PrinterLink) -> Result<Self, PrinterError> {
         let session = SessionConfig {
             status_timeout: config.command_timeout,
+            window: config.window,
             ..SessionConfig::default()
         };
         let link = Link::open(&config.path, config.baud, config.stats.clone(), session)
             .map_err(|e| PrinterError::Link(e.to_string()))?;
-        Ok(PosnetPrinter { link, config })
+        Ok(PosnetPrinter {
+            link,
+            config,
+            after: None,
+            clock_offset: None,
+        })
     }
 
     async fn identify(&mut self) -> Result<PrinterIdentity, PrinterError> {
@@ -442,19 +460,23 @@ impl FiscalPrinter for PosnetPrinter {
     }
 
     async fn counters(&mut self) -> Result<DocumentCounters, PrinterError> {
+        // Read behind the last document's closing command, in the same stream.
+        if let Some(after) = self.after.take() {
+            return Ok(after);
+        }
         let f = self.query(&Command::SCnt).await?;
-        let c = Scnt::from_frame(&f).map_err(bad_reply)?;
-        Ok(DocumentCounters {
-            last_receipt: c.last_receipt,
-            daily_reports: c.daily_reports,
-            next_printout: c.next_printout,
-            invoices: c.invoices,
-        })
+        pipeline::counters_of(&f)
     }
 
     async fn clock(&mut self) -> Result<chrono::NaiveDateTime, PrinterError> {
-        let f = self.query(&Command::RtcGet).await?;
-        Ok(Rtc::from_frame(&f).map_err(bad_reply)?.datetime)
+        // The printer's clock from its offset to ours, read at most CLOCK_REREAD ago.
+        match self.clock_offset {
+            Some((offset, read)) if read.elapsed() < CLOCK_REREAD => {
+                let at = chrono::Local::now().naive_local() + offset;
+                Ok(at.with_nanosecond(0).unwrap_or(at))
+            }
+            _ => self.read_clock().await,
+        }
     }
 
     async fn print<S: DocumentSteps>(
@@ -462,34 +484,31 @@ impl FiscalPrinter for PosnetPrinter {
         document: Document<'_>,
         steps: &mut S,
     ) -> Result<(), PrinterError> {
+        let (t, report) = (self.config.command_timeout, self.config.report_timeout);
         match document {
             Document::Receipt(r) => self.receipt(r, steps).await,
             Document::DailyReport => {
-                let date = self.clock().await?.date();
-                steps.closing().await.map_err(PrinterError::Aborted)?;
-                let t = self.config.report_timeout;
-                self.cmd(&Command::DailyRep { date }, t).await.map(|_| ())
+                // The report is for the day of the printer's clock, read now.
+                let date = self.read_clock().await?.date();
+                self.document(Vec::new(), Command::DailyRep { date }, report, steps)
+                    .await
             }
             Document::Cash(c) => {
-                steps.closing().await.map_err(PrinterError::Aborted)?;
-                self.query(&Command::Cash {
+                let cash = Command::Cash {
                     amount: c.amount,
                     deposit: c.deposit,
-                })
-                .await
-                .map(|_| ())
+                };
+                self.document(Vec::new(), cash, t, steps).await
             }
             Document::Printout(p) => self.printout(p, steps).await,
             Document::Invoice(i) => self.invoice(i, steps).await,
             Document::PeriodicReport(r) => {
-                steps.closing().await.map_err(PrinterError::Aborted)?;
-                let t = self.config.report_timeout;
                 let command = Command::PeriodicRep {
                     from: r.from,
                     to: r.to,
                     summary: r.summary,
                 };
-                self.cmd(&command, t).await.map(|_| ())
+                self.document(Vec::new(), command, report, steps).await
             }
             Document::Copy(c) => self.copy(c, steps).await,
         }
