@@ -468,3 +468,65 @@ pub fn spawn(opts: Options, stop: Arc<AtomicBool>) -> anyhow::Result<std::thread
     }
     Ok(handle)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Duplex, INPUT_BUFFER};
+    use posnet::{Decoded, Frame};
+    use std::time::{Duration, Instant};
+
+    fn frame(n: usize) -> Decoded {
+        Decoded::Frame(
+            Frame::new("trline")
+                .with("na", "x".repeat(40))
+                .with_token(n as u16),
+        )
+    }
+
+    #[test]
+    fn each_direction_is_paced_on_its_own_and_commands_run_in_order() {
+        let mut line = Duplex::default();
+        let t0 = Instant::now();
+        // Three frames written at once at 9600 baud: each is received after the one before.
+        for n in 0..3 {
+            line.receive(frame(n), t0, Some(9600));
+        }
+        let len = Frame::new("trline")
+            .with("na", "x".repeat(40))
+            .with_token(0)
+            .encode_raw()
+            .len();
+        let one = super::super::line::wire_time(Some(9600), len);
+        assert!(
+            line.next_command(t0, Duration::ZERO).is_none(),
+            "nothing is received yet"
+        );
+        let (first, _) = line.next_command(t0 + one, Duration::ZERO).unwrap();
+        assert!(matches!(first, Decoded::Frame(f) if f.token == Some(0)));
+        assert!(line.next_command(t0 + one, Duration::ZERO).is_none());
+        // Its reply goes out while the second frame is still arriving (full duplex).
+        line.send(vec![0; len], t0 + one, false, Some(9600));
+        assert_eq!(line.next_event(), Some(t0 + one + one));
+        let (second, _) = line.next_command(t0 + one * 2, Duration::ZERO).unwrap();
+        assert!(matches!(second, Decoded::Frame(f) if f.token == Some(1)));
+    }
+
+    #[test]
+    fn a_host_that_sends_too_far_ahead_overruns_the_input_buffer() {
+        let mut line = Duplex::default();
+        let t0 = Instant::now();
+        let mut n = 0;
+        while line.buffered < INPUT_BUFFER - 100 {
+            line.receive(frame(n), t0, Some(9600));
+            n += 1;
+        }
+        assert!(line.take_overruns().is_empty());
+        for _ in 0..3 {
+            line.receive(frame(n), t0, Some(9600));
+            n += 1;
+        }
+        let over = line.take_overruns();
+        assert!(!over.is_empty(), "the buffer overflowed");
+        assert!(line.buffered <= INPUT_BUFFER);
+    }
+}
