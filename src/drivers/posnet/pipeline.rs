@@ -187,7 +187,9 @@ impl PosnetPrinter {
             while first_error.is_none() && !found_open && next < plan.len() {
                 let p = &plan[next];
                 if p.role == Role::Closing {
-                    if !printing || unverified > 0 {
+                    // Journaled once, and only when the command can go out at once: the
+                    // task reads `closing` as "the closing command may have been sent".
+                    if !printing || unverified > 0 || !self.link.has_room(&p.command) {
                         break;
                     }
                     if let Err(a) = steps.closing().await {
