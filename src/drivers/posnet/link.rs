@@ -149,7 +149,9 @@ impl Link {
     /// Whether the session's window has room for `command` now.
     pub fn has_room(&self, command: &Command) -> bool {
         // The frame plus its `@NNNN` token and tab, as the session counts it.
-        self.session.0.has_room(command.to_frame().encode_raw().len() + 6)
+        self.session
+            .0
+            .has_room(command.to_frame().encode_raw().len() + 6)
     }
 
     /// How many commands are in flight.
