@@ -10,8 +10,8 @@ mod pipeline;
 mod receipt;
 
 use crate::device::printer::{
-    Activity, Document, DocumentSteps, FiscalPrinter, Mechanism, PrinterError, PrinterIdentity,
-    PrinterLink, VatRate, VatSlot,
+    Abort, Activity, Document, DocumentSteps, FiscalPrinter, Mechanism, PrinterError,
+    PrinterIdentity, PrinterLink, VatRate, VatSlot,
 };
 use crate::device::{DeviceError, DocumentCounters, ErrorCategory};
 use crate::document::{CopiedDocument, DocumentSupport, Method};
@@ -210,6 +210,15 @@ impl PosnetPrinter {
                         printer = self.id(),
                         "a document was opened on the printer meanwhile; cancelling it"
                     );
+                }
+                // Stopped by the task before the closing command (a sale past its print
+                // deadline, a journal that cannot record the counters): nothing of the
+                // document may stay open on the printer.
+                Err(e @ PrinterError::Aborted(Abort::Cancelled | Abort::Journal(_))) => {
+                    if let Err(c) = self.query(&Command::PrnCancel).await {
+                        tracing::warn!(printer = self.id(), error = %c, "could not cancel the stopped document; it is cancelled before the next one");
+                    }
+                    return Err(e);
                 }
                 Err(e) => return Err(e),
             }
