@@ -519,13 +519,14 @@ fn paper_out_mid_receipt_holds_and_resumes() {
         }
     );
     assert_eq!(p.memory().transaction.as_ref().unwrap().lines.len(), 1);
-    // Status commands are answered; further printing commands queue.
+    // Immediate status queries are answered; further commands queue, a plain status query
+    // too (only `!sdev` and `!sprn` jump the queue).
     assert_eq!(
         reply(&mut p, Frame::new("!sprn"), day1()).get("pr"),
         Some("5")
     );
     assert_eq!(
-        reply(&mut p, Frame::new("sdev"), day1()).get("ds"),
+        reply(&mut p, Frame::new("!sdev"), day1()).get("ds"),
         Some("3")
     );
     let payment = frame("trpayment", &[("ty", "0"), ("wa", "500")]);
@@ -567,10 +568,12 @@ fn cover_open_holds_printing_commands_only() {
             .reply,
         None
     );
-    // Not printing, but queued behind the held command (order is kept).
+    // Not printing, but queued behind the held command (order is kept); so is a plain
+    // status query, while `!sdev` is answered at once.
     assert_eq!(p.handle(&frame("prncancel", &[]), day1()).reply, None);
+    assert_eq!(p.handle(&Frame::new("scnt"), day1()).reply, None);
     assert_eq!(
-        reply(&mut p, Frame::new("sdev"), day1()).get("qe"),
+        reply(&mut p, Frame::new("!sdev"), day1()).get("qe"),
         Some("N")
     );
     p.set_cover_open(false);
@@ -579,6 +582,9 @@ fn cover_open_holds_printing_commands_only() {
         p.resume(day1()).unwrap().reply,
         Some(Frame::new("prncancel"))
     );
+    let counters = p.resume(day1()).unwrap().reply.unwrap();
+    assert_eq!(counters.mnemonic, "scnt", "answered after the cash it queued behind");
+    assert_eq!(counters.get("hn"), Some("2"));
     assert_eq!(p.resume(day1()), None);
     assert_eq!(p.memory().cash_operations.len(), 1);
 }

@@ -89,6 +89,19 @@ impl Printer {
         }
         match kind(name) {
             None => self.answer(command, frame_error(1, name, None), false),
+            // A status query without `!` is queued like any command: behind commands the
+            // printer holds for paper, it is answered after they ran (only `!sdev` and
+            // `!sprn` jump the queue).
+            Some(Kind::Status) if !self.held.is_empty() => {
+                if self.held.len() >= MAX_HELD {
+                    return self.answer(command, frame_error(14, name, None), false);
+                }
+                self.held.push_back(command.clone());
+                Outcome {
+                    reply: None,
+                    fiscal_event: false,
+                }
+            }
             Some(Kind::Status) => self.run(command, now),
             Some(Kind::Repeat) => {
                 if command.token.is_some() && self.held.iter().any(|h| h.token == command.token) {
