@@ -298,11 +298,8 @@ impl Message {
             },
             b"D2" => Message::D2,
             b"D6" => Message::D6 {
-                lines: if r.get("lines").is_empty() {
-                    Vec::new()
-                } else {
-                    r.get("lines").split('\u{1f}').map(str::to_string).collect()
-                },
+                // An empty slip (no lines) is written as one empty line.
+                lines: r.get("lines").split('\u{1f}').map(str::to_string).collect(),
             },
             b"D3" => Message::D3,
             b"L1" => Message::L1 {
