@@ -20,6 +20,8 @@ pub mod frame;
 pub mod layout;
 pub mod link;
 pub mod message;
+#[cfg(feature = "model")]
+pub mod model;
 pub mod text;
 
 pub use frame::{Decoder, Frame, Item, Kind, Token};
