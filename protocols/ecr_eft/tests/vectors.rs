@@ -194,3 +194,29 @@ fn terminal_text_is_masked() {
         }
     );
 }
+
+/// Found by the `frames` fuzz target: a token that is not a card number as a whole but
+/// holds a Luhn-valid 13-digit window is masked like free text.
+#[test]
+fn card_token_windows_are_masked() {
+    let frame = Frame::new(
+        Token::new(1, 1),
+        *b"S2",
+        vec![b"000".to_vec(), b"5454455454545353".to_vec()],
+    );
+    let Message::S2(r) = Message::decode(&frame).unwrap() else {
+        panic!()
+    };
+    assert!(r.card_token.contains('*'), "{}", r.card_token);
+    assert_eq!(r.card_token.len(), 16);
+    // A genuine hex token is left alone.
+    let frame = Frame::new(
+        Token::new(1, 1),
+        *b"S2",
+        vec![b"000".to_vec(), b"9F3A00C0DE12AB".to_vec()],
+    );
+    let Message::S2(r) = Message::decode(&frame).unwrap() else {
+        panic!()
+    };
+    assert_eq!(r.card_token, "9F3A00C0DE12AB");
+}
