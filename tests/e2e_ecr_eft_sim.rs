@@ -156,6 +156,7 @@ impl Ecr {
         let mut got = Vec::new();
         while let Some(ev) = self.link.poll_event() {
             match ev {
+                LinkEvent::Received { repeat: true, .. } => {}
                 LinkEvent::Received { frame, .. } => got.push((
                     frame.token,
                     Message::decode(&frame).expect("a valid message"),

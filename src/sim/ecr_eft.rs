@@ -168,6 +168,9 @@ impl Core {
         }
         while let Some(ev) = self.link.poll_event() {
             match ev {
+                LinkEvent::Received { repeat: true, .. } => {
+                    tracing::debug!("the register repeated a frame (our ACK was lost)");
+                }
                 LinkEvent::Received { frame, .. } => {
                     self.received += 1;
                     match Message::decode(&frame) {

@@ -17,6 +17,8 @@
 //!   [`LinkConfig::ping_timeout`]; the T2 is consumed. After
 //!   [`LinkConfig::max_missed_pings`] unanswered pings it reports [`LinkEvent::PeerLost`].
 //!   Incoming T1 is reported like any frame (the user answers with T2).
+//! - A frame identical to the one received just before it, within the peer's repetition
+//!   window, is ACKed again and reported with `repeat` set (the peer did not get our ACK).
 //! - Bytes between frames other than ACK/NAK (a NUL after a frame, keep-alive control
 //!   characters, noise) are skipped. A partial frame whose bytes stop for
 //!   [`LinkConfig::byte_timeout`] is dropped.
@@ -138,8 +140,14 @@ pub enum FailReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkEvent {
     /// An intact frame (ACKed). `answers` is the type of our open request with the same
-    /// token, if any.
-    Received { frame: Frame, answers: Option<Kind> },
+    /// token, if any. `repeat`: the same frame as the one received just before it, within
+    /// the peer's repetition window (`ack_timeout × (max_retransmits + 1)`): most likely
+    /// the peer repeating it because our ACK was lost (an S2 received twice is one result).
+    Received {
+        frame: Frame,
+        answers: Option<Kind>,
+        repeat: bool,
+    },
     /// The peer ACKed our frame.
     Delivered { token: Token, kind: Kind },
     /// Our frame was not ACKed (see [`FailReason`]).
@@ -182,6 +190,8 @@ pub struct Link {
     last_activity: Option<Instant>,
     ping: Option<(Token, Instant)>,
     missed_pings: u8,
+    /// The last frame received and when (to recognise the peer's repetition).
+    last_received: Option<(Frame, Instant)>,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<LinkEvent>,
 }
@@ -200,6 +210,7 @@ impl Link {
             last_activity: None,
             ping: None,
             missed_pings: 0,
+            last_received: None,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -396,6 +407,19 @@ impl Link {
             } => {
                 self.transmit.push_back(vec![ACK]);
                 self.missed_pings = 0;
+                let window = self.config.ack_timeout * (u32::from(self.config.max_retransmits) + 1);
+                let repeat = self.last_received.as_ref().is_some_and(|(f, at)| {
+                    *f == frame && f.token.to_wire() == frame.token.to_wire() && now < *at + window
+                });
+                self.last_received = Some((frame.clone(), now));
+                if repeat {
+                    self.events.push_back(LinkEvent::Received {
+                        frame,
+                        answers: None,
+                        repeat,
+                    });
+                    return;
+                }
                 if let Some((t, _)) = self.ping
                     && t == frame.token
                     && frame.kind == *b"T2"
@@ -415,8 +439,11 @@ impl Link {
                         }
                         kind
                     });
-                self.events
-                    .push_back(LinkEvent::Received { frame, answers });
+                self.events.push_back(LinkEvent::Received {
+                    frame,
+                    answers,
+                    repeat,
+                });
             }
         }
     }

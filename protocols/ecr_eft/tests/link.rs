@@ -63,7 +63,7 @@ fn request_and_reply_pair_by_token() {
         }]
     );
     let ev = events(&mut eft);
-    let [LinkEvent::Received { frame, answers }] = ev.as_slice() else {
+    let [LinkEvent::Received { frame, answers, .. }] = ev.as_slice() else {
         panic!("{ev:?}")
     };
     assert_eq!(*answers, None);
@@ -85,7 +85,7 @@ fn request_and_reply_pair_by_token() {
     let got: Vec<_> = events(&mut ecr)
         .into_iter()
         .map(|e| match e {
-            LinkEvent::Received { frame, answers } => {
+            LinkEvent::Received { frame, answers, .. } => {
                 (Message::decode(&frame).unwrap().kind(), answers)
             }
             other => panic!("{other:?}"),
@@ -286,4 +286,39 @@ fn a_stalled_partial_frame_is_dropped() {
     assert!(events(&mut eft).is_empty());
     eft.handle_input(&frame, later);
     assert_eq!(events(&mut eft).len(), 1);
+}
+
+#[test]
+fn a_repeated_frame_is_flagged() {
+    let t0 = Instant::now();
+    let mut ecr = Link::new(LinkConfig::new(Role::Ecr));
+    let token = ecr.request(*b"S1", sale(100), t0).unwrap();
+    drain(&mut ecr);
+    ecr.handle_input(&[ACK], t0);
+    events(&mut ecr);
+    let s2 = Message::S2(TransactionResult::default())
+        .to_frame(token)
+        .unwrap()
+        .encode()
+        .unwrap();
+    ecr.handle_input(&s2, t0);
+    // Our ACK is lost; the terminal repeats the S2 after its ACK timeout.
+    ecr.handle_input(&s2, t0 + Duration::from_secs(3));
+    let flags: Vec<(Option<[u8; 2]>, bool)> = events(&mut ecr)
+        .into_iter()
+        .map(|e| match e {
+            LinkEvent::Received {
+                answers, repeat, ..
+            } => (answers, repeat),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(flags, vec![(Some(*b"S1"), false), (None, true)]);
+    assert_eq!(drain(&mut ecr), vec![vec![ACK], vec![ACK]]);
+    // Much later the same bytes are a new frame.
+    ecr.handle_input(&s2, t0 + Duration::from_secs(60));
+    assert!(matches!(
+        events(&mut ecr).as_slice(),
+        [LinkEvent::Received { repeat: false, .. }]
+    ));
 }
