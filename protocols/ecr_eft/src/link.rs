@@ -85,7 +85,8 @@ pub struct LinkConfig {
     pub max_retransmits: u8,
     /// Longest gap between two bytes of one frame (ours: 1 s; not in the sources).
     pub byte_timeout: Duration,
-    /// Idle time before a T1 ping; `None` sends no pings (frobd pings on inactivity).
+    /// Idle time before a T1 ping; `None` sends no pings (frobd pings on inactivity). Idle
+    /// time is counted from the last byte in either direction (none before the first).
     pub keepalive: Option<Duration>,
     /// Wait for T2 after our T1 (frobd: 10 s).
     pub ping_timeout: Duration,
