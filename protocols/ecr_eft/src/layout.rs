@@ -149,6 +149,13 @@ pub fn layout(kind: &Kind) -> Option<&'static Layout> {
     LAYOUTS.iter().find(|l| &l.kind == kind)
 }
 
+/// The largest number a digits field of `kind` may carry when encoding (`None` if the
+/// field is not a digits field of that layout).
+pub fn max_number(kind: &Kind, name: &str) -> Option<u64> {
+    let spec = layout(kind)?.fields.iter().find(|f| f.name == name)?;
+    (spec.ty == Digits).then(|| 10u64.saturating_pow(spec.max as u32).saturating_sub(1))
+}
+
 /// Why a message could not be decoded or encoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessageError {
@@ -317,6 +324,14 @@ fn kind_name(kind: &Kind) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_numbers_follow_the_widths() {
+        assert_eq!(max_number(b"S2", "amount"), Some(999_999_999_999));
+        assert_eq!(max_number(b"S2", "error"), Some(999));
+        assert_eq!(max_number(b"S2", "message"), None);
+        assert_eq!(max_number(b"XX", "amount"), None);
+    }
 
     #[test]
     fn layouts_are_unique_and_named() {

@@ -14,7 +14,8 @@
 //! `S2` echoing the `S1` token. A `D0` refusal skips the rest of the slip; no `D0` within
 //! [`PRINT_TIMEOUT`] does too. A transaction is stored when its `S2` is sent (52: when it
 //! would have been). An `S1` while a flow runs gets frobd's busy answer ([`ERROR_BUSY`]).
-//! `T1` is answered by `T2` at any time. A void (`S1` type void) marks the approved sale
+//! `T1` is answered by `T2` at any time. An amount of 0, one too large for S2's field or a
+//! currency other than PLN is refused (`S2` with [`ERROR_BAD_REQUEST`]). A void (`S1` type void) marks the approved sale
 //! with the same payment id `voided`. The error codes other than busy are this model's
 //! own: the specification's are unknown.
 
@@ -233,7 +234,15 @@ impl Terminal {
     // ---- flows ----
 
     fn start(&mut self, token: Token, t: Transaction, now: Instant) {
-        let error = if t.gross == 0 || t.currency != PLN {
+        // The result echoes the amounts: they must fit S2's fields.
+        let fits = |v: Option<u64>, field| {
+            v.is_none_or(|v| crate::layout::max_number(b"S2", field).is_some_and(|m| v <= m))
+        };
+        let error = if t.gross == 0
+            || t.currency != PLN
+            || !fits(Some(t.gross), "amount")
+            || !fits(t.cashback, "cashback")
+        {
             Some(ERROR_BAD_REQUEST)
         } else {
             None

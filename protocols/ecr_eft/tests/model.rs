@@ -210,3 +210,21 @@ fn busy_t1_and_void() {
         assert!(!tx[key].is_null(), "{key}");
     }
 }
+
+/// Found by the `link` fuzz target: a gross wider than S2's amount field (decoding is
+/// lenient on widths) must be refused, not echoed into an S2 that cannot be encoded.
+#[test]
+fn too_large_amounts_are_refused() {
+    let mut t = Terminal::new();
+    t.handle_message(
+        Token::new(1, 6),
+        s1(10_000_000_000_000, TransactionType::Sale, "P"),
+        Instant::now(),
+    );
+    let o = out(&mut t);
+    assert_eq!(kinds(&o), ["S2"]);
+    let r = result(&o).unwrap();
+    assert_eq!(r.error, ecr_eft::model::ERROR_BAD_REQUEST);
+    assert!(Message::S2(r).to_fields().is_ok());
+    assert!(t.memory().transactions.is_empty());
+}
