@@ -63,6 +63,9 @@ enum SimCmd {
     Posnet(PosnetSim),
     /// Emulate a ZVT card payment terminal (serial PTY or TCP).
     Zvt(ZvtSim),
+    /// Emulate a Polish ECR-EFT (FROB) card payment terminal (serial PTY or TCP).
+    #[command(name = "ecr-eft")]
+    EcrEft(ZvtSim),
     /// Send a control command (e.g. "paper out") to a running emulator.
     Control {
         /// The emulator's control socket (`<link>.ctl` by default).
@@ -210,6 +213,28 @@ fn main() -> ExitCode {
             };
             let what = "fiscald sim zvt";
             emulator_exit(what, fiscald::sim::zvt::run(opts, stop_on_signals(what)))
+        }
+        Cmd::Sim(SimCmd::EcrEft(o)) => {
+            use fiscald::sim::ecr_eft::{Endpoint, Options};
+            let endpoint = match (o.link, o.listen) {
+                (Some(link), None) => Endpoint::Serial(link),
+                (None, Some(addr)) => Endpoint::Tcp(addr),
+                _ => {
+                    eprintln!("fiscald sim ecr-eft: give exactly one of --link and --listen");
+                    return ExitCode::from(2);
+                }
+            };
+            let opts = Options {
+                endpoint,
+                state: o.state,
+                baud: o.baud,
+                control: o.control,
+            };
+            let what = "fiscald sim ecr-eft";
+            emulator_exit(
+                what,
+                fiscald::sim::ecr_eft::run(opts, stop_on_signals(what)),
+            )
         }
         Cmd::Sim(SimCmd::Control { socket, command }) => {
             match fiscald::sim::control::send_control(&socket, &command.join(" ")) {

@@ -1,6 +1,7 @@
 //! Device emulators reached over real pseudo-terminals or TCP (`fiscald sim ...`).
 
 pub mod control;
+pub mod ecr_eft;
 pub mod line;
 pub mod posnet;
 pub mod pty;
