@@ -120,6 +120,7 @@ async fn local_only(
         .headers()
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .unwrap_or("");
     let name = match host.rsplit_once(':') {
         Some((n, port)) if port.bytes().all(|b| b.is_ascii_digit()) => n,
