@@ -54,6 +54,7 @@ impl NoviState {
 
 /// What a stored request does once confirmed.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per request read; boxing buys nothing
 pub enum NoviWork {
     /// A fiscald job on `device`.
     Job(JobRequest),
