@@ -11,6 +11,8 @@
 //!
 //! The stored requests are `noviapi_requests` in the journal (`src/journal/noviapi.rs`).
 
+mod commands;
+mod hs256;
 mod mapping;
 mod requests;
 mod status;

@@ -53,6 +53,7 @@ pub(super) fn random_id() -> String {
 
 impl TokenIssuer {
     pub fn new() -> anyhow::Result<TokenIssuer> {
+        super::hs256::install();
         let mut key = [0u8; 32];
         getrandom::fill(&mut key)
             .map_err(|e| anyhow::anyhow!("no random source for the NoviAPI token key: {e}"))?;
@@ -134,7 +135,6 @@ impl TokenIssuer {
     fn claims(&self, token: &str) -> Option<Claims> {
         let mut v = Validation::new(Algorithm::HS256);
         v.validate_exp = false;
-        v.required_spec_claims = ["exp", "sub"].iter().map(|s| s.to_string()).collect();
         v.set_required_spec_claims(&["exp", "sub"]);
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
             .ok()
@@ -283,6 +283,24 @@ mod tests {
         assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(e.code, 2);
         assert!(t.lock().current.is_none(), "the current token is deleted");
+    }
+
+    #[test]
+    fn unsigned_and_other_algorithms_are_refused() {
+        use base64::Engine;
+        let t = TokenIssuer::new().unwrap();
+        let (good, _) = t.get("X").unwrap();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let claims = good.split('.').nth(1).unwrap();
+        for header in [r#"{"alg":"none"}"#, r#"{"alg":"HS384","typ":"JWT"}"#] {
+            let forged = format!("{}.{claims}.", b64.encode(header));
+            assert!(t.check(&forged).is_err(), "{header}");
+        }
+        let mut tampered: Vec<&str> = good.split('.').collect();
+        let other = b64.encode(br#"{"iss":"X","sub":"NoviApi","exp":99999999999,"jti":"x"}"#);
+        tampered[1] = &other;
+        assert!(t.check(&tampered.join(".")).is_err());
+        t.check(&good).unwrap();
     }
 
     #[test]
