@@ -451,3 +451,84 @@ fn the_facade_listens_on_loopback_only() {
         "{err}"
     );
 }
+
+/// Confirm `id` on `endpoint` and wait for it to end; the check's answer.
+fn confirm_and_wait(addr: SocketAddr, t: &str, endpoint: &str, id: &str) -> Value {
+    let (status, body) = call(addr, "PUT", &format!("/{endpoint}/{id}"), Some(t), None);
+    assert_eq!(status, 200, "{body}");
+    common::wait_until(Duration::from_secs(60), "the request to end", || {
+        let (_, body) = call(
+            addr,
+            "GET",
+            &format!("/{endpoint}/{id}?timeout=5000"),
+            Some(t),
+            None,
+        );
+        let s = body["request"]["status"].as_str()?.to_string();
+        (s != "QUEUED" && s != "PENDING").then_some(body)
+    })
+}
+
+#[test]
+fn an_invoice_and_a_card_payment_on_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(dir.path(), &[]);
+    let terminal = common::ZvtSim::start(dir.path(), false);
+    let port = free_tcp_port();
+    let config = format!(
+        "{}{}\n[noviapi]\nlisten = \"127.0.0.1:{port}\"\nterminal = \"t1\"\n",
+        config_text(dir.path(), &sim.link.display().to_string(), ""),
+        common::terminal_config(&terminal.port, "")
+    );
+    let d = Daemon::start(dir.path(), &config);
+    d.wait_printer_and_terminal_ready();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let t = token(addr);
+
+    let invoice = json!({"invoice": {
+        "info": {"number": "FV 7/12/2026", "copy_count": 1},
+        "buyer": {"name": "Hurtownia Zorza", "id_type": "nip", "id": "526-000-12-46",
+                  "address": ["ul. Długa 1", "00-001 Warszawa"]},
+        "items": [{"article": {"name": "Papier A4", "ptu": "A", "quantity": "5",
+                               "price": "18.99", "value": "94.95"}}],
+        "payments": [{"transfer": {"value": "94.95"}}],
+        "summary": {"total": "94.95", "pay_in": "94.95"}
+    }});
+    let (status, body) = call(addr, "POST", "/invoice", Some(&t), Some(invoice));
+    assert_eq!(status, 201, "{body}");
+    let id = body["request"]["id"].as_str().unwrap().to_string();
+    let done = confirm_and_wait(addr, &t, "invoice", &id);
+    assert_eq!(done["request"]["status"], "DONE", "{done}");
+    let invoices = sim.list("invoices");
+    assert_eq!(invoices.len(), 1);
+    assert_eq!(invoices[0]["invoice_number"], "FV 7/12/2026");
+    assert_eq!(invoices[0]["total"], 9495);
+    assert_eq!(invoices[0]["buyer"]["nip"], "5260001246");
+    assert_eq!(done["request"]["jpkid"], invoices[0]["number"], "{done}");
+    assert!(done["request"].get("response").is_none(), "{done}");
+
+    let eft = json!({"eft": {"operation": "transaction", "brutto": "12.34",
+                             "document_id": "POS-1/99"}});
+    let (status, body) = call(addr, "POST", "/eft", Some(&t), Some(eft));
+    assert_eq!(status, 201, "{body}");
+    let id = body["request"]["id"].as_str().unwrap().to_string();
+    let done = confirm_and_wait(addr, &t, "eft", &id);
+    assert_eq!(done["request"]["status"], "DONE", "{done}");
+    let reply = &done["request"]["response"]["eft"];
+    assert_eq!(reply["amount"], "12.34", "{done}");
+    assert_eq!(reply["error_code"], 0, "{done}");
+    let pan = reply["card_token"].as_str().unwrap();
+    assert!(pan.contains('*') && pan.len() >= 12, "masked: {pan}");
+    assert!(
+        reply["transaction_id"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+    let approved: Vec<Value> = terminal
+        .transactions()
+        .into_iter()
+        .filter(|t| t["status"] == "approved")
+        .collect();
+    assert_eq!(approved.len(), 1, "one charge: {approved:?}");
+    assert_eq!(approved[0]["amount"], 1234);
+}
