@@ -32,7 +32,7 @@ pub use crate::job::{Job, JobId, JobKind, JobState};
 pub use audit::{AuditEntry, AuditWriter, NewAudit, Unauthenticated, audit_sample};
 pub use cards::CardRecord;
 pub use keys::IdempotencyKey;
-pub use noviapi::{NoviRequest, NoviState, NoviWork, noviapi_job_key};
+pub use noviapi::{NoviDeleted, NoviRequest, NoviState, NoviWork, noviapi_job_key};
 pub use submitter::Submitter;
 
 use crate::device::{DeviceError, DocumentCounters};

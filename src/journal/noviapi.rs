@@ -78,6 +78,16 @@ pub struct NoviRequest {
     pub created_at: String,
 }
 
+/// What a delete did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoviDeleted {
+    NotFound,
+    /// Its job has started (or it was answered): it stays.
+    Started,
+    /// Deleted; its queued job (if any) was cancelled.
+    Deleted(Option<JobId>),
+}
+
 /// The internal idempotency key of a facade request's job.
 pub fn noviapi_job_key(id: &str) -> super::IdempotencyKey {
     super::IdempotencyKey::Internal(format!("noviapi:{id}"))
@@ -229,24 +239,53 @@ impl Journal {
     }
 
     /// Delete a request that has not started: a stored one, or a confirmed one whose job is
-    /// still queued (the job is cancelled in the same transaction). Some(false) when it has
-    /// started; None when there is no such request.
-    pub fn noviapi_delete(&self, endpoint: &str, id: &str) -> Result<Option<bool>, JournalError> {
+    /// still queued (the job is cancelled in the same transaction).
+    pub fn noviapi_delete(&self, endpoint: &str, id: &str) -> Result<NoviDeleted, JournalError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let Some(r) = Self::noviapi_get_in(&tx, endpoint, id)? else {
-            return Ok(None);
+            return Ok(NoviDeleted::NotFound);
         };
         if let Some(job) = r.job_id {
             if !Self::cancel_queued_in(&tx, job)? {
-                return Ok(Some(false));
+                return Ok(NoviDeleted::Started);
             }
         } else if r.state == NoviState::Confirmed {
-            return Ok(Some(false));
+            return Ok(NoviDeleted::Started);
         }
         tx.execute("DELETE FROM noviapi_requests WHERE id = ?1", [id])?;
         tx.commit()?;
-        Ok(Some(true))
+        Ok(NoviDeleted::Deleted(r.job_id))
+    }
+
+    /// NoviAPI's clean-up at a daily report, done lazily: once `printer` has printed a daily
+    /// report, requests stored (never confirmed) before it are gone, and once it has printed
+    /// another, every ended request from before the previous one. Returns how many went.
+    pub fn noviapi_prune(&self, printer: &str) -> Result<usize, JournalError> {
+        let conn = self.lock();
+        let reports: Vec<String> = {
+            let mut stmt = conn.prepare(
+                "SELECT updated_at FROM jobs WHERE device = ?1 AND kind = 'daily_report'
+                   AND state = 'done' ORDER BY updated_at DESC, id DESC LIMIT 2",
+            )?;
+            let rows = stmt.query_map([printer], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut n = 0;
+        if let Some(last) = reports.first() {
+            n += conn.execute(
+                "DELETE FROM noviapi_requests WHERE state = 'stored' AND created_at < ?1",
+                [last],
+            )?;
+        }
+        if let Some(previous) = reports.get(1) {
+            n += conn.execute(
+                "DELETE FROM noviapi_requests WHERE created_at < ?1 AND (job_id IS NULL OR job_id IN
+                   (SELECT id FROM jobs WHERE state NOT IN ('queued', 'running')))",
+                [previous],
+            )?;
+        }
+        Ok(n)
     }
 
     /// Requests not yet running: stored ones and confirmed ones whose job is still queued.
@@ -259,9 +298,9 @@ impl Journal {
         )?)
     }
 
-    /// Remove every request not yet running (their queued jobs are cancelled); returns how
-    /// many.
-    pub fn noviapi_clear(&self) -> Result<usize, JournalError> {
+    /// Remove every request not yet running (their queued jobs are cancelled); returns the
+    /// requests removed and the jobs cancelled.
+    pub fn noviapi_clear(&self) -> Result<(usize, Vec<JobId>), JournalError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let ids: Vec<(String, Option<JobId>)> = {
@@ -273,17 +312,19 @@ impl Journal {
             rows.collect::<Result<_, _>>()?
         };
         let mut n = 0;
+        let mut cancelled = Vec::new();
         for (id, job) in ids {
-            if let Some(job) = job
-                && !Self::cancel_queued_in(&tx, job)?
-            {
-                continue;
+            if let Some(job) = job {
+                if !Self::cancel_queued_in(&tx, job)? {
+                    continue;
+                }
+                cancelled.push(job);
             }
             tx.execute("DELETE FROM noviapi_requests WHERE id = ?1", [&id])?;
             n += 1;
         }
         tx.commit()?;
-        Ok(n)
+        Ok((n, cancelled))
     }
 
     /// Cancel `job` if it is still queued; false if it has started or ended.
@@ -378,13 +419,92 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(j.start(job_c.unwrap().id).unwrap());
-        assert_eq!(j.noviapi_delete("nf_printout", &c.id).unwrap(), Some(false));
-        assert_eq!(j.noviapi_delete("nf_printout", &a.id).unwrap(), Some(true));
-        assert_eq!(j.noviapi_delete("nf_printout", &a.id).unwrap(), None);
+        assert_eq!(
+            j.noviapi_delete("nf_printout", &c.id).unwrap(),
+            NoviDeleted::Started
+        );
+        assert_eq!(
+            j.noviapi_delete("nf_printout", &a.id).unwrap(),
+            NoviDeleted::Deleted(None)
+        );
+        assert_eq!(
+            j.noviapi_delete("nf_printout", &a.id).unwrap(),
+            NoviDeleted::NotFound
+        );
         assert_eq!(j.noviapi_waiting().unwrap(), 1);
-        assert_eq!(j.noviapi_clear().unwrap(), 1);
-        let job_b = j.get(job_b.unwrap().id).unwrap().unwrap();
+        let job_b = job_b.unwrap().id;
+        assert_eq!(j.noviapi_clear().unwrap(), (1, vec![job_b]));
+        let job_b = j.get(job_b).unwrap().unwrap();
         assert_eq!(job_b.state, crate::job::JobState::Cancelled);
         assert_eq!(j.noviapi_waiting().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_daily_report_prunes_what_was_never_confirmed() {
+        use crate::job::records::{DailyReportPrinted, JobResult};
+        let (_d, j) = journal();
+        let report = |j: &Journal| {
+            let (job, _) = j
+                .submit(NewJob {
+                    device: "fp1".into(),
+                    request: JobRequest::DailyReport,
+                    idempotency_key: None,
+                    actor: None,
+                })
+                .unwrap();
+            assert!(j.start(job.id).unwrap());
+            let printed = JobResult::DailyReport(DailyReportPrinted {
+                report_number: 1,
+                date: "2026-12-02".into(),
+                printed_at: "2026-12-02T20:00:00".into(),
+                printer: "fp1".into(),
+            });
+            j.finish(job.id, crate::job::JobState::Done, Some(&printed), None)
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        let stored_before = stored("1".repeat(32).as_str());
+        let confirmed_before = stored("2".repeat(32).as_str());
+        j.noviapi_store(&stored_before).unwrap();
+        j.noviapi_store(&confirmed_before).unwrap();
+        let (_, job, _) = j
+            .noviapi_confirm(
+                "nf_printout",
+                &confirmed_before.id,
+                Some(new_job(&confirmed_before)),
+                None,
+            )
+            .unwrap()
+            .unwrap();
+        let job = job.unwrap().id;
+        assert!(j.start(job).unwrap());
+        j.finish(job, crate::job::JobState::Done, None, None)
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(j.noviapi_prune("fp1").unwrap(), 0, "no report yet");
+        report(&j);
+        let after = stored("3".repeat(32).as_str());
+        j.noviapi_store(&after).unwrap();
+        assert_eq!(j.noviapi_prune("fp1").unwrap(), 1);
+        assert!(
+            j.noviapi_get("nf_printout", &stored_before.id)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            j.noviapi_get("nf_printout", &confirmed_before.id)
+                .unwrap()
+                .is_some()
+        );
+        report(&j);
+        // The second report: everything ended from before the first goes; the request
+        // stored between the two is unconfirmed at the second.
+        assert_eq!(j.noviapi_prune("fp1").unwrap(), 2);
+        assert!(
+            j.noviapi_get("nf_printout", &confirmed_before.id)
+                .unwrap()
+                .is_none()
+        );
+        assert!(j.noviapi_get("nf_printout", &after.id).unwrap().is_none());
     }
 }

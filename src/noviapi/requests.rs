@@ -10,7 +10,8 @@ use super::{Facade, NoviError, PRINCIPAL};
 use crate::document::PrinterLimits;
 use crate::job::records::JobResult;
 use crate::journal::{
-    Actor, Job, JobState, NewJob, NoviRequest, NoviState, NoviWork, noviapi_job_key,
+    Actor, Job, JobId, JobState, NewJob, NoviDeleted, NoviRequest, NoviState, NoviWork,
+    noviapi_job_key,
 };
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -21,6 +22,35 @@ use std::time::Duration;
 
 /// Longest long-poll of `GET …/{id}?timeout=`.
 const MAX_POLL: Duration = Duration::from_secs(60);
+
+/// NoviAPI's clean-up at a daily report (see `Journal::noviapi_prune`), before any
+/// request is read.
+async fn prune(f: &Facade) -> Result<(), NoviError> {
+    let printer = f.printer.clone();
+    let n = f
+        .app
+        .journal
+        .run(move |j| j.noviapi_prune(&printer))
+        .await?;
+    if n > 0 {
+        tracing::info!(
+            removed = n,
+            "NoviAPI: requests from before the daily report removed"
+        );
+    }
+    Ok(())
+}
+
+/// Tell the waiters and the event stream about jobs cancelled here.
+async fn announce(f: &Facade, cancelled: &[JobId]) {
+    for id in cancelled {
+        let _ = f.app.events.send(*id);
+        let id = *id;
+        if let Ok(Some(job)) = f.app.journal.run(move |j| j.get(id)).await {
+            f.app.bus.job(&job);
+        }
+    }
+}
 
 fn ok(status: StatusCode, v: Value) -> Response {
     (status, axum::Json(v)).into_response()
@@ -105,6 +135,7 @@ pub(super) async fn post_request(
             NoviError::validation(format!("the body must be {{\"{}\": {{...}}}}", ep.root()))
         })?;
     require_role(&f, ep, &format!("POST /api/v1/{}", ep.as_str()))?;
+    prune(&f).await?;
     let (device, work) =
         match ep {
             Endpoint::Eft => {
@@ -160,6 +191,7 @@ pub(super) async fn confirm_request(
     let ep = endpoint(&name)?;
     let id = request_id(&id)?.to_ascii_lowercase();
     let operation = format!("PUT /api/v1/{}", ep.as_str());
+    prune(&f).await?;
     let found = {
         let (ep_s, id2) = (ep.as_str().to_string(), id.clone());
         f.app
@@ -232,6 +264,7 @@ pub(super) async fn check_request(
     let ep = endpoint(&name)?;
     let id = request_id(&id)?.to_ascii_lowercase();
     let timeout = poll_timeout(q.as_deref())?;
+    prune(&f).await?;
     let deadline = tokio::time::Instant::now() + timeout.unwrap_or_default();
     let mut rx = f.app.events.subscribe();
     loop {
@@ -370,6 +403,7 @@ pub(super) async fn delete_request(
 ) -> Result<Response, NoviError> {
     let ep = endpoint(&name)?;
     let id = request_id(&id)?.to_ascii_lowercase();
+    prune(&f).await?;
     let (ep_s, id2) = (ep.as_str().to_string(), id.clone());
     match f
         .app
@@ -377,29 +411,35 @@ pub(super) async fn delete_request(
         .run(move |j| j.noviapi_delete(&ep_s, &id2))
         .await?
     {
-        None => Err(NoviError::not_found(format!(
+        NoviDeleted::NotFound => Err(NoviError::not_found(format!(
             "no {} request {id}",
             ep.as_str()
         ))),
-        Some(false) => Err(NoviError::validation(format!(
+        NoviDeleted::Started => Err(NoviError::validation(format!(
             "request {id} has started and can no longer be deleted"
         ))),
-        Some(true) => Ok(ok(
-            StatusCode::OK,
-            json!({"request": {"status": "DELETED"}}),
-        )),
+        NoviDeleted::Deleted(job) => {
+            announce(&f, job.as_slice()).await;
+            Ok(ok(
+                StatusCode::OK,
+                json!({"request": {"status": "DELETED"}}),
+            ))
+        }
     }
 }
 
 /// `GET /api/v1/queue`.
 pub(super) async fn queue_check(State(f): State<Facade>) -> Result<Response, NoviError> {
+    prune(&f).await?;
     let n = f.app.journal.run(|j| j.noviapi_waiting()).await?;
     Ok(ok(StatusCode::OK, json!({"requests_in_queue": n})))
 }
 
 /// `DELETE /api/v1/queue`: every request not yet running is removed.
 pub(super) async fn queue_clear(State(f): State<Facade>) -> Result<Response, NoviError> {
-    let n = f.app.journal.run(|j| j.noviapi_clear()).await?;
+    prune(&f).await?;
+    let (n, cancelled) = f.app.journal.run(|j| j.noviapi_clear()).await?;
+    announce(&f, &cancelled).await;
     tracing::info!(removed = n, "NoviAPI queue cleared");
     Ok(ok(StatusCode::OK, json!({"status": "DELETED"})))
 }
