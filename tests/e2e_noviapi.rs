@@ -432,24 +432,36 @@ fn sigkill_between_put_and_printing_still_gives_exactly_one_document() {
 }
 
 #[test]
-fn the_facade_listens_on_loopback_only() {
+fn the_facade_listens_on_loopback_only_and_names_a_configured_printer() {
     let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "{}\n[noviapi]\nlisten = \"0.0.0.0:8888\"\n",
-        config_text(dir.path(), "/dev/null", "")
-    );
-    std::fs::write(dir.path().join("f.toml"), config).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_fiscald"))
-        .args(["check-config", "--config"])
-        .arg(dir.path().join("f.toml"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let check = |section: &str| {
+        let config = format!(
+            "{}\n[noviapi]\n{section}\n",
+            config_text(dir.path(), "/dev/null", "")
+        );
+        std::fs::write(dir.path().join("f.toml"), config).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_fiscald"))
+            .args(["check-config", "--config"])
+            .arg(dir.path().join("f.toml"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{section} accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = check("listen = \"0.0.0.0:8888\"");
     assert!(
         err.contains("noviapi.listen") && err.contains("loopback"),
         "{err}"
     );
+    let err = check("listen = \"127.0.0.1:8888\"\nprinter = \"fp9\"");
+    assert!(
+        err.contains("noviapi.printer") && err.contains("fp1"),
+        "{err}"
+    );
+    let err = check("listen = \"127.0.0.1:8888\"\nterminal = \"t1\"");
+    assert!(err.contains("noviapi.terminal"), "{err}");
+    let err = check("listen = \"127.0.0.1:8888\"\nrole = \"boss\"");
+    assert!(err.contains("role"), "{err}");
 }
 
 /// Confirm `id` on `endpoint` and wait for it to end; the check's answer.
