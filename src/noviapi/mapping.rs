@@ -76,7 +76,30 @@ pub(super) fn invalid(field: &str, message: impl std::fmt::Display) -> NoviError
 
 /// A native validation failure, with the field renamed to the NoviAPI path under `root`.
 pub(super) fn renamed(root: &str, i: Invalid) -> NoviError {
-    invalid(&format!("{root}.{}", native_to_novi(&i.field)), i.message)
+    // The native API counts money in grosze; its messages say so by the numbers alone.
+    let money = [
+        "total",
+        "payments",
+        "unit_price",
+        "discount",
+        "amount",
+        "lines",
+    ]
+    .iter()
+    .any(|k| i.field.contains(k))
+        && !["quantity", "vat", "name", "unit"]
+            .iter()
+            .any(|k| i.field.ends_with(k))
+        && i.message.bytes().any(|b| b.is_ascii_digit());
+    let note = if money {
+        " (amounts in grosze: 1250 is 12.50)"
+    } else {
+        ""
+    };
+    invalid(
+        &format!("{root}.{}", native_to_novi(&i.field)),
+        format!("{}{note}", i.message),
+    )
 }
 
 /// `lines[2].unit_price` → `items[2].article.price`, and so on.
@@ -648,6 +671,51 @@ mod tests {
         assert_eq!(r.change(), 100);
         assert_eq!(r.buyer_nip.as_deref(), Some("5260001246"));
         assert_eq!(r.footer, vec!["Nr sys.: POS-1/42".to_string()]);
+    }
+
+    #[test]
+    fn percentages_and_payments_without_a_list() {
+        let body = json!({
+            "items": [{"article": {"name": "Ser", "ptu": "A", "quantity": "0.250", "price": "39.90",
+                                   "value": "9.98",
+                                   "discount_markup": {"type": "percent_discount", "value": "10.00"}}}],
+            "summary": {"total": "9.98", "pay_in": "20.00",
+                        "discount_markup": {"type": "value_markup", "value": "1.00", "name": "Opakowanie"}}
+        });
+        let JobRequest::Receipt(r) = receipt(&body, &limits()).unwrap() else {
+            panic!()
+        };
+        // 0.25 × 39.90 = 9.975 → 9.98; −10 % (the value after, 8.982, rounds to 8.98), then
+        // + 1.00 on the subtotal.
+        assert_eq!(r.lines[0].amount, 998);
+        assert_eq!(r.lines[0].value(), 898);
+        assert_eq!(r.total, 998);
+        assert_eq!(r.payments.len(), 1, "pay_in in cash");
+        assert_eq!(r.payments[0].amount, 2000);
+        assert_eq!(r.change(), 1002);
+        let mut b = body.clone();
+        b["summary"]["total"] = json!("10.98");
+        let e = receipt(&b, &limits()).unwrap_err();
+        assert!(
+            e.description
+                .ends_with("(amounts in grosze: 1250 is 12.50)"),
+            "{}",
+            e.description
+        );
+        let mut b = body.clone();
+        b["items"][0]["article"]["quantity"] = json!("0.2505");
+        let e = receipt(&b, &limits()).unwrap_err();
+        assert!(
+            e.description
+                .starts_with("receipt.items[0].article.quantity:"),
+            "{}",
+            e.description
+        );
+        let mut b = body;
+        b["payments"] = json!([{"currency": {"course": "4.30", "currency_value": "5.00",
+                                             "local_value": "21.50", "is_change": false, "name": "EUR"}}]);
+        let e = receipt(&b, &limits()).unwrap_err();
+        assert!(e.description.contains("not supported"), "{}", e.description);
     }
 
     #[test]
