@@ -317,6 +317,61 @@ fn the_role_limits_what_the_facade_may_do_and_refusals_are_audited() {
         sim.receipts().is_empty(),
         "nothing confirmed, nothing printed"
     );
+
+    // Paper out: the first confirmed receipt is held printing, the second waits queued. The
+    // queued one can be deleted (its job is cancelled, audited); the one printing cannot.
+    sim.control("paper out");
+    let mut ids = Vec::new();
+    for sn in ["P-1", "P-2"] {
+        let (_, body) = call(addr, "POST", "/receipt", Some(&t), Some(receipt(sn)));
+        let id = body["request"]["id"].as_str().unwrap().to_string();
+        assert_eq!(
+            call(addr, "PUT", &format!("/receipt/{id}"), Some(&t), None).0,
+            200
+        );
+        ids.push(id);
+    }
+    common::wait_until(Duration::from_secs(20), "the first to be printing", || {
+        let (_, b) = call(addr, "GET", &format!("/receipt/{}", ids[0]), Some(&t), None);
+        (b["request"]["status"] == "PENDING").then_some(())
+    });
+    let (_, b) = call(addr, "GET", &format!("/receipt/{}", ids[1]), Some(&t), None);
+    assert_eq!(b["request"]["status"], "QUEUED", "{b}");
+    let (_, q) = call(addr, "GET", "/queue", Some(&t), None);
+    assert_eq!(
+        q["requests_in_queue"], 2,
+        "the stored R-1 and the queued P-2: {q}"
+    );
+    let (status, b) = call(
+        addr,
+        "DELETE",
+        &format!("/receipt/{}", ids[1]),
+        Some(&t),
+        None,
+    );
+    assert_eq!(
+        (status, b),
+        (200, json!({"request": {"status": "DELETED"}}))
+    );
+    let (status, b) = call(
+        addr,
+        "DELETE",
+        &format!("/receipt/{}", ids[0]),
+        Some(&t),
+        None,
+    );
+    assert_eq!(status, 400, "it is printing: {b}");
+    wait_audited(&d, "DELETE /api/v1/receipt", "cancelled");
+    sim.control("paper back");
+    let (_, b) = call(
+        addr,
+        "GET",
+        &format!("/receipt/{}?timeout=20000", ids[0]),
+        Some(&t),
+        None,
+    );
+    assert_eq!(b["request"]["status"], "DONE", "{b}");
+    assert_eq!(sim.receipts().len(), 1, "only P-1 printed");
 }
 
 fn wait_audited(d: &Daemon, operation: &str, outcome: &str) {

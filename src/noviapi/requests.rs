@@ -41,9 +41,17 @@ async fn prune(f: &Facade) -> Result<(), NoviError> {
     Ok(())
 }
 
-/// Tell the waiters and the event stream about jobs cancelled here.
-async fn announce(f: &Facade, cancelled: &[JobId]) {
+/// Audit the jobs cancelled here (`operation`), and tell the waiters and the event stream.
+async fn announce(f: &Facade, operation: &str, cancelled: &[JobId]) {
     for id in cancelled {
+        f.app.audit.append(crate::journal::NewAudit {
+            principal: PRINCIPAL.into(),
+            role: Some(f.role.as_str()),
+            operation: operation.into(),
+            job: Some(*id),
+            outcome: "cancelled".into(),
+            detail: None,
+        });
         let _ = f.app.events.send(*id);
         let id = *id;
         if let Ok(Some(job)) = f.app.journal.run(move |j| j.get(id)).await {
@@ -419,7 +427,12 @@ pub(super) async fn delete_request(
             "request {id} has started and can no longer be deleted"
         ))),
         NoviDeleted::Deleted(job) => {
-            announce(&f, job.as_slice()).await;
+            announce(
+                &f,
+                &format!("DELETE /api/v1/{}", ep.as_str()),
+                job.as_slice(),
+            )
+            .await;
             Ok(ok(
                 StatusCode::OK,
                 json!({"request": {"status": "DELETED"}}),
@@ -439,7 +452,7 @@ pub(super) async fn queue_check(State(f): State<Facade>) -> Result<Response, Nov
 pub(super) async fn queue_clear(State(f): State<Facade>) -> Result<Response, NoviError> {
     prune(&f).await?;
     let (n, cancelled) = f.app.journal.run(|j| j.noviapi_clear()).await?;
-    announce(&f, &cancelled).await;
+    announce(&f, "DELETE /api/v1/queue", &cancelled).await;
     tracing::info!(removed = n, "NoviAPI queue cleared");
     Ok(ok(StatusCode::OK, json!({"status": "DELETED"})))
 }
