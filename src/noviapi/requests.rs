@@ -199,6 +199,8 @@ pub(super) async fn confirm_request(
     let ep = endpoint(&name)?;
     let id = request_id(&id)?.to_ascii_lowercase();
     let operation = format!("PUT /api/v1/{}", ep.as_str());
+    // Checked again: the configured role may have changed since the POST (a restart).
+    require_role(&f, ep, &operation)?;
     prune(&f).await?;
     let found = {
         let (ep_s, id2) = (ep.as_str().to_string(), id.clone());
@@ -295,16 +297,35 @@ pub(super) async fn check_request(
             (NoviState::Confirmed, Some(job)) => !job.state.is_terminal(),
             _ => false,
         };
-        if waiting && timeout.is_some() {
-            let changed = tokio::select! {
-                r = tokio::time::timeout_at(deadline, rx.recv()) => r.is_ok(),
-                _ = f.app.shutdown.cancelled() => false,
-            };
-            if changed {
-                continue;
-            }
+        if waiting
+            && timeout.is_some()
+            && let Some(job_id) = req.job_id
+            && changed(&f, &mut rx, job_id, deadline).await
+        {
+            continue;
         }
         return Ok(ok(StatusCode::OK, check_body(&f, ep, &req, job.as_ref())));
+    }
+}
+
+/// Wait until `job` changes (true; also when events were missed) or `deadline` passes or
+/// the daemon stops (false).
+async fn changed(
+    f: &Facade,
+    rx: &mut tokio::sync::broadcast::Receiver<JobId>,
+    job: JobId,
+    deadline: tokio::time::Instant,
+) -> bool {
+    loop {
+        tokio::select! {
+            r = tokio::time::timeout_at(deadline, rx.recv()) => match r {
+                Err(_) => return false,
+                Ok(Ok(id)) if id != job => continue,
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return false,
+                Ok(_) => return true,
+            },
+            _ = f.app.shutdown.cancelled() => return false,
+        }
     }
 }
 
