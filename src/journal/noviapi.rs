@@ -288,6 +288,24 @@ impl Journal {
         Ok(n)
     }
 
+    /// A daily report request on `device` that is stored or whose job has not ended, if any.
+    pub fn noviapi_waiting_daily_report(
+        &self,
+        device: &str,
+    ) -> Result<Option<String>, JournalError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT r.id FROM noviapi_requests r LEFT JOIN jobs j ON j.id = r.job_id
+                  WHERE r.endpoint = 'daily_report' AND r.device = ?1
+                    AND (r.state = 'stored' OR j.state IN ('queued', 'running'))
+                  ORDER BY r.created_at DESC LIMIT 1",
+                [device],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Requests not yet running: stored ones and confirmed ones whose job is still queued.
     pub fn noviapi_waiting(&self) -> Result<i64, JournalError> {
         Ok(self.lock().query_row(

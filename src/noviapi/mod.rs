@@ -178,7 +178,9 @@ pub struct NoviError {
     pub description: String,
     pub errors: Vec<String>,
     /// Extra members of `exception` (e.g. `allowed_refresh_date`).
-    pub extra: Option<(&'static str, Value)>,
+    pub extra: Option<Box<(&'static str, Value)>>,
+    /// The waiting daily report's request id, beside `exception` (409, code 11).
+    pub daily_report_id: Option<Box<str>>,
 }
 
 impl NoviError {
@@ -189,6 +191,7 @@ impl NoviError {
             description: description.into(),
             errors: Vec::new(),
             extra: None,
+            daily_report_id: None,
         }
     }
     pub fn parse(description: impl Into<String>) -> Self {
@@ -225,9 +228,14 @@ impl IntoResponse for NoviError {
         if !self.errors.is_empty() {
             exception["errors"] = json!(self.errors);
         }
-        if let Some((k, v)) = self.extra {
+        if let Some(extra) = self.extra {
+            let (k, v) = *extra;
             exception[k] = v;
         }
-        (self.status, axum::Json(json!({ "exception": exception }))).into_response()
+        let mut body = json!({ "exception": exception });
+        if let Some(id) = self.daily_report_id {
+            body["daily_report_id"] = json!(&*id);
+        }
+        (self.status, axum::Json(body)).into_response()
     }
 }

@@ -172,6 +172,28 @@ pub(super) async fn post_request(
                 (f.printer.clone(), NoviWork::Job(req))
             }
         };
+    if ep == Endpoint::DailyReport {
+        // One daily report at a time: a POS that lost the answer to its POST gets the
+        // waiting one's id instead of a second report.
+        let printer = f.printer.clone();
+        if let Some(waiting) = f
+            .app
+            .journal
+            .run(move |j| j.noviapi_waiting_daily_report(&printer))
+            .await?
+        {
+            return Err(NoviError {
+                daily_report_id: Some(waiting.clone().into()),
+                ..NoviError::new(
+                    StatusCode::CONFLICT,
+                    11,
+                    format!(
+                        "a daily report is already waiting (request {waiting}); confirm or delete it"
+                    ),
+                )
+            });
+        }
+    }
     let r = NoviRequest {
         id: super::tokens::random_id(),
         endpoint: ep.as_str().into(),

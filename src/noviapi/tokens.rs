@@ -115,7 +115,7 @@ impl TokenIssuer {
                 .map(|t| *t + TOKEN_WINDOW)
                 .unwrap_or(now);
             return Err(NoviError {
-                extra: Some(("allowed_refresh_date", json!(rfc3339(allowed)))),
+                extra: Some(Box::new(("allowed_refresh_date", json!(rfc3339(allowed))))),
                 ..NoviError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     2,

@@ -15,7 +15,7 @@ import sys
 from decimal import Decimal
 
 from noviapi import NoviApiClient
-from noviapi.exceptions import NoviApiResponseError, ValidationErrorResponse
+from noviapi.exceptions import ConflictError, NoviApiResponseError, ValidationErrorResponse
 from noviapi.models import (
     Article,
     CashPayment,
@@ -229,6 +229,14 @@ def unauthorized_then_recovered():
 def daily_report():
     today = datetime.date.today().strftime("%d/%m/%Y")
     created = client.daily_report_send({"date": today})
+    # A second report while one waits: 409, naming the waiting one (the POS lost its answer).
+    try:
+        client.daily_report_send({"date": today})
+    except ConflictError as e:
+        expect("code", e.detail.exception.code, 11)
+        expect("the waiting report", e.detail.daily_report_id, created.request.id)
+    else:
+        raise AssertionError("a second daily report was stored")
     client.daily_report_confirm(created.request.id)
     done = wait_done(client.daily_report_check, created.request.id)
     expect("daily report", done.request.status, "DONE")
