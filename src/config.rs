@@ -17,6 +17,9 @@ pub struct Config {
     pub terminals: Vec<TerminalConfig>,
     #[serde(default)]
     pub sales: SalesConfig,
+    /// `[noviapi]`: the NoviAPI-compatible facade (off when absent).
+    #[serde(default)]
+    pub noviapi: Option<NoviApiConfig>,
     /// `fiscald serve --record DIR`: record every device's wire trace into DIR.
     #[serde(skip)]
     pub record_dir: Option<PathBuf>,
@@ -191,6 +194,21 @@ fn default_max_socket_connections() -> usize {
 
 fn default_socket_role() -> crate::auth::Role {
     crate::auth::Role::Cashier
+}
+
+/// `[noviapi]`: a NoviAPI-compatible REST facade (see `src/noviapi`) on loopback TCP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoviApiConfig {
+    /// Loopback address, e.g. `127.0.0.1:8888`.
+    pub listen: SocketAddr,
+    /// The printer its documents go to (optional with one printer).
+    pub printer: Option<String>,
+    /// The card terminal of its `eft` requests.
+    pub terminal: Option<String>,
+    /// The fiscald role its callers act with (default `cashier`).
+    #[serde(default = "default_socket_role")]
+    pub role: crate::auth::Role,
 }
 
 /// `[journal]`: the SQLite job journal.
@@ -391,6 +409,9 @@ impl Config {
                 ));
             }
         }
+        if let Some(n) = &self.noviapi {
+            self.validate_noviapi(n)?;
+        }
         if self.printers.is_empty() {
             return Err(Invalid {
                 key: None,
@@ -509,6 +530,61 @@ impl Config {
                     ),
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_noviapi(&self, n: &NoviApiConfig) -> Result<(), Invalid> {
+        if !n.listen.ip().is_loopback() {
+            return Err(Invalid::at(
+                "noviapi.listen",
+                format!(
+                    "\"{}\" is not a loopback address; the NoviAPI facade only listens on 127.0.0.0/8 or ::1, e.g. listen = \"127.0.0.1:8888\"",
+                    n.listen
+                ),
+            ));
+        }
+        if self.api.listen == Some(n.listen) {
+            return Err(Invalid::at(
+                "noviapi.listen",
+                format!(
+                    "{} is already [api] listen; give the facade its own port",
+                    n.listen
+                ),
+            ));
+        }
+        let printers: Vec<&str> = self.printers.iter().map(|p| p.id.as_str()).collect();
+        match &n.printer {
+            Some(id) if !printers.contains(&id.as_str()) => {
+                return Err(Invalid::at(
+                    "noviapi.printer",
+                    format!(
+                        "no [[printer]] has id {id:?}; configured: {}",
+                        printers.join(", ")
+                    ),
+                ));
+            }
+            None if printers.len() > 1 => {
+                return Err(Invalid::at(
+                    "noviapi.listen",
+                    "several printers are configured: name the facade's in [noviapi] printer = \"...\"",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(id) = &n.terminal
+            && !self.terminals.iter().any(|t| &t.id == id)
+        {
+            let terminals: Vec<&str> = self.terminals.iter().map(|t| t.id.as_str()).collect();
+            return Err(Invalid::at(
+                "noviapi.terminal",
+                format!(
+                    "no [[terminal]] has id {id:?}; configured: {}",
+                    terminals.join(", ")
+                ),
+            ));
         }
         Ok(())
     }

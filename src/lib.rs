@@ -17,6 +17,7 @@ pub mod events;
 pub mod job;
 pub mod journal;
 pub mod metrics;
+pub mod noviapi;
 pub mod port;
 pub mod printer;
 pub mod probe;

@@ -187,6 +187,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Some(addr) => Some(bind_tcp(addr).with_context(|| format!("cannot listen on {addr}"))?),
         None => None,
     };
+    // The NoviAPI facade's listener, bound before the socket too.
+    let noviapi = match &config.noviapi {
+        Some(n) => Some((
+            bind_tcp(n.listen)
+                .with_context(|| format!("[noviapi] cannot listen on {}", n.listen))?,
+            crate::noviapi::Facade::new(state.clone(), n, &config.api.allowed_hosts)?,
+        )),
+        None => None,
+    };
     // The API socket: handed over by systemd (socket activation), else bound here.
     let socket = &config.api.socket;
     let (unix, activated) = match inherited_unix_listener()? {
@@ -253,6 +262,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             config.api.max_connections,
         ));
         tracing::info!(addr, "listening on loopback TCP (bearer token required)");
+    }
+    if let Some((listener, facade)) = noviapi {
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        servers.spawn(serve_http(
+            listener,
+            crate::noviapi::router(facade),
+            shutdown.clone(),
+            "noviapi",
+            config.api.max_connections,
+        ));
+        tracing::info!(addr, "NoviAPI facade listening on loopback TCP");
     }
     tracing::info!(socket = %socket_name, "fiscald is listening");
     println!("fiscald listening on {socket_name}");

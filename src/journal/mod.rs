@@ -18,6 +18,7 @@
 mod audit;
 mod cards;
 mod keys;
+mod noviapi;
 mod stored;
 mod submitter;
 mod today;
@@ -31,6 +32,7 @@ pub use crate::job::{Job, JobId, JobKind, JobState};
 pub use audit::{AuditEntry, AuditWriter, NewAudit, Unauthenticated, audit_sample};
 pub use cards::CardRecord;
 pub use keys::IdempotencyKey;
+pub use noviapi::{NoviDeleted, NoviRequest, NoviState, NoviWork, noviapi_job_key};
 pub use submitter::Submitter;
 
 use crate::device::{DeviceError, DocumentCounters};
@@ -231,6 +233,7 @@ impl Journal {
         }
         conn.execute_batch(SCHEMA)?;
         Self::audit_schema(&conn)?;
+        Self::noviapi_schema(&conn)?;
         Self::namespace_legacy_keys(&conn)?;
         let cutoff = (chrono::Utc::now() - chrono::Duration::days(IDEMPOTENCY_RETENTION_DAYS))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
