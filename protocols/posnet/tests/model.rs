@@ -583,7 +583,10 @@ fn cover_open_holds_printing_commands_only() {
         Some(Frame::new("prncancel"))
     );
     let counters = p.resume(day1()).unwrap().reply.unwrap();
-    assert_eq!(counters.mnemonic, "scnt", "answered after the cash it queued behind");
+    assert_eq!(
+        counters.mnemonic, "scnt",
+        "answered after the cash it queued behind"
+    );
     assert_eq!(counters.get("hn"), Some("2"));
     assert_eq!(p.resume(day1()), None);
     assert_eq!(p.memory().cash_operations.len(), 1);
