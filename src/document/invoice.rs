@@ -4,10 +4,10 @@
 //! number; its total is computed exactly as a receipt's. Deposits, footer lines and codes
 //! are receipt-only (a POSNET invoice cannot carry them).
 
-use super::extras::{self, MAX_DISCOUNTS};
+use super::extras;
 use super::{
-    Adjustment, Due, Invalid, Line, LineFields, MAX_AMOUNT, Obj, Payment, PrinterLimits, Result,
-    array, grosze, lines, normalise_nip, payments, printer_text,
+    Adjustment, Due, Invalid, Line, LineFields, Obj, Payment, PrinterLimits, Result, grosze, lines,
+    normalise_nip, payments, printer_text, totalled,
 };
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -107,54 +107,21 @@ pub fn invoice(
     let number = printer_text(number, "number", MAX_INVOICE_NUMBER_LEN, true)?;
     let buyer = buyer(obj.required("buyer")?)?;
     let lines = lines(&obj, limits, MAX_INVOICE_LINES, LineFields::Invoice)?;
-    let mut total: u64 = lines.iter().map(Line::value).sum();
-    let mut discounts = Vec::new();
-    if let Some(v) = obj.get("discounts") {
-        let items = array(v, "discounts")?;
-        if !items.is_empty() && !support.invoice_subtotal_adjustments {
-            return Err(Invalid::new(
-                "discounts",
-                format!(
-                    "a {} printer takes no discount or surcharge on an invoice's subtotal; \
-                     give them on the lines (lines[].discount)",
-                    support.protocol
-                ),
-            ));
-        }
-        if items.len() > MAX_DISCOUNTS {
-            return Err(Invalid::new(
-                "discounts",
-                format!("takes at most {MAX_DISCOUNTS} discounts"),
-            ));
-        }
-        for (i, d) in items.iter().enumerate() {
-            let adjustment = extras::adjustment(d, &format!("discounts[{i}]"), total)?;
-            total = u64::try_from(adjustment.apply(total))
-                .ok()
-                .filter(|t| *t <= MAX_AMOUNT)
-                .ok_or_else(|| {
-                    Invalid::new(format!("discounts[{i}]"), "takes the total out of range")
-                })?;
-            discounts.push(adjustment);
-        }
-    }
-    if total > MAX_AMOUNT {
+    let refused = obj
+        .get("discounts")
+        .and_then(Value::as_array)
+        .is_some_and(|d| !d.is_empty());
+    if refused && !support.invoice_subtotal_adjustments {
         return Err(Invalid::new(
-            "lines",
-            format!("invoice total {total} is beyond the printer's limit of {MAX_AMOUNT} grosze"),
+            "discounts",
+            format!(
+                "a {} printer takes no discount or surcharge on an invoice's subtotal; \
+                 give them on the lines (lines[].discount)",
+                support.protocol
+            ),
         ));
     }
-    if let Some(t) = obj.get("total") {
-        let given = grosze(t, "total", 0)?;
-        if given != total {
-            return Err(Invalid::new(
-                "total",
-                format!(
-                    "is {given} but the lines after their discounts and surcharges come to {total}"
-                ),
-            ));
-        }
-    }
+    let (total, discounts) = totalled(&obj, &lines, "invoice")?;
     let payments = payments(
         &obj,
         Due {

@@ -600,27 +600,9 @@ fn payments(obj: &Obj<'_>, due: Due) -> Result<Vec<Payment>> {
     Ok(payments)
 }
 
-/// Validate a receipt body. `allowed_extra` lists keys handled by the caller (e.g. `printer`).
-pub fn receipt(
-    body: &Value,
-    limits: &PrinterLimits<'_>,
-    allowed_extra: &[&str],
-) -> Result<Receipt> {
-    let mut allowed = vec![
-        "lines",
-        "payments",
-        "buyer_nip",
-        "total",
-        "discounts",
-        "deposits",
-        "footer",
-        "barcode",
-        "qr",
-    ];
-    allowed.extend_from_slice(allowed_extra);
-    let obj = Obj::new(body, "", &allowed)?;
-
-    let lines = lines(&obj, limits, MAX_LINES, LineFields::Receipt)?;
+/// The fiscal total of `lines` after the subtotal `discounts` (applied in order), checked
+/// against the printer's limit and against the `total` the POS sent, if it sent one.
+fn totalled(obj: &Obj<'_>, lines: &[Line], document: &str) -> Result<(u64, Vec<Adjustment>)> {
     let mut total: u64 = lines.iter().map(Line::value).sum();
     let mut discounts = Vec::new();
     if let Some(v) = obj.get("discounts") {
@@ -645,7 +627,9 @@ pub fn receipt(
     if total > MAX_AMOUNT {
         return Err(Invalid::new(
             "lines",
-            format!("receipt total {total} is beyond the printer's limit of {MAX_AMOUNT} grosze"),
+            format!(
+                "{document} total {total} is beyond the printer's limit of {MAX_AMOUNT} grosze"
+            ),
         ));
     }
     if let Some(t) = obj.get("total") {
@@ -659,6 +643,31 @@ pub fn receipt(
             ));
         }
     }
+    Ok((total, discounts))
+}
+
+/// Validate a receipt body. `allowed_extra` lists keys handled by the caller (e.g. `printer`).
+pub fn receipt(
+    body: &Value,
+    limits: &PrinterLimits<'_>,
+    allowed_extra: &[&str],
+) -> Result<Receipt> {
+    let mut allowed = vec![
+        "lines",
+        "payments",
+        "buyer_nip",
+        "total",
+        "discounts",
+        "deposits",
+        "footer",
+        "barcode",
+        "qr",
+    ];
+    allowed.extend_from_slice(allowed_extra);
+    let obj = Obj::new(body, "", &allowed)?;
+
+    let lines = lines(&obj, limits, MAX_LINES, LineFields::Receipt)?;
+    let (total, discounts) = totalled(&obj, &lines, "receipt")?;
     let deposits = match obj.get("deposits") {
         Some(v) => extras::deposits(v)?,
         None => Vec::new(),

@@ -9,7 +9,6 @@ mod common;
 use common::*;
 use posnet::session::{CommandFailure, Retry, SessionError, SessionEvent, Window};
 use posnet::{Command, Line};
-use rust_decimal::Decimal;
 
 const WIDE: Window = Window {
     commands: 8,
@@ -253,7 +252,6 @@ fn a_full_input_queue_fails_the_overflow_and_nothing_runs_out_of_order() {
         "{done:#?} {:?}",
         pair.wire()
     );
-    let _ = Decimal::ONE;
 }
 
 #[test]
