@@ -745,7 +745,14 @@ fn completion(d: &[u8]) -> PtMessage {
     let bmp_form = sw_version.is_none()
         && d.len() >= 2
         && matches!(d[0], 0x27 | 0x0C | 0xAA | 0x19 | 0x29 | 0x49 | 0x06)
-        && parse_fields(d).is_ok();
+        && parse_fields(d).is_ok_and(|fields| {
+            // A status byte 0x06 followed by a TLV container also parses as BMP fields; a
+            // BMP form's own container holds valid TLV, the misread one does not.
+            fields
+                .iter()
+                .filter(|f| f.bmp == 0x06)
+                .all(|f| parse_tlv(&f.value).is_ok())
+        });
     if bmp_form {
         let fields = parse_fields(d).unwrap_or_default();
         let terminal_id = field(&fields, 0x29).map(nibbles_to_string);

@@ -399,6 +399,18 @@ fn completions() {
             sw_version: None
         }
     );
+    // Terminal status 0x06 without a software version: the status byte looks like BMP 06,
+    // and the bytes after it happen to parse as BMP fields too (found by the round-trip
+    // property). The misread container is not valid TLV, so this is the status form.
+    let c = pt(&apdu("06 0F 0A 06 06 07 1F 44 04 00 00 27 00"));
+    assert_eq!(
+        c,
+        PtMessage::Completion {
+            terminal_status: Some(6),
+            terminal_id: Some("00002700".into()),
+            sw_version: None
+        }
+    );
     let c = pt(&apdu("06 0F 07 F0 F0 F9 41 06 0F 00"));
     assert_eq!(
         c,
