@@ -574,6 +574,27 @@ fn an_invoice_and_a_card_payment_on_the_terminal() {
     assert_eq!(done["request"]["jpkid"], invoices[0]["number"], "{done}");
     assert!(done["request"].get("response").is_none(), "{done}");
 
+    // A returnable bottle: a container item becomes a deposit outside the fiscal total.
+    let with_bottle = json!({"receipt": {
+        "items": [{"article": {"name": "Woda 0,5 l", "ptu": "A", "quantity": "2",
+                               "price": "2.00", "value": "4.00"}},
+                  {"container": {"name": "Butelka PET", "number": 1, "quantity": "2.00",
+                                 "value": "1.00"}}],
+        "payments": [{"cash": {"value": "5.00"}}],
+        "summary": {"total": "4.00", "pay_in": "5.00", "change": "0.00"}
+    }});
+    let (status, body) = call(addr, "POST", "/receipt", Some(&t), Some(with_bottle));
+    assert_eq!(status, 201, "{body}");
+    let id = body["request"]["id"].as_str().unwrap().to_string();
+    let done = confirm_and_wait(addr, &t, "receipt", &id);
+    assert_eq!(done["request"]["status"], "DONE", "{done}");
+    let receipts = sim.receipts();
+    let printed = receipts.last().unwrap();
+    assert_eq!(printed["total"], 400);
+    assert_eq!(printed["amount_due"], 500);
+    assert_eq!(printed["deposits"].as_array().unwrap().len(), 1, "{printed}");
+    assert_eq!(done["request"]["jpkid"], printed["number"], "{done}");
+
     let eft = json!({"eft": {"operation": "transaction", "brutto": "12.34",
                              "document_id": "POS-1/99"}});
     let (status, body) = call(addr, "POST", "/eft", Some(&t), Some(eft));

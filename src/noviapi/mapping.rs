@@ -280,16 +280,34 @@ fn sale_body(
         .and_then(Value::as_array)
         .ok_or_else(|| invalid(&format!("{root}.items"), "is required: an array of items"))?;
     let mut lines = Vec::new();
+    let mut deposits = Vec::new();
     let mut stated = Vec::new();
+    let mut places = ItemPlaces::default();
     for (i, item) in items.iter().enumerate() {
         let f = format!("{root}.items[{i}]");
         let io = object(item, &f)?;
         check_keys(
             io,
             &f,
-            &["article"],
-            &["advance", "advance_return", "container", "container_return"],
+            &["article", "container", "container_return"],
+            &["advance", "advance_return"],
         )?;
+        if io.len() != 1 {
+            return Err(invalid(
+                &f,
+                "must hold exactly one of article, container, container_return",
+            ));
+        }
+        if let Some((kind, c)) = io.iter().find(|(k, _)| k.starts_with("container")) {
+            let kind = if kind == "container" {
+                "container"
+            } else {
+                "container_return"
+            };
+            deposits.push(container(c, &format!("{f}.{kind}"), kind != "container")?);
+            places.deposits.push((i, kind));
+            continue;
+        }
         let f = format!("{f}.article");
         let a = object(
             io.get("article")
@@ -329,6 +347,7 @@ fn sale_body(
             line["discount"] = discount(d, &format!("{f}.discount_markup"))?;
         }
         stated.push(money(req("value")?, &format!("{f}.value"))?);
+        places.lines.push(i);
         lines.push(line);
     }
     let summary_f = format!("{root}.summary");
@@ -361,6 +380,9 @@ fn sale_body(
         .transpose()?;
     let mut body = Map::new();
     body.insert("lines".into(), Value::Array(lines));
+    if !deposits.is_empty() {
+        body.insert("deposits".into(), Value::Array(deposits));
+    }
     body.insert("total".into(), json!(total));
     if let Some(d) = summary.get("discount_markup") {
         body.insert(
@@ -417,8 +439,80 @@ fn sale_body(
             stated,
             change,
             root: root.to_string(),
+            places,
         },
     ))
+}
+
+/// A NoviAPI `container` or `container_return` item → a native deposit line (outside the
+/// fiscal total). `value` is read as the line's value (like an article's `value`), so the
+/// unit price is `value / quantity` and must come out in whole grosze; `number` is the
+/// packaging's id in the printer and is required (fiscald does not guess one).
+fn container(v: &Value, field: &str, returned: bool) -> Result<Value, NoviError> {
+    let o = object(v, field)?;
+    check_keys(o, field, &["name", "number", "quantity", "value"], &[])?;
+    let number = match o.get("number") {
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n <= 9999) => n.to_string(),
+        Some(other) => {
+            return Err(invalid(
+                &format!("{field}.number"),
+                format!("must be the packaging's id, 0 to 9999 (got {other})"),
+            ));
+        }
+        None => {
+            return Err(invalid(
+                &format!("{field}.number"),
+                "is required by fiscald: the packaging's id in the printer's deposit table",
+            ));
+        }
+    };
+    let value = money(
+        o.get("value")
+            .ok_or_else(|| invalid(&format!("{field}.value"), "is required"))?,
+        &format!("{field}.value"),
+    )?;
+    let pieces = match o.get("quantity") {
+        None | Some(Value::Null) => 1,
+        Some(q) => {
+            let hundredths = money(q, &format!("{field}.quantity"))?;
+            if hundredths % 100 != 0 || !(100..=999_900).contains(&hundredths) {
+                return Err(invalid(
+                    &format!("{field}.quantity"),
+                    "must be a whole number of pieces, 1 to 9999",
+                ));
+            }
+            hundredths / 100
+        }
+    };
+    if value % pieces != 0 {
+        return Err(invalid(
+            &format!("{field}.value"),
+            format!(
+                "is {} for {pieces} pieces, which is not a whole number of grosze per piece",
+                money_text(value)
+            ),
+        ));
+    }
+    let mut d = json!({
+        "code": number,
+        "unit_price": value / pieces,
+        "quantity": pieces,
+        "returned": returned,
+    });
+    if let Some(n) = text(o, "name", field)? {
+        d["name"] = json!(n);
+    }
+    Ok(d)
+}
+
+/// Which NoviAPI item each native line and deposit came from, so that a native message
+/// names the item the POS sent.
+#[derive(Default)]
+struct ItemPlaces {
+    /// Item index of each native line.
+    lines: Vec<usize>,
+    /// Item index and kind (`container` or `container_return`) of each native deposit.
+    deposits: Vec<(usize, &'static str)>,
 }
 
 /// Values the POS stated that fiscald computes itself; they must agree.
@@ -426,11 +520,51 @@ struct Checks {
     stated: Vec<u64>,
     change: Option<u64>,
     root: String,
+    places: ItemPlaces,
 }
 
 impl Checks {
+    /// A native validation failure renamed to the NoviAPI item it came from.
+    fn renamed(&self, i: Invalid) -> NoviError {
+        let index = |rest: &str| -> Option<(usize, String)> {
+            let (n, tail) = rest.strip_prefix('[')?.split_once(']')?;
+            Some((n.parse().ok()?, tail.to_string()))
+        };
+        if let Some((n, tail)) = i.field.strip_prefix("deposits").and_then(index)
+            && let Some((item, kind)) = self.places.deposits.get(n)
+        {
+            let tail = tail
+                .replace(".unit_price", ".value")
+                .replace(".code", ".number");
+            return invalid(
+                &format!("{}.items[{item}].{kind}{tail}", self.root),
+                i.message,
+            );
+        }
+        if i.field == "deposits"
+            && let Some((item, kind)) = self.places.deposits.first()
+        {
+            return invalid(&format!("{}.items[{item}].{kind}", self.root), i.message);
+        }
+        let field = match i.field.strip_prefix("lines").and_then(index) {
+            Some((n, tail)) => match self.places.lines.get(n) {
+                Some(item) => format!("lines[{item}]{tail}"),
+                None => i.field.clone(),
+            },
+            None => i.field.clone(),
+        };
+        renamed(
+            &self.root,
+            Invalid {
+                field,
+                message: i.message,
+            },
+        )
+    }
+
     fn against(&self, lines: &[document::Line], change: u64) -> Result<(), NoviError> {
-        for (i, (l, v)) in lines.iter().zip(&self.stated).enumerate() {
+        for (n, (l, v)) in lines.iter().zip(&self.stated).enumerate() {
+            let i = self.places.lines.get(n).copied().unwrap_or(n);
             if *v != l.amount && *v != l.value() {
                 return Err(invalid(
                     &format!("{}.items[{i}].article.value", self.root),
@@ -542,7 +676,8 @@ pub fn receipt(body: &Value, limits: &PrinterLimits<'_>) -> Result<JobRequest, N
         }
     }
     footer(o, root, &mut native)?;
-    let r = document::receipt(&Value::Object(native), limits, &[]).map_err(|i| renamed(root, i))?;
+    let r =
+        document::receipt(&Value::Object(native), limits, &[]).map_err(|i| checks.renamed(i))?;
     checks.against(&r.lines, r.change())?;
     Ok(JobRequest::Receipt(r))
 }
@@ -615,7 +750,7 @@ pub fn invoice(body: &Value, limits: &PrinterLimits<'_>) -> Result<JobRequest, N
                 .replace("copies", "info.copy_count"),
             message: i.message,
         };
-        renamed(root, i)
+        checks.renamed(i)
     })?;
     checks.against(&inv.lines, inv.paid().saturating_sub(inv.total))?;
     Ok(JobRequest::Invoice(inv))
@@ -747,8 +882,89 @@ mod tests {
             e.description
         );
         let mut b = receipt_body();
-        b["items"][0] = json!({"container": {"value": "0.50"}});
+        b["items"][0] =
+            json!({"advance": {"description": "Zaliczka", "ptu": "A", "value": "10.00"}});
         let e = receipt(&b, &limits()).unwrap_err();
         assert!(e.description.contains("not supported"), "{}", e.description);
+    }
+
+    #[test]
+    fn containers_become_deposits_outside_the_total() {
+        let mut b = receipt_body();
+        let items = b["items"].as_array_mut().unwrap();
+        items.insert(
+            0,
+            json!({"container": {"name": "Butelka", "number": 3, "quantity": "2.00", "value": "1.00"}}),
+        );
+        items.push(json!({"container_return": {"number": 3, "value": "0.50"}}));
+        let total = b["summary"]["total"].clone();
+        let pay_in = money(&b["summary"]["pay_in"], "t").unwrap();
+        b["summary"]["pay_in"] = json!(money_text(pay_in + 50));
+        b["payments"] = json!([{"cash": {"value": money_text(pay_in + 50)}}]);
+        let JobRequest::Receipt(r) = receipt(&b, &limits()).unwrap() else {
+            panic!("a receipt")
+        };
+        assert_eq!(
+            json!(money_text(r.total)),
+            total,
+            "deposits stay outside the total"
+        );
+        assert_eq!(r.deposits.len(), 2);
+        assert_eq!(
+            (
+                r.deposits[0].code.as_str(),
+                r.deposits[0].unit_price,
+                r.deposits[0].quantity
+            ),
+            ("3", 50, 2)
+        );
+        assert!(!r.deposits[0].returned && r.deposits[1].returned);
+        assert_eq!(r.deposits_issued() - r.deposits_returned(), 50);
+
+        // A native message about a deposit names the NoviAPI item it came from.
+        let mut bad = b.clone();
+        bad["items"][0]["container"]["name"] = json!("x".repeat(100));
+        let e = receipt(&bad, &limits()).unwrap_err();
+        assert!(
+            e.description
+                .starts_with("receipt.items[0].container.name:"),
+            "{}",
+            e.description
+        );
+        // And an article after a container keeps its own index.
+        let mut bad = b.clone();
+        bad["items"][1]["article"]["value"] = json!("9.01");
+        let e = receipt(&bad, &limits()).unwrap_err();
+        assert!(
+            e.description.starts_with("receipt.items[1].article.value:"),
+            "{}",
+            e.description
+        );
+
+        for (container, field) in [
+            (json!({"value": "0.50"}), "number"),
+            (
+                json!({"number": 1, "quantity": "1.50", "value": "0.75"}),
+                "quantity",
+            ),
+            (
+                json!({"number": 1, "quantity": "3", "value": "1.00"}),
+                "value",
+            ),
+            (json!({"number": 10000, "value": "1.00"}), "number"),
+        ] {
+            let mut bad = b.clone();
+            bad["items"][0] = json!({ "container": container });
+            let e = receipt(&bad, &limits()).unwrap_err();
+            assert!(
+                e.description
+                    .starts_with(&format!("receipt.items[0].container.{field}:")),
+                "{field}: {}",
+                e.description
+            );
+        }
+        let mut bad = b.clone();
+        bad["items"][0] = json!({"container": {"number": 1, "value": "0.50"}, "article": {}});
+        assert!(receipt(&bad, &limits()).is_err());
     }
 }
