@@ -592,8 +592,28 @@ fn an_invoice_and_a_card_payment_on_the_terminal() {
     let printed = receipts.last().unwrap();
     assert_eq!(printed["total"], 400);
     assert_eq!(printed["amount_due"], 500);
-    assert_eq!(printed["deposits"].as_array().unwrap().len(), 1, "{printed}");
+    assert_eq!(
+        printed["deposits"].as_array().unwrap().len(),
+        1,
+        "{printed}"
+    );
     assert_eq!(done["request"]["jpkid"], printed["number"], "{done}");
+
+    // The communication test answers from the terminal's state and charges nothing.
+    let test = json!({"eft": {"operation": "communication_test"}});
+    let (status, body) = call(addr, "POST", "/eft", Some(&t), Some(test));
+    assert_eq!(status, 201, "{body}");
+    let id = body["request"]["id"].as_str().unwrap().to_string();
+    let done = confirm_and_wait(addr, &t, "eft", &id);
+    assert_eq!(done["request"]["status"], "DONE", "{done}");
+    assert_eq!(done["device"]["status"], "OK", "{done}");
+    let reply = &done["request"]["response"]["eft"];
+    assert_eq!(reply["error_code"], 0, "{done}");
+    assert!(
+        reply["eft_id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{done}"
+    );
+    assert!(terminal.transactions().is_empty(), "a test is not a charge");
 
     let eft = json!({"eft": {"operation": "transaction", "brutto": "12.34",
                              "document_id": "POS-1/99"}});

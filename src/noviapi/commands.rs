@@ -87,8 +87,12 @@ pub fn daily_report(body: &Value, today: chrono::NaiveDate) -> Result<JobRequest
     Ok(JobRequest::DailyReport)
 }
 
-/// `POST /eft`'s `eft` → a card payment on the terminal (currency `default_currency`).
-pub fn eft(body: &Value, default_currency: u16) -> Result<JobRequest, NoviError> {
+/// The `type` of the stored read that an `eft` `communication_test` is.
+pub const EFT_COMMUNICATION_TEST: &str = "eft_communication_test";
+
+/// `POST /eft`'s `eft` → a card payment on the terminal (currency `default_currency`), or
+/// `None` for a `communication_test` (answered from the terminal's state when confirmed).
+pub fn eft(body: &Value, default_currency: u16) -> Result<Option<JobRequest>, NoviError> {
     let root = "eft";
     let o = object(body, root)?;
     check_keys(
@@ -109,13 +113,13 @@ pub fn eft(body: &Value, default_currency: u16) -> Result<JobRequest, NoviError>
     )?;
     match text(o, "operation", root)? {
         Some("transaction") => {}
-        Some("communication_test") => {
+        Some("communication_test") => return Ok(None),
+        _ => {
             return Err(invalid(
                 "eft.operation",
-                "communication_test is not supported by fiscald's NoviAPI facade; see GET /v1/devices",
+                "must be transaction or communication_test",
             ));
         }
-        _ => return Err(invalid("eft.operation", "must be transaction")),
     }
     let amount = money(
         o.get("brutto")
@@ -141,7 +145,7 @@ pub fn eft(body: &Value, default_currency: u16) -> Result<JobRequest, NoviError>
             },
         )
     })?;
-    Ok(JobRequest::Payment(p))
+    Ok(Some(JobRequest::Payment(p)))
 }
 
 /// `POST /status`'s `status`: its `type`.

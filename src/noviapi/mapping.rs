@@ -11,7 +11,7 @@ use crate::job::records::JobRequest;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
-pub use super::commands::{daily_report, eft, nf_printout, status};
+pub use super::commands::{EFT_COMMUNICATION_TEST, daily_report, eft, nf_printout, status};
 
 /// What a facade endpoint is, and the JSON root key of its body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -148,8 +148,11 @@ pub(super) async fn post_request(
         match ep {
             Endpoint::Eft => {
                 let t = terminal(&f)?;
-                let req = mapping::eft(root, t.config.currency_code())?;
-                (t.config.id.clone(), NoviWork::Job(req))
+                let work = match mapping::eft(root, t.config.currency_code())? {
+                    Some(req) => NoviWork::Job(req),
+                    None => NoviWork::Read(json!({"type": mapping::EFT_COMMUNICATION_TEST})),
+                };
+                (t.config.id.clone(), work)
             }
             Endpoint::Status => (f.printer.clone(), NoviWork::Read(mapping::status(root)?)),
             _ => {
@@ -248,7 +251,11 @@ pub(super) async fn confirm_request(
         ),
         NoviWork::Read(q) if found.state == NoviState::Stored => {
             let kind = q["type"].as_str().unwrap_or("device").to_string();
-            (None, Some(super::status::answer(&f, &kind).await?))
+            if kind == mapping::EFT_COMMUNICATION_TEST {
+                (None, Some(eft_communication_test(&f, &found.device)))
+            } else {
+                (None, Some(super::status::answer(&f, &kind).await?))
+            }
         }
         NoviWork::Read(_) => (None, None),
     };
@@ -445,6 +452,35 @@ fn eft_response(o: &crate::job::records::CardOutcome) -> Value {
         "message": if o.approved { "approved" } else { "declined" },
         "transaction_id": o.trace_number.map(|t| t.to_string()).unwrap_or_default(),
     })
+}
+
+/// A confirmed `eft` `communication_test`: whether the terminal is up, from its task's
+/// state (kept current by registration and status queries), as NoviAPI's `eft` reply.
+fn eft_communication_test(f: &Facade, terminal: &str) -> Value {
+    let (ready, id, message) = match f.app.terminals.get(terminal) {
+        Some(t) => {
+            let s = t.status();
+            let message = match (s.state.is_up(), s.last_error) {
+                (true, _) => "the terminal answers".to_string(),
+                (false, Some(e)) => e,
+                (false, None) => format!("the terminal is {}", s.state.as_str()),
+            };
+            (s.state.is_up(), s.terminal_id.unwrap_or_default(), message)
+        }
+        None => (false, String::new(), format!("no terminal {terminal}")),
+    };
+    let code = if ready { 0 } else { 1 };
+    json!({"eft": {
+        "agent": "",
+        "amount": "0.00",
+        "card_token": "",
+        "cashback": "0.00",
+        "code": code,
+        "eft_id": id,
+        "error_code": code,
+        "message": message,
+        "transaction_id": "",
+    }})
 }
 
 /// `DELETE /api/v1/{endpoint}/{id}`.
