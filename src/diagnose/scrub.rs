@@ -26,8 +26,12 @@ impl Scrub {
     /// One line: card numbers (a card number never spans log lines, and a number joined
     /// across a line break, e.g. a timestamp after a hex dump, is not one), then secrets.
     fn line(&self, line: &str) -> String {
-        let out = redact_apdus(line);
-        let out = zvt::pan::mask_in_text(&out);
+        let out = match zvt_trace_line(line) {
+            // The hex was masked by structure, as the recorder masks it; reading it as text
+            // would hide digits of the hex itself and break the replay.
+            Some((head, tail)) => format!("{head}{}", zvt::pan::mask_in_text(&tail)),
+            None => zvt::pan::mask_in_text(&redact_apdus(line)),
+        };
         let out = redact_bearer(&out);
         let out = redact_secret_pairs(&out);
         self.redact_hashes(&out)
@@ -89,18 +93,84 @@ fn redact_apdus(line: &str) -> String {
         rest = &rest[end..];
     }
     out.push_str(rest);
-    // A trace line: the fourth word is the hex, the device side marks it.
-    let words: Vec<&str> = out.splitn(5, ' ').collect();
+    out
+}
+
+/// A ZVT trace line (`<time> <device> <dir> <hex>  # <summary>`) with its hex masked again
+/// by structure: the line up to the summary, and the summary.
+fn zvt_trace_line(line: &str) -> Option<(String, String)> {
+    // The fourth word is the hex, the device side marks it.
+    let words: Vec<&str> = line.splitn(5, ' ').collect();
     if let [time, device, dir @ (">" | "<"), hex, tail] = words.as_slice()
         && time.contains('T')
-        && hex.len() >= 6
+        && hex.len() >= 2
         && hex.chars().all(|c| c.is_ascii_hexdigit() || c == '*')
         && tail.contains("# ")
-        && zvt_name_in(tail)
     {
-        return format!("{time} {device} {dir} {} {tail}", remask(hex));
+        let again = if zvt_name_in(tail) {
+            Some(remask_trace_apdu(hex))
+        } else if is_link_summary(tail) {
+            Some(remask_trace_link(hex))
+        } else {
+            None
+        };
+        if let Some(hex) = again {
+            return Some((format!("{time} {device} {dir} {hex} "), tail.to_string()));
+        }
     }
-    out
+    None
+}
+
+/// A ZVT trace line's APDU masked again the way the recorder masks it
+/// ([`crate::trace::zvt_link::masked_apdu`]), so a bundle's trace still replays.
+fn remask_trace_apdu(hex: &str) -> String {
+    match hex::decode(hex)
+        .ok()
+        .and_then(|b| zvt::Apdu::decode(&b).ok())
+    {
+        Some(apdu) => hex::encode(crate::trace::zvt_link::masked_apdu(&apdu).encode()),
+        None => "<apdu removed>".to_string(),
+    }
+}
+
+/// A ZVT serial trace line's link bytes cut into items and masked again the way the
+/// recorder masks them ([`crate::trace::zvt_link::masked_item_bytes`]).
+fn remask_trace_link(hex: &str) -> String {
+    let Ok(bytes) = hex::decode(hex) else {
+        return "<link bytes removed>".to_string();
+    };
+    use crate::trace::zvt_link::{LinkItem, LinkSplitter, masked_item_bytes};
+    let mut splitter = LinkSplitter::default();
+    let items = splitter.push(&bytes);
+    let mut out = Vec::with_capacity(bytes.len());
+    for item in &items {
+        out.extend(masked_item_bytes(item));
+    }
+    // What the line ends with and the splitter holds back: a frame that never ended is
+    // hidden as the recorder hides one; stray bytes are masked as text.
+    let held = &bytes[bytes.len() - splitter.pending()..];
+    if !held.is_empty() {
+        let item = if splitter.in_frame() {
+            LinkItem::Broken(held.to_vec())
+        } else {
+            LinkItem::Other(held.to_vec())
+        };
+        out.extend(masked_item_bytes(&item));
+    }
+    hex::encode(out)
+}
+
+/// True for the summary of a ZVT serial trace line (see
+/// [`crate::trace::zvt_link::describe_item`]).
+fn is_link_summary(tail: &str) -> bool {
+    let summary = tail.trim_start().trim_start_matches("# ");
+    summary.starts_with("link ACK")
+        || summary.starts_with("link NAK")
+        || summary.starts_with("frame")
+        || summary.starts_with("a frame that never ended")
+        || summary.split_once(' ').is_some_and(|(n, rest)| {
+            n.bytes().all(|b| b.is_ascii_digit()) && rest.starts_with("stray bytes")
+        })
 }
 
 /// True for the summary of a ZVT trace line (`# 06 00 Registration ...`).
@@ -235,7 +305,13 @@ mod tests {
             "2026-01-01T00:00:00.000000Z t1 > 060006123456ba0985  # 06 00 Registration (6 data bytes)\n",
         );
         assert!(!out.contains("123456"), "{out}");
-        assert!(out.contains("> 060006******ba0985  # 06 00"), "{out}");
+        let masked = hex::encode(
+            crate::trace::zvt_link::masked_apdu(
+                &zvt::Apdu::decode(&hex::decode("060006123456ba0985").unwrap()).unwrap(),
+            )
+            .encode(),
+        );
+        assert!(out.contains(&format!("> {masked}  # 06 00")), "{out}");
         // Key-value pairs.
         for (text, want) in [
             ("password=123456 x", "password=<removed> x"),
@@ -254,6 +330,67 @@ mod tests {
             ),
         ] {
             assert_eq!(scrub().apply(text), want, "{text}");
+        }
+    }
+
+    /// A bundle's ZVT traces (over TCP: one APDU a line; on a serial line: one link item a
+    /// line) come out as the recorder writes them, so they still replay: what the
+    /// recorder masked stays as it is, and what it did not is masked the same way.
+    #[test]
+    fn zvt_trace_lines_stay_replayable() {
+        use crate::trace::zvt_link::{LinkItem, LinkSplitter, masked_apdu, masked_item_bytes};
+        use zvt::message::PtMessage;
+        let print = PtMessage::PrintLine {
+            attribute: 0x00,
+            text: "Karta 5454545454545454".into(),
+        }
+        .to_apdu();
+        let time = "2026-12-02T10:00:00.000000Z";
+        // Over TCP.
+        let raw = format!(
+            "{time} t1 < {}  # 06 D1 Print line\n",
+            hex::encode(print.encode())
+        );
+        let recorded = format!(
+            "{time} t1 < {}  # 06 D1 Print line\n",
+            hex::encode(masked_apdu(&print).encode())
+        );
+        assert_eq!(scrub().apply(&raw), recorded);
+        assert_eq!(scrub().apply(&recorded), recorded);
+        // On a serial line: a frame, an ACK, stray bytes and a frame that never ended.
+        let framed = zvt::link::encode_frame(&print.encode());
+        let items = LinkSplitter::default().push(&framed);
+        assert!(
+            matches!(items.as_slice(), [LinkItem::Frame { crc_ok: true, .. }]),
+            "{items:?}"
+        );
+        let lines = [
+            (framed.clone(), "frame: 06 D1 Print line"),
+            (vec![zvt::link::ACK], "link ACK"),
+            (b"5454545454545454".to_vec(), "16 stray bytes"),
+            (
+                framed[..framed.len() - 4].to_vec(),
+                "a frame that never ended (hidden)",
+            ),
+        ];
+        for (bytes, summary) in lines {
+            let raw = format!("{time} t1 < {}  # {summary}\n", hex::encode(&bytes));
+            let out = scrub().apply(&raw);
+            assert!(!out.contains(&hex::encode("5454545454545454")), "{out}");
+            assert!(!out.contains("545454545454"), "{out}");
+            let hex_word = out.split(' ').nth(3).unwrap();
+            let again = hex::decode(hex_word).expect("still hex");
+            let mut s = LinkSplitter::default();
+            let items = s.push(&again);
+            if let [item] = LinkSplitter::default().push(&bytes).as_slice() {
+                assert_eq!(again, masked_item_bytes(item), "{summary}");
+                assert_eq!(items.len(), 1, "{summary}");
+            }
+            assert_eq!(
+                scrub().apply(&out),
+                out,
+                "{summary}: masking twice changes nothing"
+            );
         }
     }
 
