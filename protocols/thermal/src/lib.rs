@@ -20,6 +20,7 @@ pub mod frame;
 #[cfg(feature = "model")]
 pub mod model;
 pub mod reply;
+pub mod session;
 pub mod text;
 
 pub use command::{Command, Dialect};
