@@ -184,9 +184,6 @@ pub enum CommandError {
 }
 
 fn push_text(out: &mut Vec<u8>, s: &str, e: Encoding) -> Result<(), CommandError> {
-    if let Some(position) = s.chars().position(|c| c == '/') {
-        return Err(TextError::Slash { position }.into());
-    }
     out.extend(text::encode(s, e)?);
     out.push(CR);
     Ok(())

@@ -77,9 +77,6 @@ pub enum TextError {
     /// A control character (CR, ESC, ...) would end or corrupt the frame.
     #[error("control character U+{code:04X} at position {position} is not allowed in printer text", code = *ch as u32)]
     Control { ch: char, position: usize },
-    /// `/` ends a numeric field and is refused in text to keep fields unambiguous.
-    #[error("character '/' at position {position} is not allowed in this field")]
-    Slash { position: usize },
 }
 
 fn is_control(ch: char) -> bool {
