@@ -296,3 +296,53 @@ fn sigkill_mid_stream_prints_every_receipt_exactly_once() {
         sim.memory()["counters"]["cancelled"]
     );
 }
+
+#[test]
+fn probe_recognises_a_thermal_printer_read_only_and_prints_a_ready_block() {
+    for dialect in ["posnet", "novitus"] {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = ThermalSim::start(dir.path(), dialect, "mazovia", &[]);
+        let before = sim.memory();
+        let out = Command::new(BIN)
+            .args(["probe", "--ports"])
+            .arg(&sim.link)
+            .env("FISCALD_LOG", "warn")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stdout}");
+        assert!(stdout.contains("protocol = \"thermal\""), "{stdout}");
+        assert!(
+            stdout.contains(&format!("dialect = \"{dialect}\"")),
+            "{stdout}"
+        );
+        assert!(stdout.contains("encoding = \"mazovia\""), "{stdout}");
+        assert!(stdout.contains("unique number THM12345678"), "{stdout}");
+        assert!(stdout.contains("# VAT: A 23%, B 8%"), "{stdout}");
+        // The block is a valid configuration.
+        let block = stdout
+            .split("[[printer]]")
+            .nth(1)
+            .map(|b| format!("[[printer]]{}", b.split("\n\n").next().unwrap()))
+            .unwrap();
+        let config = format!(
+            "[api]\nsocket = \"{}\"\n\n[journal]\npath = \"{}\"\n\n{block}\n",
+            dir.path().join("api.sock").display(),
+            dir.path().join("journal.db").display()
+        );
+        let path = dir.path().join("probed.toml");
+        std::fs::write(&path, &config).unwrap();
+        let check = Command::new(BIN)
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{config}\n{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        // Read-only: the fiscal memory did not change.
+        assert_eq!(sim.memory(), before);
+    }
+}

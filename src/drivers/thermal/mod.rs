@@ -14,7 +14,7 @@
 //! document). A good close sets TRF and moves PAR_NUM by one; recovery compares the counters
 //! with the journaled ones (`printer::verdict`).
 
-mod link;
+pub mod link;
 mod request;
 
 pub use request::check_request;
