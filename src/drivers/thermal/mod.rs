@@ -368,6 +368,17 @@ impl FiscalPrinter for ThermalPrinter {
     }
 
     async fn identify(&mut self) -> Result<PrinterIdentity, PrinterError> {
+        // Thermal has no tokens: a status byte still on its way from before this connection
+        // would be taken for the next command's. Let the line go quiet first.
+        let quiet = Instant::now() + Duration::from_millis(100);
+        while self
+            .link
+            .next(quiet)
+            .await
+            .map_err(PrinterError::Link)?
+            .is_some()
+        {}
+        self.link.reset_input();
         let t = self.config.command_timeout;
         self.run(&Command::SetErrorMode(ErrorMode::Silent), t)
             .await?;
