@@ -223,6 +223,8 @@ pub struct JournalConfig {
 #[serde(rename_all = "lowercase")]
 pub enum PrinterProtocol {
     Posnet,
+    /// The Thermal (ESC P) family: older Posnet and Novitus "classic" printers.
+    Thermal,
 }
 
 impl PrinterProtocol {
@@ -230,6 +232,7 @@ impl PrinterProtocol {
     pub fn as_str(self) -> &'static str {
         match self {
             PrinterProtocol::Posnet => "posnet",
+            PrinterProtocol::Thermal => "thermal",
         }
     }
 }
@@ -275,6 +278,12 @@ pub struct PrinterConfig {
     /// ...and at most this many bytes of them (64 to 1024).
     #[serde(default = "default_pipeline_bytes")]
     pub pipeline_bytes: usize,
+    /// `protocol = "thermal"` only: `"posnet"` or `"novitus"` (the payment type codes
+    /// differ); default `"posnet"`.
+    pub dialect: Option<thermal::Dialect>,
+    /// `protocol = "thermal"` only: the printer's code page, `"mazovia"` or `"cp1250"`;
+    /// default `"mazovia"`.
+    pub encoding: Option<thermal::Encoding>,
 }
 
 fn default_true() -> bool {
@@ -307,6 +316,14 @@ fn default_max_name_length() -> usize {
 }
 
 impl PrinterConfig {
+    /// The Thermal dialect (`dialect`, default Posnet).
+    pub fn thermal_dialect(&self) -> thermal::Dialect {
+        self.dialect.unwrap_or_default()
+    }
+    /// The Thermal code page (`encoding`, default Mazovia).
+    pub fn thermal_encoding(&self) -> thermal::Encoding {
+        self.encoding.unwrap_or_default()
+    }
     pub fn command_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.command_timeout)
     }
@@ -509,6 +526,17 @@ impl Config {
                     format!("{at}.sim_state"),
                     "sim_state only applies to port = \"sim\"",
                 ));
+            }
+            for (key, set) in [
+                ("dialect", p.dialect.is_some()),
+                ("encoding", p.encoding.is_some()),
+            ] {
+                if set && p.protocol != PrinterProtocol::Thermal {
+                    return Err(Invalid::at(
+                        format!("{at}.{key}"),
+                        format!("{key} only applies to protocol = \"thermal\""),
+                    ));
+                }
             }
             // The printer keeps about 32 answers or 1 KiB for `rpt`: every command in flight
             // must still be there to be asked for again.
@@ -922,15 +950,40 @@ port = "sim"
             "{e}"
         );
         let e = parse(&GOOD.replace("\"posnet\"", "\"posnt\"")).unwrap_err();
+        // The list of expected protocols grows with each driver: check its start and the hint.
+        let text = e.to_string();
         assert!(
-            e.to_string()
-                .contains("printer[0].protocol: unknown variant `posnt`, expected `posnet`; did you mean `posnet`?"),
+            text.contains("printer[0].protocol: unknown variant `posnt`, expected `posnet`"),
             "{e}"
         );
+        assert!(text.contains("; did you mean `posnet`?"), "{e}");
         let e = parse(&GOOD.replace("[[printer]]", "[[printers]]")).unwrap_err();
         assert!(e.to_string().contains("did you mean `printer`?"), "{e}");
         let far = parse(&GOOD.replace("protocol =", "colour =")).unwrap_err();
         assert!(!far.to_string().contains("did you mean"), "{far}");
+    }
+
+    #[test]
+    fn thermal_dialect_and_encoding_are_checked() {
+        let thermal = GOOD.replace(
+            "protocol = \"posnet\"",
+            "protocol = \"thermal\"\ndialect = \"novitus\"\nencoding = \"cp1250\"",
+        );
+        let c = parse(&thermal).unwrap();
+        assert_eq!(c.printers[0].thermal_dialect(), thermal::Dialect::Novitus);
+        assert_eq!(c.printers[0].thermal_encoding(), thermal::Encoding::Cp1250);
+        let e = parse(&thermal.replace("\"cp1250\"", "\"utf8\"")).unwrap_err();
+        assert!(e.to_string().contains("unknown variant `utf8`"), "{e}");
+        let e = parse(&GOOD.replace(
+            "protocol = \"posnet\"",
+            "protocol = \"posnet\"\nencoding = \"mazovia\"",
+        ))
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("encoding only applies to protocol = \"thermal\""),
+            "{e}"
+        );
     }
 
     #[test]

@@ -61,6 +61,8 @@ enum Cmd {
 enum SimCmd {
     /// Emulate a POSNET fiscal printer.
     Posnet(PosnetSim),
+    /// Emulate a Thermal (ESC P) fiscal printer (older Posnet, Novitus classic).
+    Thermal(ThermalSim),
     /// Emulate a ZVT card payment terminal (serial PTY or TCP).
     Zvt(ZvtSim),
     /// Emulate a Polish ECR-EFT (FROB) card payment terminal (serial PTY or TCP).
@@ -91,6 +93,31 @@ struct PosnetSim {
     #[arg(long)]
     control: Option<PathBuf>,
     /// A fault to apply at start, in control-command syntax (repeatable), e.g. "paper out after 3".
+    #[arg(long = "fault")]
+    faults: Vec<String>,
+}
+
+#[derive(Args)]
+struct ThermalSim {
+    /// Publish the device as a symlink at this path.
+    #[arg(long)]
+    link: PathBuf,
+    /// The command variants: `posnet` or `novitus` (payment type codes differ).
+    #[arg(long, default_value = "posnet", value_parser = ["posnet", "novitus"])]
+    dialect: String,
+    /// The code page: `mazovia` or `cp1250`.
+    #[arg(long, default_value = "mazovia", value_parser = ["mazovia", "cp1250"])]
+    encoding: String,
+    /// Keep the printer's fiscal memory in this JSON file.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Emulate the timing of a serial line at this speed.
+    #[arg(long)]
+    baud: Option<u32>,
+    /// Control socket path (default: `<link>.ctl`).
+    #[arg(long)]
+    control: Option<PathBuf>,
+    /// A fault to apply at start, in control-command syntax (repeatable).
     #[arg(long = "fault")]
     faults: Vec<String>,
 }
@@ -194,6 +221,22 @@ fn main() -> ExitCode {
             };
             let what = "fiscald sim posnet";
             emulator_exit(what, fiscald::sim::posnet::run(opts, stop_on_signals(what)))
+        }
+        Cmd::Sim(SimCmd::Thermal(o)) => {
+            let opts = fiscald::sim::thermal::Options {
+                link: o.link,
+                dialect: thermal::Dialect::from_name(&o.dialect).unwrap_or_default(),
+                encoding: thermal::Encoding::from_name(&o.encoding).unwrap_or_default(),
+                state: o.state,
+                baud: o.baud,
+                control: o.control,
+                faults: o.faults,
+            };
+            let what = "fiscald sim thermal";
+            emulator_exit(
+                what,
+                fiscald::sim::thermal::run(opts, stop_on_signals(what)),
+            )
         }
         Cmd::Sim(SimCmd::Zvt(o)) => {
             use fiscald::sim::zvt::{Endpoint, Options};

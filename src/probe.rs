@@ -12,6 +12,8 @@
 //! Nothing fiscal and nothing that changes a device's state: no registration, no
 //! receipt, no payment.
 
+mod thermal;
+
 use crate::device::LinkStats;
 use crate::drivers::posnet::link::{Link, LinkError, Verdict};
 use crate::drivers::zvt::transport::{Transport, TransportError};
@@ -143,6 +145,9 @@ pub struct FoundPrinter {
     /// The printer refused `sid` with this error code (it still speaks POSNET).
     pub error_code: Option<u32>,
     pub usb: Option<UsbInfo>,
+    /// A Thermal printer's dialect, as far as the probe could tell (a guess).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<&'static str>,
 }
 
 /// A card terminal that answered.
@@ -440,6 +445,13 @@ async fn probe_port(port: Port) -> Outcome {
             Err(Attempt::NoAnswer) => {}
         }
     }
+    for baud in thermal::BAUDS {
+        match thermal::probe(&port, baud).await {
+            Ok(p) => return Outcome::Printer(p),
+            Err(Attempt::Open(reason, detail)) => return silent(reason, detail),
+            Err(Attempt::NoAnswer) => {}
+        }
+    }
     let posnet_usb = port.usb.as_ref().is_some_and(UsbInfo::is_posnet);
     if !posnet_usb {
         for baud in ZVT_BAUDS {
@@ -456,7 +468,11 @@ async fn probe_port(port: Port) -> Outcome {
         }
     }
     let speeds = |b: &[u32]| b.iter().map(u32::to_string).collect::<Vec<_>>().join("/");
-    let mut detail = format!("no answer to POSNET sid at {} baud", speeds(&POSNET_BAUDS));
+    let mut detail = format!(
+        "no answer to POSNET sid at {} baud nor to Thermal DLE at {} baud",
+        speeds(&POSNET_BAUDS),
+        speeds(&thermal::BAUDS)
+    );
     if !posnet_usb {
         detail.push_str(&format!(
             " nor to ZVT status enquiry at {} baud",
@@ -501,6 +517,7 @@ async fn probe_posnet(port: &Port, baud: u32) -> Result<FoundPrinter, Attempt> {
         vat: None,
         error_code: sid.as_ref().err().copied(),
         usb: port.usb.clone(),
+        dialect: None,
     };
     if let Ok(s) = sid
         .as_ref()
@@ -719,7 +736,12 @@ fn toml_str(s: &str) -> String {
 pub fn config_block(report: &Report) -> String {
     let mut out = String::new();
     for p in &report.printers {
-        let mut about = vec![p.model.clone().unwrap_or_else(|| "POSNET printer".into())];
+        let family = if p.protocol == "thermal" {
+            "Thermal (ESC P) printer"
+        } else {
+            "POSNET printer"
+        };
+        let mut about = vec![p.model.clone().unwrap_or_else(|| family.into())];
         if let Some(fw) = &p.firmware {
             about.push(format!("firmware {fw}"));
         }
@@ -743,11 +765,20 @@ pub fn config_block(report: &Report) -> String {
             out.push_str(&format!("# {}\n", usb.describe()));
         }
         out.push_str(&format!(
-            "[[printer]]\nid = {}\nprotocol = \"posnet\"\nport = {}\nbaud = {}\n\n",
+            "[[printer]]\nid = {}\nprotocol = \"{}\"\nport = {}\nbaud = {}\n",
             toml_str(&p.id),
+            p.protocol,
             toml_str(&p.port),
             p.baud
         ));
+        if p.protocol == "thermal" {
+            out.push_str(&format!(
+                "dialect = \"{}\"   # a guess from the status reply's form: check it\n\
+                 encoding = \"mazovia\"   # or \"cp1250\": the printer's code page setting\n",
+                p.dialect.unwrap_or("posnet")
+            ));
+        }
+        out.push('\n');
     }
     for t in &report.terminals {
         let mut about = vec![format!(
@@ -930,6 +961,7 @@ mod tests {
             printers: vec![FoundPrinter {
                 id: "fp1".into(),
                 protocol: "posnet",
+                dialect: None,
                 port: "/dev/serial/by-id/usb-\"odd\"".into(),
                 device: "/dev/ttyUSB0".into(),
                 baud: 9600,

@@ -63,14 +63,30 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     for p in &config.printers {
         let port_path = if p.port == "sim" {
             let link = run_dir.join(format!("fiscald-sim-{}.tty", p.id));
-            let opts = crate::sim::posnet::Options {
-                link: link.clone(),
-                state: p.sim_state.clone(),
-                baud: Some(p.baud),
-                control: None,
-                faults: Vec::new(),
-            };
-            sims.push(crate::sim::posnet::spawn(opts, sim_stop.clone())?);
+            match p.protocol {
+                PrinterProtocol::Posnet => {
+                    let opts = crate::sim::posnet::Options {
+                        link: link.clone(),
+                        state: p.sim_state.clone(),
+                        baud: Some(p.baud),
+                        control: None,
+                        faults: Vec::new(),
+                    };
+                    sims.push(crate::sim::posnet::spawn(opts, sim_stop.clone())?);
+                }
+                PrinterProtocol::Thermal => {
+                    let opts = crate::sim::thermal::Options {
+                        link: link.clone(),
+                        dialect: p.thermal_dialect(),
+                        encoding: p.thermal_encoding(),
+                        state: p.sim_state.clone(),
+                        baud: Some(p.baud),
+                        control: None,
+                        faults: Vec::new(),
+                    };
+                    sims.push(crate::sim::thermal::spawn(opts, sim_stop.clone())?);
+                }
+            }
             tracing::info!(printer = %p.id, link = %link.display(), control = %format!("{}.ctl", link.display()), "built-in emulator started");
             link.to_string_lossy().into_owned()
         } else {
@@ -112,6 +128,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             port: &h.target,
             protocol: match h.config.protocol {
                 PrinterProtocol::Posnet => crate::trace::Protocol::Posnet,
+                PrinterProtocol::Thermal => crate::trace::Protocol::Thermal,
             },
         })
         .chain(terminals.values().map(|h| crate::trace::RecordedPort {
@@ -140,6 +157,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         match handle.config.protocol {
             PrinterProtocol::Posnet => {
                 tasks.spawn(PrinterTask::<PosnetPrinter>::new(h, j, e, s).run());
+            }
+            PrinterProtocol::Thermal => {
+                tasks.spawn(
+                    PrinterTask::<crate::drivers::thermal::ThermalPrinter>::new(h, j, e, s).run(),
+                );
             }
         }
     }

@@ -73,6 +73,8 @@ struct Options {
     seed: u64,
     kills: u32,
     clients: usize,
+    /// `--printer-protocol posnet|thermal`: the printer family behind the daemon.
+    printer_protocol: String,
 }
 
 fn options() -> Options {
@@ -80,11 +82,20 @@ fn options() -> Options {
         seed: 20261126,
         kills: 20,
         clients: 3,
+        printer_protocol: "posnet".into(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
         let value = args.get(i + 1).and_then(|v| v.parse::<u64>().ok());
+        if args[i] == "--printer-protocol" {
+            match args.get(i + 1).map(String::as_str) {
+                Some(p @ ("posnet" | "thermal")) => o.printer_protocol = p.into(),
+                other => panic!("--printer-protocol: expected posnet or thermal, got {other:?}"),
+            }
+            i += 2;
+            continue;
+        }
         match (args[i].as_str(), value) {
             ("--seed", Some(v)) => o.seed = v,
             ("--kills", Some(v)) => o.kills = v as u32,
@@ -101,14 +112,16 @@ fn options() -> Options {
     o
 }
 
-fn build(op: Op, n: u64) -> (String, Value, String, u64) {
+/// One operation's request. `plain`: only what every printer family prints (no discounts,
+/// deposits or footer).
+fn build(op: Op, n: u64, plain: bool) -> (String, Value, String, u64) {
     match op {
         Op::Receipt => {
             let tag = format!("Paragon {n}");
             let mut body = json!({"lines": [{"name": tag, "quantity": "1", "unit_price": 100 + n % 900, "vat": "A"},
                                         {"name": "Woda", "quantity": "2", "unit_price": 150, "vat": "B"}],
                               "payments": [{"method": "cash", "amount": 100 + n % 900 + 300}]});
-            if n % 2 == 1 {
+            if n % 2 == 1 && !plain {
                 // Every other receipt is a full basket: line and receipt discounts, a
                 // surcharge, deposits issued and returned, a footer line.
                 body["lines"][0]["discount"] = json!({"kind": "discount", "percent": "10"});
@@ -237,13 +250,31 @@ fn main() {
     let o = options();
     let started = Instant::now();
     let dir = tempfile::tempdir().expect("tempdir");
-    let printer = Sim::start(dir.path(), &[]);
+    // Thermal prints receipts, cash operations and daily reports only: the mix leaves out
+    // printouts, invoices and a full basket's extras, and a sale's slip is not printed.
+    let thermal = o.printer_protocol == "thermal";
+    let printer = if thermal {
+        Sim::start_family(
+            dir.path(),
+            "thermal",
+            &["--dialect", "posnet", "--encoding", "mazovia"],
+        )
+    } else {
+        Sim::start(dir.path(), &[])
+    };
     let terminal = ZvtSim::start(dir.path(), false);
     printer.control("delay 3");
     terminal.control("delay 4");
     let mut cfg = config_text(dir.path(), &printer.link.display().to_string(), "")
         .replace("paper_wait = 60", "paper_wait = 120");
-    cfg.push_str(&terminal_config(&terminal.port, ""));
+    if thermal {
+        cfg = cfg.replace(
+            "protocol = \"posnet\"",
+            "protocol = \"thermal\"\ndialect = \"posnet\"\nencoding = \"mazovia\"",
+        );
+    }
+    let slip = if thermal { "slip = \"none\"" } else { "" };
+    cfg.push_str(&terminal_config(&terminal.port, slip));
     cfg.push_str("\n[sales]\nprint_deadline = 300\n");
     let daemon = Arc::new(Mutex::new(Daemon::start(dir.path(), &cfg)));
     let socket = daemon.lock().unwrap().socket.clone();
@@ -264,14 +295,16 @@ fn main() {
             while !stop.load(Ordering::Relaxed) {
                 let op = match rng.below(100) {
                     0..=41 => Op::Receipt,
+                    42..=49 if thermal => Op::Receipt,
                     42..=49 => Op::Invoice,
                     50..=74 => Op::Sale,
                     75..=84 => Op::Cash,
+                    85..=96 if thermal => Op::Receipt,
                     85..=96 => Op::Printout,
                     _ => Op::DailyReport,
                 };
                 let n = seq.fetch_add(1, Ordering::Relaxed);
-                let (path, body, tag, amount) = build(op, n);
+                let (path, body, tag, amount) = build(op, n, thermal);
                 let key = format!("campaign-{n}");
                 if let Some(job) = post_until_acked(&socket, &path, &key, &body, &stop) {
                     ledger.lock().unwrap().push(Acked {

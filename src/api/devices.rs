@@ -46,6 +46,14 @@ impl PrinterTarget {
         self.0.status().serial_number
     }
 
+    /// The protocol's own check of a validated request (code page, unsupported parts).
+    pub(super) fn check(
+        &self,
+        request: &crate::job::records::JobRequest,
+    ) -> Result<(), crate::document::Invalid> {
+        crate::drivers::check_request(&self.0.config, request)
+    }
+
     /// What its protocol can print.
     pub(super) fn support(&self) -> crate::document::DocumentSupport {
         crate::drivers::printer_support(self.0.config.protocol)

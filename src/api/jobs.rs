@@ -263,7 +263,9 @@ pub(super) async fn submit_to_printer(
     document: impl FnOnce(&PrinterTarget, &Value) -> Result<JobRequest, document::Invalid>,
 ) -> ApiResult {
     let printer = pick_printer(state, &body)?;
-    let request = document(&printer, &body).map_err(ApiError::invalid)?;
+    let request = document(&printer, &body)
+        .and_then(|r| printer.check(&r).map(|()| r))
+        .map_err(ApiError::invalid)?;
     submit(state, caller, printer.queue(), request, key, wait).await
 }
 

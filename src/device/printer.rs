@@ -224,6 +224,8 @@ pub struct PrinterLink {
     pub stats: Arc<Mutex<LinkStats>>,
     /// The task's side: mechanism changes and the paper-wait policy.
     pub observer: Arc<dyn PrinterObserver>,
+    /// `protocol = "thermal"`: the dialect and code page of the `[[printer]]` entry.
+    pub thermal: (thermal::Dialect, thermal::Encoding),
 }
 
 impl PrinterLink {
@@ -243,6 +245,7 @@ impl PrinterLink {
             window: config.window(),
             stats,
             observer,
+            thermal: (config.thermal_dialect(), config.thermal_encoding()),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! through `crate::port`.
 
 pub mod posnet;
+pub mod thermal;
 pub mod zvt;
 
 use crate::config::PrinterProtocol;
@@ -14,5 +15,18 @@ use crate::document::DocumentSupport;
 pub fn printer_support(protocol: PrinterProtocol) -> DocumentSupport {
     match protocol {
         PrinterProtocol::Posnet => posnet::PosnetPrinter::SUPPORT,
+        PrinterProtocol::Thermal => thermal::ThermalPrinter::SUPPORT,
+    }
+}
+
+/// A protocol's own check of a validated request before it is queued (a 422 when it fails):
+/// what the protocol or the printer's code page cannot print.
+pub fn check_request(
+    config: &crate::config::PrinterConfig,
+    request: &crate::job::records::JobRequest,
+) -> Result<(), crate::document::Invalid> {
+    match config.protocol {
+        PrinterProtocol::Posnet => Ok(()),
+        PrinterProtocol::Thermal => thermal::check_request(config, request),
     }
 }

@@ -110,6 +110,9 @@ fn load(text: &str, args: &ReplayArgs) -> Result<Loaded, String> {
     let loaded = match t.protocol {
         Some(Protocol::Posnet) => Loaded::Posnet(posnet::script(text)?),
         Some(Protocol::Zvt) => Loaded::Zvt(zvt::script(&t)?),
+        Some(Protocol::Thermal) => {
+            return Err("Thermal traces are recorded but cannot be replayed yet".into());
+        }
         None => return Err("no `# fiscald trace v1 ... protocol=...` header".into()),
     };
     let tcp = matches!(&loaded, Loaded::Zvt(s) if s.link == Link::Tcp);

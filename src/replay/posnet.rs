@@ -41,6 +41,9 @@ pub fn script(text: &str) -> Result<Script, String> {
     match t.protocol {
         Some(Protocol::Posnet) => {}
         Some(Protocol::Zvt) => return Err("this is a ZVT trace, not a POSNET one".into()),
+        Some(Protocol::Thermal) => {
+            return Err("this is a Thermal trace, not a POSNET one".into());
+        }
         None => return Err("no `# fiscald trace v1 ... protocol=...` header".into()),
     }
     let mut out_dec = FrameDecoder::new();

@@ -7,4 +7,5 @@ pub mod posnet;
 pub mod pty;
 pub mod pump;
 pub mod state;
+pub mod thermal;
 pub mod zvt;

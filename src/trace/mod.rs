@@ -73,6 +73,8 @@ pub const ROTATE_AT: u64 = 16 * 1024 * 1024;
 pub enum Protocol {
     Posnet,
     Zvt,
+    /// Thermal (ESC P); recorded, not replayed.
+    Thermal,
 }
 
 impl Protocol {
@@ -80,6 +82,7 @@ impl Protocol {
         match self {
             Protocol::Posnet => "posnet",
             Protocol::Zvt => "zvt",
+            Protocol::Thermal => "thermal",
         }
     }
 }
@@ -572,6 +575,7 @@ pub fn parse(text: &str) -> Result<Trace, String> {
                     match kv.split_once('=') {
                         Some(("protocol", "posnet")) => trace.protocol = Some(Protocol::Posnet),
                         Some(("protocol", "zvt")) => trace.protocol = Some(Protocol::Zvt),
+                        Some(("protocol", "thermal")) => trace.protocol = Some(Protocol::Thermal),
                         Some(("device", d)) => trace.device = Some(d.to_string()),
                         Some(("link", "serial")) => trace.link = Some(Link::Serial),
                         Some(("link", "tcp")) => trace.link = Some(Link::Tcp),

@@ -39,16 +39,24 @@ pub struct Sim {
     pub state: PathBuf,
     child: Option<Child>,
     args: Vec<String>,
+    /// The emulator: `posnet` (`fiscald sim posnet`) or `thermal`.
+    family: &'static str,
 }
 
 impl Sim {
     pub fn start(dir: &Path, extra: &[&str]) -> Sim {
+        Sim::start_family(dir, "posnet", extra)
+    }
+
+    /// An emulator of another printer family (`fiscald sim <family>`).
+    pub fn start_family(dir: &Path, family: &'static str, extra: &[&str]) -> Sim {
         let mut sim = Sim {
             dir: dir.to_path_buf(),
             link: dir.join("printer.tty"),
             state: dir.join("printer.json"),
             child: None,
             args: extra.iter().map(|s| s.to_string()).collect(),
+            family,
         };
         sim.spawn();
         sim
@@ -57,7 +65,7 @@ impl Sim {
     fn spawn(&mut self) {
         let _ = std::fs::remove_file(&self.link);
         let child = Command::new(BIN)
-            .args(["sim", "posnet", "--link"])
+            .args(["sim", self.family, "--link"])
             .arg(&self.link)
             .arg("--state")
             .arg(&self.state)
