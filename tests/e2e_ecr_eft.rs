@@ -9,8 +9,12 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 fn shop(dir: &std::path::Path) -> (Sim, ZvtSim, Daemon) {
+    shop_on(dir, false)
+}
+
+fn shop_on(dir: &std::path::Path, serial: bool) -> (Sim, ZvtSim, Daemon) {
     let printer = Sim::start(dir, &[]);
-    let terminal = ZvtSim::start_protocol(dir, "ecr-eft", false, &[]);
+    let terminal = ZvtSim::start_protocol(dir, "ecr-eft", serial, &[]);
     let mut cfg = config_text(dir, &printer.link.display().to_string(), "");
     cfg.push_str(&format!(
         "\n[[terminal]]\nid = \"t1\"\nprotocol = \"ecr-eft\"\nport = \"{}\"\ncommand_timeout = 3\ntransaction_timeout = 4\n",
@@ -92,4 +96,37 @@ fn a_sale_a_decline_and_a_lost_result_resolved_by_hand() {
         audit.to_string().contains("/v1/payments/{id}/resolve"),
         "{audit}"
     );
+}
+
+/// Every file under `dir`.
+fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        if meta.is_dir() {
+            files_under(&p, out);
+        } else if meta.is_file() {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn a_sale_over_a_serial_pty_leaves_no_card_number_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_printer, _terminal, daemon) = shop_on(dir.path(), true);
+    let (status, job) = daemon.post("/v1/sales?wait=30", &sale(1200));
+    assert_eq!(status, 200, "{job}");
+    assert_eq!(job["state"], "done", "{job}");
+    drop(daemon);
+    let mut files = Vec::new();
+    files_under(dir.path(), &mut files);
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !bytes.windows(16).any(|w| w == b"5454545454545454"),
+            "{} holds the test card number",
+            f.display()
+        );
+    }
 }
