@@ -107,6 +107,7 @@ pub const RULES: &[Rule] = &[
     payment("refund", MANAGES),
     payment("reversal", MANAGES),
     rule("POST", "/v1/sales/{id}/reverse", MANAGES),
+    rule("POST", "/v1/payments/{id}/resolve", MANAGES),
     rule("POST", "/v1/cash", MANAGES),
     rule("POST", "/v1/reports/daily", MANAGES),
     rule("POST", "/v1/reports/periodic", MANAGES),

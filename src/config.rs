@@ -30,6 +30,9 @@ pub struct Config {
 #[serde(rename_all = "lowercase")]
 pub enum TerminalProtocol {
     Zvt,
+    /// The Polish ECR-EFT (FROB) protocol (second-hand facts; see `protocols/ecr_eft`).
+    #[serde(rename = "ecr-eft")]
+    EcrEft,
 }
 
 impl TerminalProtocol {
@@ -37,6 +40,7 @@ impl TerminalProtocol {
     pub fn as_str(self) -> &'static str {
         match self {
             TerminalProtocol::Zvt => "zvt",
+            TerminalProtocol::EcrEft => "ecr-eft",
         }
     }
 }
@@ -82,6 +86,15 @@ pub struct TerminalConfig {
     /// Record a wire trace (card data masked) into `traces/` next to the journal.
     #[serde(default)]
     pub record: bool,
+    /// ECR-EFT: milliseconds to wait for ACK/NAK of a frame (default: the crate's 3000).
+    pub ack_timeout_ms: Option<u64>,
+    /// ECR-EFT: repetitions of a repeatable frame (never S1) after NAK or silence
+    /// (default: the crate's 3).
+    pub max_retransmits: Option<u8>,
+    /// ECR-EFT: milliseconds of silence before the link sends a T1 ping (default: none).
+    pub keepalive_ms: Option<u64>,
+    /// ECR-EFT: the register's id sent in S1 (default: the terminal entry's `id`).
+    pub ecr_id: Option<String>,
 }
 
 /// `[sales]`: card payment and fiscal receipt together.
@@ -480,6 +493,7 @@ impl Config {
             ] {
                 check_seconds(&at, name, v, 86_400.0)?;
             }
+            check_ecr_eft(&at, t)?;
             if t.sim_state.is_some() && t.port != "sim" {
                 return Err(Invalid::at(
                     format!("{at}.sim_state"),
@@ -666,6 +680,57 @@ fn check_baud(at: &str, baud: u32) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// The ECR-EFT keys: only for `protocol = "ecr-eft"`, in range.
+fn check_ecr_eft(at: &str, t: &TerminalConfig) -> Result<(), Invalid> {
+    let set = [
+        ("ack_timeout_ms", t.ack_timeout_ms.is_some()),
+        ("max_retransmits", t.max_retransmits.is_some()),
+        ("keepalive_ms", t.keepalive_ms.is_some()),
+        ("ecr_id", t.ecr_id.is_some()),
+    ];
+    if t.protocol != TerminalProtocol::EcrEft {
+        if let Some((name, _)) = set.iter().find(|(_, on)| *on) {
+            return Err(Invalid::at(
+                format!("{at}.{name}"),
+                format!("{name} only applies to protocol = \"ecr-eft\""),
+            ));
+        }
+        return Ok(());
+    }
+    for (name, v) in [
+        ("ack_timeout_ms", t.ack_timeout_ms),
+        ("keepalive_ms", t.keepalive_ms),
+    ] {
+        if v.is_some_and(|ms| !(50..=600_000).contains(&ms)) {
+            return Err(Invalid::at(
+                format!("{at}.{name}"),
+                format!("{name} must be between 50 and 600000 milliseconds"),
+            ));
+        }
+    }
+    if t.max_retransmits.is_some_and(|n| n > 10) {
+        return Err(Invalid::at(
+            format!("{at}.max_retransmits"),
+            "max_retransmits must be between 0 and 10",
+        ));
+    }
+    if let Some(id) = &t.ecr_id
+        && (id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
+        return Err(Invalid::at(
+            format!("{at}.ecr_id"),
+            "ecr_id must be 1 to 20 letters or digits, e.g. ecr_id = \"KASA1\"",
+        ));
+    }
+    if t.record {
+        return Err(Invalid::at(
+            format!("{at}.record"),
+            "wire traces are not implemented for protocol = \"ecr-eft\" yet; remove record = true",
+        ));
+    }
+    Ok(())
+}
+
 fn check_seconds(at: &str, name: &str, v: f64, max: f64) -> Result<(), Invalid> {
     if !(v.is_finite() && v > 0.0 && v <= max) {
         return Err(Invalid::at(
@@ -692,7 +757,7 @@ const REQUIRED_EXAMPLES: &[(&str, &str)] = &[
     ("printer.protocol", "protocol = \"posnet\""),
     ("printer.port", "port = \"/dev/ttyUSB0\" (or \"sim\")"),
     ("terminal.id", "id = \"t1\""),
-    ("terminal.protocol", "protocol = \"zvt\""),
+    ("terminal.protocol", "protocol = \"zvt\" (or \"ecr-eft\")"),
     (
         "terminal.port",
         "port = \"/dev/ttyUSB1\" (or \"tcp://IP:PORT\", or \"sim\")",

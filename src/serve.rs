@@ -5,6 +5,7 @@ use crate::api::{self, AppState, Tokens};
 use crate::config::{Config, PrinterProtocol, TerminalProtocol};
 use crate::device::DeviceState;
 use crate::device::terminal::PaymentTerminal;
+use crate::drivers::ecr_eft::EcrEft;
 use crate::drivers::posnet::PosnetPrinter;
 use crate::drivers::zvt::Zvt;
 use crate::journal::Journal;
@@ -108,7 +109,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 baud: Some(t.baud),
                 control: None,
             };
-            sims.push(crate::sim::zvt::spawn(opts, sim_stop.clone())?);
+            sims.push(match t.protocol {
+                TerminalProtocol::Zvt => crate::sim::zvt::spawn(opts, sim_stop.clone())?,
+                TerminalProtocol::EcrEft => crate::sim::ecr_eft::spawn(opts, sim_stop.clone())?,
+            });
             tracing::info!(terminal = %t.id, link = %link.display(), "built-in terminal emulator started");
             link.to_string_lossy().into_owned()
         } else {
@@ -131,13 +135,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 PrinterProtocol::Thermal => crate::trace::Protocol::Thermal,
             },
         })
-        .chain(terminals.values().map(|h| crate::trace::RecordedPort {
-            id: &h.config.id,
-            record: h.config.record,
-            port: &h.target,
-            protocol: match h.config.protocol {
-                TerminalProtocol::Zvt => crate::trace::Protocol::Zvt,
-            },
+        // ECR-EFT has no wire trace yet (the configuration refuses `record` for it).
+        .chain(terminals.values().filter_map(|h| {
+            Some(crate::trace::RecordedPort {
+                id: &h.config.id,
+                record: h.config.record,
+                port: &h.target,
+                protocol: match h.config.protocol {
+                    TerminalProtocol::Zvt => crate::trace::Protocol::Zvt,
+                    TerminalProtocol::EcrEft => return None,
+                },
+            })
         }));
     crate::trace::start_recording(&config, recorded)?;
 
@@ -173,6 +181,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 tasks.spawn(
                     terminal_task(
                         handle, &journal, &events, &shutdown, &printers, &config, zvt,
+                    )
+                    .run(),
+                );
+            }
+            TerminalProtocol::EcrEft => {
+                let driver = EcrEft::new(handle.config.clone(), handle.target.clone());
+                tasks.spawn(
+                    terminal_task(
+                        handle, &journal, &events, &shutdown, &printers, &config, driver,
                     )
                     .run(),
                 );

@@ -19,6 +19,7 @@ mod jobs;
 mod metrics;
 mod middleware;
 pub mod origin;
+mod resolve;
 mod status_page;
 mod today;
 pub mod types;
@@ -229,6 +230,7 @@ pub fn router(state: AppState, auth: Auth) -> Router {
             "/v1/terminals/{id}/end-of-day",
             post(cards::post_end_of_day),
         )
+        .route("/v1/payments/{id}/resolve", post(resolve::resolve_payment))
         .route("/v1/sales", post(cards::post_sale))
         .route("/v1/sales/{id}/reverse", post(cards::reverse_sale))
         .route("/v1/jobs", get(jobs::list_jobs))

@@ -66,6 +66,10 @@ pub struct CardOutcome {
     pub date: Option<String>,
     /// The terminal's time of the transaction, as it sent it.
     pub time: Option<String>,
+    /// The terminal's own transaction id, when the protocol has one as text (ECR-EFT's
+    /// S2); `trace_number` is its numeric form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<String>,
 }
 
 /// One of the terminal's own result or error codes, explained by its driver.
@@ -102,6 +106,7 @@ pub struct FlowEnd {
 
 /// What the terminal says its last transaction was (recovery's question).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 pub enum LastTransaction {
     /// The terminal's last transaction.
     Found(CardOutcome),

@@ -3,6 +3,7 @@
 //! neutral calls into its protocol crate's commands (`protocols/<name>`) and moves bytes
 //! through `crate::port`.
 
+pub mod ecr_eft;
 pub mod posnet;
 pub mod thermal;
 pub mod zvt;

@@ -423,6 +423,12 @@ pub struct CardOutcome {
     pub slip: Vec<String>,
     /// The terminal's id in the configuration.
     pub terminal: String,
+    /// The terminal's own transaction id as text (ECR-EFT), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<String>,
+    /// Who settled this payment by hand (`POST /v1/payments/{id}/resolve`), if anyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
 }
 
 /// A payment job's result. A payment that ended `done` holds the outcome itself; while it

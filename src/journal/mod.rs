@@ -19,6 +19,7 @@ mod audit;
 mod cards;
 mod keys;
 mod noviapi;
+pub mod resolve;
 mod stored;
 mod submitter;
 mod today;

@@ -390,3 +390,17 @@ fn serve_tcp(
     }
     Ok(())
 }
+
+/// Run the emulator on its own thread (the daemon's built-in `port = "sim"`).
+pub fn spawn(opts: Options, stop: Arc<AtomicBool>) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    if let Endpoint::Serial(link) = &opts.endpoint {
+        super::pty::claim_link(link)?;
+    }
+    Ok(std::thread::Builder::new()
+        .name("sim-ecr-eft".into())
+        .spawn(move || {
+            if let Err(e) = run(opts, stop) {
+                tracing::error!(error = %e, "the built-in ECR-EFT emulator stopped");
+            }
+        })?)
+}

@@ -97,6 +97,8 @@ fn payment_record(
         result_code: u8::try_from(o.result_code).unwrap_or(u8::MAX),
         slip: slip.to_vec(),
         terminal: terminal.to_string(),
+        transaction_id: o.transaction_id.clone(),
+        resolved_by: None,
     }
 }
 

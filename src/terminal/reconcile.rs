@@ -13,6 +13,7 @@ const IDLE_TRIES: u32 = 30;
 
 /// What recovery concludes about an interrupted job.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Verdict {
     /// The terminal's last transaction is this job's: settle the job from it.
     Ours(CardOutcome),

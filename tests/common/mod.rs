@@ -477,10 +477,16 @@ impl ZvtSim {
 
     /// [`ZvtSim::start`] with extra emulator arguments (e.g. `--baud`).
     pub fn start_with(dir: &Path, serial: bool, extra: &[&str]) -> ZvtSim {
+        Self::start_protocol(dir, "zvt", serial, extra)
+    }
+
+    /// [`ZvtSim::start_with`] for the emulator of `protocol` (`zvt` or `ecr-eft`): both
+    /// take the same options and keep the same state-file shape.
+    pub fn start_protocol(dir: &Path, protocol: &str, serial: bool, extra: &[&str]) -> ZvtSim {
         let state = dir.join("terminal.json");
         let control = dir.join("terminal.ctl");
         let mut cmd = Command::new(BIN);
-        cmd.args(["sim", "zvt", "--state"])
+        cmd.args(["sim", protocol, "--state"])
             .arg(&state)
             .arg("--control")
             .arg(&control);

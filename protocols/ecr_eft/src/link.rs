@@ -193,6 +193,10 @@ pub struct Link {
     missed_pings: u8,
     /// The last frame received and when (to recognise the peer's repetition).
     last_received: Option<(Frame, Instant)>,
+    /// Kinds whose ACK waits for [`Link::acknowledge`] ([`Link::hold_acks`]).
+    held: Vec<Kind>,
+    /// A frame of a held kind was received and is not acknowledged yet.
+    awaiting_ack: bool,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<LinkEvent>,
 }
@@ -212,12 +216,34 @@ impl Link {
             ping: None,
             missed_pings: 0,
             last_received: None,
+            held: Vec::new(),
+            awaiting_ack: false,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
         }
     }
     pub fn config(&self) -> &LinkConfig {
         &self.config
+    }
+
+    /// Frames of these kinds are not ACKed when they arrive: the user calls
+    /// [`Link::acknowledge`] once it has made them durable (the register holds S2's ACK
+    /// until the outcome is journaled). A repetition of a frame already acknowledged is
+    /// ACKed at once.
+    pub fn hold_acks(&mut self, kinds: &[Kind]) {
+        self.held = kinds.to_vec();
+    }
+
+    /// Send the ACK of the held frame, if one waits for it.
+    pub fn acknowledge(&mut self) {
+        if std::mem::take(&mut self.awaiting_ack) {
+            self.transmit.push_back(vec![ACK]);
+        }
+    }
+
+    /// True while a held frame waits for [`Link::acknowledge`].
+    pub fn awaiting_ack(&self) -> bool {
+        self.awaiting_ack
     }
 
     /// Send a request with a fresh token (returned). It goes out after the frames queued
@@ -329,8 +355,10 @@ impl Link {
     /// Forget everything in progress (after a reconnect); the token counter goes on.
     pub fn reset(&mut self) {
         let next = self.next_token;
+        let held = std::mem::take(&mut self.held);
         *self = Link::new(self.config.clone());
         self.next_token = next;
+        self.held = held;
     }
 
     // ---- internals ----
@@ -406,12 +434,17 @@ impl Link {
                 frame,
                 lrc_ok: true,
             } => {
-                self.transmit.push_back(vec![ACK]);
                 self.missed_pings = 0;
                 let window = self.config.ack_timeout * (u32::from(self.config.max_retransmits) + 1);
                 let repeat = self.last_received.as_ref().is_some_and(|(f, at)| {
                     *f == frame && f.token.to_wire() == frame.token.to_wire() && now < *at + window
                 });
+                // A repetition of a frame already acknowledged is ACKed at once.
+                if self.held.contains(&frame.kind) && (!repeat || self.awaiting_ack) {
+                    self.awaiting_ack = true;
+                } else {
+                    self.transmit.push_back(vec![ACK]);
+                }
                 self.last_received = Some((frame.clone(), now));
                 if repeat {
                     self.events.push_back(LinkEvent::Received {

@@ -322,3 +322,48 @@ fn a_repeated_frame_is_flagged() {
         [LinkEvent::Received { repeat: false, .. }]
     ));
 }
+
+#[test]
+fn a_held_kind_is_acked_only_when_the_user_says_so() {
+    let t0 = Instant::now();
+    let mut ecr = Link::new(LinkConfig::new(Role::Ecr));
+    ecr.hold_acks(&[*b"S2"]);
+    let token = ecr.request(*b"S1", sale(100), t0).unwrap();
+    drain(&mut ecr);
+    ecr.handle_input(&[ACK], t0);
+    events(&mut ecr);
+    let i1 = Message::I1(ecr_eft::message::Progress {
+        status: 20,
+        message: String::new(),
+    })
+    .to_frame(token)
+    .unwrap()
+    .encode()
+    .unwrap();
+    let s2 = Message::S2(TransactionResult::default())
+        .to_frame(token)
+        .unwrap()
+        .encode()
+        .unwrap();
+    // Other kinds are ACKed as they arrive.
+    ecr.handle_input(&i1, t0);
+    assert_eq!(drain(&mut ecr), vec![vec![ACK]]);
+    ecr.handle_input(&s2, t0);
+    assert_eq!(events(&mut ecr).len(), 2);
+    assert!(
+        drain(&mut ecr).is_empty(),
+        "S2 is not ACKed before acknowledge()"
+    );
+    assert!(ecr.awaiting_ack());
+    // The terminal repeats it while we are still committing: still no ACK.
+    ecr.handle_input(&s2, t0 + Duration::from_secs(3));
+    assert!(drain(&mut ecr).is_empty());
+    ecr.acknowledge();
+    assert_eq!(drain(&mut ecr), vec![vec![ACK]]);
+    assert!(!ecr.awaiting_ack());
+    ecr.acknowledge();
+    assert!(drain(&mut ecr).is_empty(), "one ACK per held frame");
+    // A repetition of a frame already acknowledged is ACKed at once.
+    ecr.handle_input(&s2, t0 + Duration::from_secs(4));
+    assert_eq!(drain(&mut ecr), vec![vec![ACK]]);
+}

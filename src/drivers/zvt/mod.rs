@@ -399,6 +399,7 @@ pub fn outcome(r: &TransactionResult) -> CardOutcome {
         auth_code: r.auth_code.clone(),
         date: r.date.clone(),
         time: r.time.clone(),
+        transaction_id: None,
     }
 }
 
