@@ -20,6 +20,9 @@ pub struct Config {
     /// `[noviapi]`: the NoviAPI-compatible facade (off when absent).
     #[serde(default)]
     pub noviapi: Option<NoviApiConfig>,
+    /// `[fleet]`: event delivery to NATS JetStream (off when absent).
+    #[serde(default)]
+    pub fleet: Option<crate::fleet::FleetConfig>,
     /// `fiscald serve --record DIR`: record every device's wire trace into DIR.
     #[serde(skip)]
     pub record_dir: Option<PathBuf>,
@@ -442,6 +445,10 @@ impl Config {
         if let Some(n) = &self.noviapi {
             self.validate_noviapi(n)?;
         }
+        if let Some(f) = &self.fleet {
+            f.validate()
+                .map_err(|(key, message)| Invalid::at(key, message))?;
+        }
         if self.printers.is_empty() {
             return Err(Invalid {
                 key: None,
@@ -757,6 +764,8 @@ const REQUIRED_EXAMPLES: &[(&str, &str)] = &[
     ("printer.protocol", "protocol = \"posnet\""),
     ("printer.port", "port = \"/dev/ttyUSB0\" (or \"sim\")"),
     ("terminal.id", "id = \"t1\""),
+    ("fleet.till", "till = \"shop17-till2\""),
+    ("fleet.nats", "nats = \"nats://127.0.0.1:4222\""),
     ("terminal.protocol", "protocol = \"zvt\" (or \"ecr-eft\")"),
     (
         "terminal.port",

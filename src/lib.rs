@@ -14,6 +14,7 @@ pub mod document;
 pub mod drain;
 pub mod drivers;
 pub mod events;
+pub mod fleet;
 pub mod job;
 pub mod journal;
 pub mod metrics;

@@ -44,6 +44,9 @@ enum Cmd {
     /// Device emulators on pseudo-terminals.
     #[command(subcommand)]
     Sim(SimCmd),
+    /// Head office's side of `[fleet]`: read what the tills sent to NATS JetStream.
+    #[command(subcommand)]
+    Fleet(FleetCmd),
     /// The command-line client: talk to a running daemon over its API.
     Ctl(fiscald::ctl::CtlArgs),
     /// Find printers and card terminals: try the serial ports with read-only
@@ -55,6 +58,12 @@ enum Cmd {
     /// Play the device side of a POSNET wire trace on a pseudo-terminal and report the
     /// first place where the host's bytes differ from the recording.
     Replay(fiscald::replay::ReplayArgs),
+}
+
+#[derive(Subcommand)]
+enum FleetCmd {
+    /// Follow the stream and print events (a table, or JSON lines with --json).
+    Tail(fiscald::fleet::tail::TailArgs),
 }
 
 #[derive(Subcommand)]
@@ -208,6 +217,7 @@ fn main() -> ExitCode {
             },
         },
         Cmd::Ctl(args) => fiscald::ctl::run(args),
+        Cmd::Fleet(FleetCmd::Tail(args)) => fiscald::fleet::tail::main(args),
         Cmd::Probe(args) => fiscald::probe::main(args),
         Cmd::Diagnose(args) => fiscald::diagnose::main(args),
         Cmd::Replay(args) => fiscald::replay::main(args),

@@ -49,6 +49,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     crate::metrics::install();
     let bus = crate::events::EventBus::default();
     let job_changes = events.subscribe();
+    let mut tasks = tokio::task::JoinSet::new();
+    // `[fleet]`: the outbox and its publisher; without it no broker code runs.
+    let fleet = match &config.fleet {
+        Some(f) => Some(crate::fleet::start(&journal, f, &mut tasks, &shutdown)?),
+        None => None,
+    };
+    let device_events = crate::fleet::DevicePublishers {
+        bus: bus.clone(),
+        fleet: fleet.as_ref().map(|(_, sink)| sink.clone()),
+    };
 
     // Built-in emulators (port = "sim") run on their own threads behind real PTYs.
     let sim_stop = Arc::new(AtomicBool::new(false));
@@ -95,7 +105,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         };
         printers.insert(
             p.id.clone(),
-            Arc::new(PrinterHandle::new(p.clone(), port_path).with_events(bus.clone())),
+            Arc::new(PrinterHandle::new(p.clone(), port_path).with_events(device_events.clone())),
         );
     }
     let printers = Arc::new(printers);
@@ -120,7 +130,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         };
         terminals.insert(
             t.id.clone(),
-            Arc::new(TerminalHandle::new(t.clone(), target).with_events(bus.clone())),
+            Arc::new(TerminalHandle::new(t.clone(), target).with_events(device_events.clone())),
         );
     }
     let terminals = Arc::new(terminals);
@@ -149,7 +159,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }));
     crate::trace::start_recording(&config, recorded)?;
 
-    let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(
         bus.clone()
             .follow_jobs(journal.clone(), job_changes, shutdown.clone()),
@@ -219,6 +228,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         bus,
         sessions: Default::default(),
         shutdown: shutdown.clone(),
+        fleet: fleet.map(|(status, _)| status),
     };
     // The loopback TCP listener is bound before the socket, so that once the socket answers
     // (what clients and tests wait for) every listener does.

@@ -239,15 +239,22 @@ pub(super) async fn health(State(state): State<AppState>) -> Json<Value> {
                 .map(|(id, t)| (id.clone(), t.status().state)),
         )
         .collect();
-    let status = if devices.values().all(|s| s.is_up()) {
-        HealthStatus::Ok
-    } else {
-        HealthStatus::Degraded
+    let fleet = match &state.fleet {
+        Some(f) => crate::fleet::view(&state.journal, f).await.ok(),
+        None => None,
     };
+    // The till works without the broker: only an outbox past its bound degrades health.
+    let status =
+        if devices.values().all(|s| s.is_up()) && !fleet.as_ref().is_some_and(|f| f.outbox_full) {
+            HealthStatus::Ok
+        } else {
+            HealthStatus::Degraded
+        };
     Json(to_json(&Health {
         status,
         version: env!("CARGO_PKG_VERSION").into(),
         devices,
+        fleet,
     }))
 }
 

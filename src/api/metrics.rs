@@ -31,6 +31,18 @@ pub(super) async fn get_metrics(State(state): State<AppState>) -> ApiResult {
             }
         }
     }
+    if let Some(f) = &state.fleet
+        && let Ok(v) = crate::fleet::view(&state.journal, f).await
+    {
+        metrics::gauge!("fiscald_fleet_connected").set(u8::from(v.connected) as f64);
+        metrics::gauge!("fiscald_fleet_backlog_rows").set(v.backlog as f64);
+        metrics::gauge!("fiscald_fleet_oldest_unsent_age_seconds")
+            .set(v.oldest_unsent_age.unwrap_or(0) as f64);
+        metrics::gauge!("fiscald_fleet_outbox_full").set(u8::from(v.outbox_full) as f64);
+        metrics::gauge!("fiscald_fleet_outbox_rows").set(v.outbox_rows as f64);
+        metrics::gauge!("fiscald_fleet_last_ack_seq").set(v.last_ack_seq.unwrap_or(0) as f64);
+        metrics::gauge!("fiscald_fleet_published").set(v.published as f64);
+    }
     metrics::gauge!("fiscald_event_subscribers").set(state.bus.subscribers() as f64);
     Ok((
         [(

@@ -60,6 +60,8 @@ pub struct AppState {
     pub sessions: Sessions,
     /// Cancelled when the daemon stops: long waits answer at once with the job as it stands.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// The fleet link (`[fleet]`), when configured.
+    pub fleet: Option<std::sync::Arc<crate::fleet::FleetStatus>>,
 }
 
 /// An API error: `{"error": {"code", "message", "field", "device_code"}}`.

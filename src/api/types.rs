@@ -40,6 +40,36 @@ pub struct Health {
     pub version: String,
     /// Each device's state by id.
     pub devices: BTreeMap<String, DeviceState>,
+    /// The fleet link (`[fleet]`), when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetView>,
+}
+
+/// The fleet link to NATS JetStream, as `/v1/health` and `GET /v1/fleet` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetView {
+    /// `connected`, `disconnected` or `outbox_full` (unsent rows past the outbox's bound).
+    pub state: String,
+    pub till: String,
+    pub stream: String,
+    /// Connected to the broker, with the stream checked.
+    pub connected: bool,
+    /// Outbox rows not yet acknowledged by the broker.
+    pub backlog: u64,
+    /// Seconds since the oldest unsent row was written.
+    pub oldest_unsent_age: Option<u64>,
+    /// When the broker last acknowledged a message, and its sequence number.
+    pub last_ack: Option<String>,
+    pub last_ack_seq: Option<u64>,
+    /// The last sequence number written to the outbox.
+    pub last_seq: u64,
+    pub outbox_rows: u64,
+    pub outbox_bytes: u64,
+    pub outbox_full: bool,
+    /// Messages acknowledged since the start, and how many of them were duplicates.
+    pub published: u64,
+    pub duplicates: u64,
+    pub last_error: Option<String>,
 }
 
 /// Whether every device is up.

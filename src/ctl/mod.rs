@@ -11,6 +11,7 @@
 //! - [`sse`]: the Server-Sent Events parser behind `ctl events`.
 
 mod client;
+mod fleet;
 mod output;
 pub mod sse;
 
@@ -97,6 +98,8 @@ pub enum CtlCmd {
     Status,
     /// The devices: state, model, queue and last error.
     Devices,
+    /// The fleet link to NATS JetStream: connected, backlog, oldest unsent, last ack.
+    Fleet,
     /// Print a fiscal receipt from a JSON file (the API's receipt body), or from stdin.
     Receipt {
         /// The JSON file; `-` or nothing reads stdin.
@@ -324,6 +327,7 @@ async fn run_async(args: CtlArgs) -> R<u8> {
     match args.command {
         CtlCmd::Status => ctl.status().await,
         CtlCmd::Devices => ctl.devices().await,
+        CtlCmd::Fleet => ctl.fleet().await,
         CtlCmd::Receipt { file } => {
             let body = read_json(file.as_deref())?;
             ctl.submit("/v1/receipts", body).await

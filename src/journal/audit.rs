@@ -11,6 +11,7 @@
 //! [`WINDOW_RETENTION_DAYS`]); every other row stays immutable.
 
 use super::{Actor, JobId, Journal, JournalError, now};
+use crate::fleet::event::AuditEvent;
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
@@ -246,11 +247,12 @@ struct AuditRow<'a> {
 
 impl AuditRow<'_> {
     fn insert(&self, conn: &Connection) -> Result<(), JournalError> {
+        let at = now();
         conn.execute(
             "INSERT INTO audit (at, principal, role, operation, job_id, outcome, detail)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
-                now(),
+                at,
                 self.principal,
                 self.role,
                 self.operation,
@@ -259,7 +261,19 @@ impl AuditRow<'_> {
                 self.detail
             ],
         )?;
-        Ok(())
+        super::outbox::audit_event(
+            conn,
+            &at,
+            AuditEvent {
+                principal: self.principal.to_string(),
+                role: self.role.map(String::from),
+                operation: self.operation.to_string(),
+                job: self.job,
+                outcome: self.outcome.to_string(),
+                detail: self.detail.map(String::from),
+                count: None,
+            },
+        )
     }
 }
 
@@ -293,6 +307,8 @@ impl Journal {
         outcome: &str,
         detail: Option<&str>,
     ) -> Result<(), JournalError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
         AuditRow {
             principal,
             role,
@@ -301,7 +317,9 @@ impl Journal {
             outcome,
             detail,
         }
-        .insert(&self.lock())
+        .insert(&tx)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Append several audit entries, and add counted unauthenticated refusals to their
@@ -327,6 +345,19 @@ impl Journal {
                     rfc3339(*start),
                     rfc3339(start + WINDOW_SECONDS)
                 ],
+            )?;
+            super::outbox::audit_event(
+                &tx,
+                &t,
+                AuditEvent {
+                    principal: listener.to_string(),
+                    role: None,
+                    operation: row.sample.to_string(),
+                    job: None,
+                    outcome: outcome.to_string(),
+                    detail: Some(detail.to_string()),
+                    count: Some(row.count as u64),
+                },
             )?;
         }
         for e in entries {

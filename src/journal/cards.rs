@@ -163,9 +163,17 @@ impl Journal {
             Self::finish_in(&tx, receipt, JobState::Cancelled, None, Some(&error))?;
             for child in Self::children_in(&tx, sale)? {
                 if sales::may_cancel_unprinted(&child) {
+                    let t = now();
                     tx.execute(
                         "UPDATE jobs SET state = ?2, updated_at = ?3 WHERE id = ?1",
-                        params![child.id, JobState::Cancelled.as_str(), now()],
+                        params![child.id, JobState::Cancelled.as_str(), t],
+                    )?;
+                    log_event(
+                        &tx,
+                        child.id,
+                        &t,
+                        JobState::Cancelled.as_str(),
+                        Some("the sale's print deadline passed"),
                     )?;
                 }
             }

@@ -19,6 +19,7 @@ mod audit;
 mod cards;
 mod keys;
 mod noviapi;
+mod outbox;
 pub mod resolve;
 mod stored;
 mod submitter;
@@ -34,6 +35,7 @@ pub use audit::{AuditEntry, AuditWriter, NewAudit, Unauthenticated, audit_sample
 pub use cards::CardRecord;
 pub use keys::IdempotencyKey;
 pub use noviapi::{NoviDeleted, NoviRequest, NoviState, NoviWork, noviapi_job_key};
+pub use outbox::{OutboxRow, OutboxStats};
 pub use submitter::Submitter;
 
 use crate::device::{DeviceError, DocumentCounters};
@@ -233,6 +235,7 @@ impl Journal {
             }
         }
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(outbox::OUTBOX_SCHEMA)?;
         Self::audit_schema(&conn)?;
         Self::noviapi_schema(&conn)?;
         Self::namespace_legacy_keys(&conn)?;
@@ -487,9 +490,10 @@ impl Journal {
 
     /// Move a queued job to running (step `prepare`). Returns false if it was cancelled meanwhile.
     pub fn start(&self, id: JobId) -> Result<bool, JournalError> {
-        let conn = self.lock();
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
         let t = now();
-        let n = conn.execute(
+        let n = tx.execute(
             "UPDATE jobs SET state = ?2, step = ?3, attempts = attempts + 1, updated_at = ?4
              WHERE id = ?1 AND state = ?5",
             params![
@@ -501,8 +505,9 @@ impl Journal {
             ],
         )?;
         if n == 1 {
-            log_event(&conn, id, &t, JobState::Running.as_str(), None)?;
+            log_event(&tx, id, &t, JobState::Running.as_str(), None)?;
         }
+        tx.commit()?;
         Ok(n == 1)
     }
 
@@ -542,13 +547,15 @@ impl Journal {
 
     /// Start another attempt of a running job (after reconciliation showed nothing was printed).
     pub fn retry(&self, id: JobId, detail: &str) -> Result<(), JournalError> {
-        let conn = self.lock();
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
         let t = now();
-        conn.execute(
+        tx.execute(
             "UPDATE jobs SET step = ?2, counters_before = NULL, attempts = attempts + 1, updated_at = ?3 WHERE id = ?1",
             params![id, Step::Prepare.as_str(), t],
         )?;
-        log_event(&conn, id, &t, "retry", Some(detail))?;
+        log_event(&tx, id, &t, "retry", Some(detail))?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -614,6 +621,8 @@ fn to_text<T: Serialize>(record: &T) -> String {
 }
 
 /// Append to a job's history (`job_events`): a state, a step or another event by name.
+/// Every change of a job goes through here, so this is also where its fleet event is
+/// written to the outbox (when `[fleet]` is on), in the caller's transaction.
 fn log_event(
     conn: &Connection,
     id: JobId,
@@ -625,7 +634,7 @@ fn log_event(
         "INSERT INTO job_events (job_id, at, step, detail) VALUES (?1, ?2, ?3, ?4)",
         params![id, at, name, detail],
     )?;
-    Ok(())
+    outbox::job_event(conn, id, at, name, detail)
 }
 
 #[cfg(test)]
