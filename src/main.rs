@@ -61,6 +61,9 @@ enum Cmd {
 enum SimCmd {
     /// Emulate a POSNET fiscal printer.
     Posnet(PosnetSim),
+    /// Emulate a Novitus XML fiscal printer.
+    #[command(name = "novitus-xml")]
+    NovitusXml(PosnetSim),
     /// Emulate a ZVT card payment terminal (serial PTY or TCP).
     Zvt(ZvtSim),
     /// Emulate a Polish ECR-EFT (FROB) card payment terminal (serial PTY or TCP).
@@ -194,6 +197,20 @@ fn main() -> ExitCode {
             };
             let what = "fiscald sim posnet";
             emulator_exit(what, fiscald::sim::posnet::run(opts, stop_on_signals(what)))
+        }
+        Cmd::Sim(SimCmd::NovitusXml(o)) => {
+            let opts = fiscald::sim::novitus_xml::Options {
+                link: o.link,
+                state: o.state,
+                baud: o.baud,
+                control: o.control,
+                faults: o.faults,
+            };
+            let what = "fiscald sim novitus-xml";
+            emulator_exit(
+                what,
+                fiscald::sim::novitus_xml::run(opts, stop_on_signals(what)),
+            )
         }
         Cmd::Sim(SimCmd::Zvt(o)) => {
             use fiscald::sim::zvt::{Endpoint, Options};
