@@ -286,7 +286,9 @@ impl Printer {
         let value = (Decimal::from(price) * q)
             .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
         let value = u64::try_from(value).map_err(|_| code::BAD_VALUE)?;
-        if e.attr("total").is_some_and(|t| parse_amount(t) != Some(value)) {
+        if e.attr("total")
+            .is_some_and(|t| parse_amount(t) != Some(value))
+        {
             return Err(code::BAD_VALUE);
         }
         if !self.print_lines(1) {
