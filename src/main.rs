@@ -72,6 +72,9 @@ enum SimCmd {
     Posnet(PosnetSim),
     /// Emulate a Thermal (ESC P) fiscal printer (older Posnet, Novitus classic).
     Thermal(ThermalSim),
+    /// Emulate a Novitus XML fiscal printer.
+    #[command(name = "novitus-xml")]
+    NovitusXml(PosnetSim),
     /// Emulate a ZVT card payment terminal (serial PTY or TCP).
     Zvt(ZvtSim),
     /// Emulate a Polish ECR-EFT (FROB) card payment terminal (serial PTY or TCP).
@@ -246,6 +249,20 @@ fn main() -> ExitCode {
             emulator_exit(
                 what,
                 fiscald::sim::thermal::run(opts, stop_on_signals(what)),
+            )
+        }
+        Cmd::Sim(SimCmd::NovitusXml(o)) => {
+            let opts = fiscald::sim::novitus_xml::Options {
+                link: o.link,
+                state: o.state,
+                baud: o.baud,
+                control: o.control,
+                faults: o.faults,
+            };
+            let what = "fiscald sim novitus-xml";
+            emulator_exit(
+                what,
+                fiscald::sim::novitus_xml::run(opts, stop_on_signals(what)),
             )
         }
         Cmd::Sim(SimCmd::Zvt(o)) => {

@@ -3,6 +3,7 @@
 pub mod control;
 pub mod ecr_eft;
 pub mod line;
+pub mod novitus_xml;
 pub mod posnet;
 pub mod pty;
 pub mod pump;

@@ -106,6 +106,11 @@ pub enum Command {
         payin: bool,
         value: u64,
     },
+    /// `<nonfiscalprintout nonfiscalheader="yes"><line>…</line>…</nonfiscalprintout>`: a
+    /// non-fiscal printout (the element as the one public client sends it).
+    Printout {
+        lines: Vec<String>,
+    },
     /// `<report type="daily" date="dd-mm-yyyy"/>`.
     DailyReport {
         day: u32,
@@ -218,6 +223,19 @@ impl Command {
                 let value = amount(*value);
                 let action = if *payin { "payin" } else { "payout" };
                 empty(w, "cash", &[("action", action), ("value", value.as_str())])
+            }
+            Command::Printout { lines } => {
+                use quick_xml::events::{BytesEnd, BytesText};
+                w.write_event(Event::Start(element(
+                    "nonfiscalprintout",
+                    &[("nonfiscalheader", "yes")],
+                )))?;
+                for line in lines {
+                    w.write_event(Event::Start(BytesStart::new("line")))?;
+                    w.write_event(Event::Text(BytesText::new(line)))?;
+                    w.write_event(Event::End(BytesEnd::new("line")))?;
+                }
+                w.write_event(Event::End(BytesEnd::new("nonfiscalprintout")))
             }
             Command::DailyReport { day, month, year } => {
                 let date = format!("{day:02}-{month:02}-{year:04}");

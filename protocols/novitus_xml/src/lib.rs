@@ -15,10 +15,12 @@
 //! used.
 
 pub mod command;
+#[cfg(feature = "model")]
+pub mod model;
 pub mod packet;
 pub mod reply;
 pub mod text;
 
 pub use command::{Command, Item, Payment, PaymentType};
 pub use packet::{Decoded, Dialect, Packet, PacketDecoder, PacketError, crc32};
-pub use reply::{Element, ReplyError};
+pub use reply::{Checkout, Dle, Element, ReplyError, TaxRate};

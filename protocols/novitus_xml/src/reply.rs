@@ -26,9 +26,38 @@ pub struct Element {
     pub name: String,
     pub attributes: Vec<(String, String)>,
     pub children: Vec<Element>,
+    /// The text inside the element (unescaped, trimmed), e.g. `<ptu name="A">23.00</ptu>`.
+    pub text: String,
 }
 
 impl Element {
+    /// An element called `name` with `attributes`.
+    pub fn new(name: &str, attributes: &[(&str, &str)]) -> Element {
+        Element {
+            name: name.to_string(),
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Element::default()
+        }
+    }
+
+    /// Set (or add) an attribute.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self.attributes.iter_mut().find(|(k, _)| k == name) {
+            Some((_, v)) => *v = value,
+            None => self.attributes.push((name.to_string(), value)),
+        }
+    }
+
+    /// This element with `text` inside.
+    pub fn with_text(mut self, text: impl Into<String>) -> Element {
+        self.text = text.into();
+        self
+    }
+
     /// An attribute's value.
     pub fn attr(&self, name: &str) -> Option<&str> {
         self.attributes
@@ -63,13 +92,44 @@ fn start(e: &BytesStart<'_>) -> Result<Element, ReplyError> {
         name,
         attributes,
         children: Vec::new(),
+        text: String::new(),
     })
+}
+
+fn write_element(w: &mut quick_xml::Writer<Vec<u8>>, e: &Element) -> std::io::Result<()> {
+    use quick_xml::events::{BytesEnd, BytesText};
+    let mut start = BytesStart::new(e.name.as_str());
+    for (k, v) in &e.attributes {
+        start.push_attribute((k.as_str(), v.as_str()));
+    }
+    if e.children.is_empty() && e.text.is_empty() {
+        return w.write_event(Event::Empty(start));
+    }
+    w.write_event(Event::Start(start))?;
+    if !e.text.is_empty() {
+        w.write_event(Event::Text(BytesText::new(&e.text)))?;
+    }
+    for c in &e.children {
+        write_element(w, c)?;
+    }
+    w.write_event(Event::End(BytesEnd::new(e.name.as_str())))
+}
+
+/// Elements written as XML with quick-xml's writer (attributes and text escaped), in
+/// Windows-1250; text the code page cannot hold is refused.
+pub fn write(elements: &[Element]) -> Result<Vec<u8>, crate::text::TextError> {
+    let mut w = quick_xml::Writer::new(Vec::new());
+    for e in elements {
+        // Writing to a Vec cannot fail.
+        let _ = write_element(&mut w, e);
+    }
+    let xml = String::from_utf8(w.into_inner()).unwrap_or_default();
+    crate::text::encode(&xml)
 }
 
 /// The elements of a packet body (Windows-1250), in order, with their children.
 pub fn parse(body: &[u8]) -> Result<Vec<Element>, ReplyError> {
     let mut reader = Reader::from_reader(body);
-    reader.config_mut().trim_text(true);
     let mut buf = Vec::new();
     let mut stack: Vec<Element> = Vec::new();
     let mut top = Vec::new();
@@ -87,12 +147,30 @@ pub fn parse(body: &[u8]) -> Result<Vec<Element>, ReplyError> {
                 }
             }
             Event::End(_) => {
-                let el = stack
+                let mut el = stack
                     .pop()
                     .ok_or_else(|| ReplyError::Xml("a closing tag without its opening".into()))?;
+                el.text = el.text.trim().to_string();
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(el),
                     None => top.push(el),
+                }
+            }
+            Event::Text(t) => {
+                if let Some(parent) = stack.last_mut() {
+                    let raw = crate::text::decode(t.as_ref());
+                    let text = quick_xml::escape::unescape(&raw)
+                        .map_err(|err| ReplyError::Xml(err.to_string()))?;
+                    parent.text.push_str(&text);
+                }
+            }
+            Event::GeneralRef(r) => {
+                if let Some(parent) = stack.last_mut() {
+                    let name = crate::text::decode(r.as_ref());
+                    let entity = format!("&{name};");
+                    let text = quick_xml::escape::unescape(&entity)
+                        .map_err(|err| ReplyError::Xml(err.to_string()))?;
+                    parent.text.push_str(&text);
                 }
             }
             Event::Eof => break,
@@ -182,6 +260,131 @@ impl LastTransaction {
     }
 }
 
+/// `<dle …/>`: the mechanism's state (answered at any time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dle {
+    pub online: bool,
+    pub paper_error: bool,
+    pub printer_error: bool,
+}
+
+impl Dle {
+    pub fn from_elements(elements: &[Element]) -> Result<Dle, ReplyError> {
+        let e = find(elements, "dle", "dle")?;
+        Ok(Dle {
+            online: e.flag("online").unwrap_or(true),
+            paper_error: e.flag("papererror").unwrap_or(false),
+            printer_error: e.flag("printererror").unwrap_or(false),
+        })
+    }
+}
+
+fn number(e: &Element, element: &'static str, attribute: &'static str) -> Result<u64, ReplyError> {
+    let v = e.attr(attribute).unwrap_or("");
+    v.trim().parse().map_err(|_| ReplyError::BadValue {
+        element,
+        attribute,
+        value: v.to_string(),
+    })
+}
+
+/// The counters and state of `<info action="checkout" …/>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkout {
+    pub last_receipt: u64,
+    pub last_printout: u64,
+    pub last_invoice: u64,
+    pub receipt_open: bool,
+    pub unique_number: Option<String>,
+    /// The printer's date and time as it writes them.
+    pub date: Option<String>,
+}
+
+impl Checkout {
+    pub fn from_elements(elements: &[Element]) -> Result<Checkout, ReplyError> {
+        let e = elements
+            .iter()
+            .find(|e| e.name == "info" && e.attr("action") == Some("checkout"))
+            .ok_or(ReplyError::Missing("info action=\"checkout\""))?;
+        Ok(Checkout {
+            last_receipt: number(e, "info", "lastreceipt")?,
+            last_printout: number(e, "info", "lastprintout")?,
+            last_invoice: e
+                .attr("lastinvoice")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0),
+            receipt_open: e.flag("receiptopen").unwrap_or(false),
+            unique_number: e
+                .attr("uniqueno")
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
+            date: e.attr("date").map(str::to_string),
+        })
+    }
+}
+
+/// A PTU slot's rate as `<taxrates>` lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaxRate {
+    /// Basis points of a percent (2300 = 23 %).
+    BasisPoints(u32),
+    /// Exempt (`free`).
+    Exempt,
+}
+
+/// The VAT table of `<taxrates action="get">`: `(letter, rate)` for each slot listed; a
+/// slot not listed (or with a value that is no rate) is not in use.
+pub fn tax_rates(elements: &[Element]) -> Result<Vec<(char, TaxRate)>, ReplyError> {
+    let t = find(elements, "taxrates", "stawki")?;
+    let mut out = Vec::new();
+    for p in &t.children {
+        let Some(letter) = p.attr("name").and_then(|n| n.trim().chars().next()) else {
+            continue;
+        };
+        let text = p.text.trim();
+        let rate = if text.eq_ignore_ascii_case("free") || text.eq_ignore_ascii_case("zw") {
+            TaxRate::Exempt
+        } else {
+            let Some(bp) = basis_points(text) else {
+                continue;
+            };
+            if bp > 10_000 {
+                continue;
+            }
+            TaxRate::BasisPoints(bp)
+        };
+        out.push((letter.to_ascii_uppercase(), rate));
+    }
+    Ok(out)
+}
+
+/// `"23.00"`, `"23"`, `"5.5"` → basis points.
+fn basis_points(text: &str) -> Option<u32> {
+    let text = text.trim_end_matches('%');
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if frac.len() > 2 || whole.is_empty() || !frac.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let whole: u32 = whole.parse().ok()?;
+    let frac: u32 = format!("{frac:0<2}").parse().ok()?;
+    whole.checked_mul(100)?.checked_add(frac)
+}
+
+/// The identity of `<info action="version" version="…"/>` (or the Polish `wersja`).
+pub fn version(elements: &[Element]) -> Result<String, ReplyError> {
+    let e = elements
+        .iter()
+        .find(|e| {
+            (e.name == "info" && e.attr("action") == Some("version"))
+                || (e.name == "informacja" && e.attr("akcja") == Some("wersja"))
+        })
+        .ok_or(ReplyError::Missing("info action=\"version\""))?;
+    Ok(e.attr("version")
+        .or(e.attr("wersja"))
+        .unwrap_or("")
+        .to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +410,19 @@ mod tests {
             ("close", Some(17), Some("fiscald-42"))
         );
         assert_eq!(els[0].children[0].attr("name"), Some("Żółw & syn"));
+    }
+
+    #[test]
+    fn tax_rates_with_exempt_as_free_and_text_with_entities() {
+        let body = br#"<taxrates action="get"><ptu name="A">23.00</ptu><ptu name="E">free</ptu><ptu name="F">x</ptu></taxrates><line>a &amp; b</line>"#;
+        let els = parse(body).unwrap();
+        assert_eq!(
+            tax_rates(&els).unwrap(),
+            [('A', TaxRate::BasisPoints(2300)), ('E', TaxRate::Exempt)]
+        );
+        assert_eq!(els[1].text, "a & b");
+        let w = write(&[Element::new("line", &[]).with_text("<\"&>")]).unwrap();
+        assert_eq!(parse(&w).unwrap()[0].text, "<\"&>");
     }
 
     #[test]
