@@ -33,8 +33,10 @@ pub struct Resolution {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotResolvable(pub String);
 
-/// Whether `job` is a card payment waiting for a person because its outcome is unknown:
-/// `needs_attention`, a payment or sale, and no outcome recorded from the terminal.
+/// Whether `job` is a card payment waiting for a person: `needs_attention`, a payment or
+/// sale. That includes a payment whose outcome was journaled but whose job a crash left
+/// unconcluded on a terminal that cannot be asked afterwards (ECR-EFT): a person confirms it
+/// from the terminal's printout.
 pub fn resolvable(job: &Job) -> Result<(), NotResolvable> {
     if !matches!(job.kind, JobKind::Payment | JobKind::Sale) {
         return Err(NotResolvable(format!(
@@ -48,17 +50,6 @@ pub fn resolvable(job: &Job) -> Result<(), NotResolvable> {
             "job {} is {}; only a payment in needs_attention whose outcome is unknown can be resolved",
             job.id,
             job.state.as_str()
-        )));
-    }
-    if job
-        .result
-        .as_ref()
-        .and_then(JobResult::card_outcome)
-        .is_some()
-    {
-        return Err(NotResolvable(format!(
-            "job {} already has the terminal's outcome recorded; it is not an unknown outcome",
-            job.id
         )));
     }
     Ok(())
@@ -83,6 +74,12 @@ impl Journal {
         let t = now();
         let (state, result, error) = match &resolution.decision {
             Decision::Approved { transaction_id } => {
+                // What the terminal reported, if it was journaled, confirmed by the person.
+                let recorded = job
+                    .result
+                    .as_ref()
+                    .and_then(JobResult::card_outcome)
+                    .cloned();
                 let payment = CardOutcome {
                     approved: true,
                     amount: p.as_ref().map(|p| p.amount),
@@ -92,7 +89,7 @@ impl Journal {
                     terminal: job.device.clone(),
                     transaction_id: Some(transaction_id.clone()),
                     resolved_by: Some(resolution.by.clone()),
-                    ..CardOutcome::default()
+                    ..recorded.unwrap_or_default()
                 };
                 let result = match job.kind {
                     JobKind::Sale => JobResult::Sale(SaleResult {
