@@ -75,6 +75,10 @@ pub struct Pair {
     pub from_printer: FaultFn,
     /// Replies held back.
     pub delayed: Vec<Vec<u8>>,
+    /// Whether replies after a held-back one wait for it (a serial line or a TCP stream
+    /// never reorders). Off, a held-back reply arrives after later ones, as a targeted
+    /// test of stale replies that carry a token.
+    pub fifo: bool,
     /// Frames the session sent, with the time they went out.
     pub sent: Vec<(Duration, Frame)>,
     /// Every event, `Received` left out.
@@ -95,6 +99,7 @@ impl Pair {
             to_printer: Box::new(|_| Fault::Pass),
             from_printer: Box::new(|_| Fault::Pass),
             delayed: Vec::new(),
+            fifo: false,
             sent: Vec::new(),
             events: Vec::new(),
             chunk: usize::MAX,
@@ -180,6 +185,9 @@ impl Pair {
     pub fn answer(&mut self, reply: Frame) {
         let bytes = reply.encode_raw();
         match (self.from_printer)(&reply) {
+            // The line is FIFO: what the printer sends after a delayed reply arrives after
+            // it, never before (a serial line or a TCP stream does not reorder).
+            Fault::Pass if self.fifo && !self.delayed.is_empty() => self.delayed.push(bytes),
             Fault::Pass => self.deliver(&bytes),
             Fault::Drop => {}
             Fault::DropAndRestart => {
@@ -189,7 +197,11 @@ impl Pair {
             Fault::Corrupt => {
                 let mut b = bytes;
                 b[2] ^= 0x20;
-                self.deliver(&b);
+                if !self.fifo || self.delayed.is_empty() {
+                    self.deliver(&b);
+                } else {
+                    self.delayed.push(b);
+                }
             }
         }
     }
