@@ -223,7 +223,9 @@ impl EcrEft {
                         p.message
                     };
                     if let Some(o) = observer.as_deref_mut() {
-                        o.display(&text);
+                        // Masked by the codec; masked again in case of a new pattern, as
+                        // the slip lines are.
+                        o.display(&zvt::pan::mask_in_text(&text));
                     }
                 }
                 Message::D2 => {
