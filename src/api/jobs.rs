@@ -216,6 +216,9 @@ async fn wait_for(
     loop {
         let job = load_job(state, id).await?;
         if job.state.is_terminal() {
+            // The event stream (and its metrics) hear of the end before the caller does;
+            // the bus publishes each state once, whoever reads it first.
+            state.bus.job(&job);
             return Ok(job);
         }
         loop {
