@@ -318,14 +318,15 @@ mod properties {
             bytes: 4096,
         });
         pair.fifo = fifo;
-        let (mut o, mut b) = (out.into_iter(), back.into_iter());
-        pair.to_printer = Box::new(move |_| o.next().unwrap_or(Fault::Pass));
-        pair.from_printer = Box::new(move |_| b.next().unwrap_or(Fault::Pass));
+        // The transaction opens on a clean line; the faults hit the lines after it.
         pair.start_all(&[Command::TrInit { block_mode: false }]);
         pair.run_until_idle();
         if pair.completions()[0].is_err() {
             return None;
         }
+        let (mut o, mut b) = (out.into_iter(), back.into_iter());
+        pair.to_printer = Box::new(move |_| o.next().unwrap_or(Fault::Pass));
+        pair.from_printer = Box::new(move |_| b.next().unwrap_or(Fault::Pass));
         let mut started = 0;
         while started < n {
             let now = pair.now;
@@ -377,11 +378,8 @@ mod properties {
     }
 
     proptest! {
-        // A fixed seed while the known hole below is open: a random seed finds it now and
-        // then (the line model delays a reply past later ones).
         #![proptest_config(ProptestConfig {
             cases: 256,
-            rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_202),
             ..ProptestConfig::default()
         })]
         /// Whatever the line loses, damages or delays, with any window: every command
@@ -393,8 +391,9 @@ mod properties {
             n in 1usize..12,
             out in proptest::collection::vec(fault(), 24),
             back in proptest::collection::vec(fault(), 24),
+            fifo in any::<bool>(),
         ) {
-            let r = run_case(window, n, out, back, false);
+            let r = run_case(window, n, out, back, fifo);
             prop_assume!(r.is_some());
             if let Some(Err(e)) = r {
                 return Err(TestCaseError::fail(e));
@@ -402,19 +401,17 @@ mod properties {
         }
     }
 
-    /// KNOWN HOLE (open): a frame error carries no token, and one that arrives late (after
-    /// the command's timeout moved the session on) is taken for the frame in flight, which
-    /// is then sent again although the printer already ran it. Found by the property above;
-    /// here on a line that keeps order. The fix is to ask `rpt` for the command's token
-    /// before resending on a token-less frame error.
+    /// A frame error carries no token, so one that arrives late (an `rpt` was damaged,
+    /// its `ERR` delayed past the command's timeout) must not be taken for the next line's:
+    /// resending that line would run it twice. Found by the property above: the session
+    /// asks `rpt` for the line's token before it sends anything again.
     #[test]
-    #[ignore = "known hole: a late token-less frame error resends an executed command"]
     fn a_late_frame_error_never_runs_a_line_twice() {
         use Fault::*;
-        let mut out = vec![Drop, Corrupt, Drop, Drop, Corrupt, Corrupt];
+        let mut out = vec![Pass, Delay, Corrupt, Pass, Pass, Corrupt];
         out.resize(24, Pass);
-        let mut back = vec![Delay];
+        let mut back = vec![Drop, Pass, Drop, Pass, Delay, Drop];
         back.resize(24, Pass);
-        assert_eq!(run_case(1, 6, out, back, true), Some(Ok(())));
+        assert_eq!(run_case(1, 3, out, back, false), Some(Ok(())));
     }
 }

@@ -221,9 +221,17 @@ fn frame_error_is_resent_then_succeeds() {
     pair.start(&Command::TrInit { block_mode: false });
     let reply = pair.run().unwrap();
     assert_eq!(reply.token, Some(tok(2)));
+    // A frame error carries no token, so it could answer an earlier frame: `rpt` makes
+    // sure the command was not taken (unknown token) before it is sent again.
     assert_eq!(
         pair.wire(),
-        [w("trinit", 0), w("trinit", 1), w("trinit", 2)]
+        [
+            w("trinit", 0),
+            w("rpt", 0),
+            w("trinit", 1),
+            w("rpt", 1),
+            w("trinit", 2)
+        ]
     );
     assert_eq!(
         pair.retries(),
@@ -245,7 +253,8 @@ fn persistent_frame_error_fails() {
             code: 5
         })
     );
-    assert_eq!(pair.sent.len(), 3);
+    // Three attempts, each frame error checked with `rpt`.
+    assert_eq!(pair.sent.len(), 6);
     assert!(!pair.printer.memory().open_receipt);
 }
 
@@ -516,7 +525,8 @@ fn frame_error_to_rpt_asks_again() {
 }
 
 /// A fixed input stream for the split tests: garbage, a stale reply, an invalid frame, a
-/// frame error (resend), more garbage, and the reply to the resend.
+/// token-less frame error (`rpt` asks for the command's answer), more garbage, and the
+/// repeated reply.
 fn split_input() -> Vec<u8> {
     let mut input = b"\x00\xffnoise".to_vec();
     input.extend(
@@ -535,7 +545,7 @@ fn split_input() -> Vec<u8> {
     input.extend(
         Frame::new("scnt")
             .with("bn", "1")
-            .with_token(101)
+            .with_token(100)
             .encode()
             .unwrap(),
     );
@@ -561,7 +571,7 @@ fn split_input_at_every_byte_boundary_gives_the_same_events() {
     let input = split_input();
     let whole = run_split(&[&input]);
     assert!(
-        matches!(whole.0.last(), Some(SessionEvent::Completed(Ok(f))) if f.token == Some(101)),
+        matches!(whole.0.last(), Some(SessionEvent::Completed(Ok(f))) if f.token == Some(100)),
         "{:#?}",
         whole.0
     );

@@ -23,7 +23,11 @@
 //!   command's reply completes it in every phase, also while a status query is out.
 //! - **Frame errors** (the printer did not take the frame intact): the command is sent
 //!   again with a fresh token, up to [`SessionConfig::frame_error_resends`] times, then
-//!   [`CommandFailure::FrameError`].
+//!   [`CommandFailure::FrameError`]. A frame error without a token may be a late answer
+//!   to an earlier frame (a damaged `rpt` whose `ERR` came after the timeout), so before
+//!   resending the session asks `rpt` with the command's token: the repeated reply
+//!   completes the command; only an unknown token (13) proves it was not taken. A frame
+//!   error with the command's token is its own and is resent at once.
 //! - **Refusals:** a reply with an error code ends the command with
 //!   [`CommandFailure::Refused`].
 //! - **No reply within the command's timeout:** the session asks `!sprn` (own token,
@@ -80,8 +84,13 @@ enum Phase {
     Held { next_poll: Instant },
     /// The hold cleared; the command's reply is due by `deadline`.
     Released { deadline: Instant },
-    /// `rpt` is out, due by `deadline`.
-    Repeat { deadline: Instant },
+    /// `rpt` is out, due by `deadline`. `frame_error`: it asks because a frame error
+    /// without a token came (its code), which may be a late answer to an earlier frame:
+    /// only an unknown token proves the command was not taken.
+    Repeat {
+        deadline: Instant,
+        frame_error: Option<u32>,
+    },
 }
 
 /// The command in flight.
@@ -278,7 +287,7 @@ impl Session {
             Phase::Awaiting { deadline } if now >= deadline => self.send_status(now, false),
             Phase::Held { next_poll } if now >= next_poll => self.send_status(now, true),
             Phase::Released { deadline } if now >= deadline => self.send_repeat(now),
-            Phase::Status { deadline, .. } | Phase::Repeat { deadline } if now >= deadline => {
+            Phase::Status { deadline, .. } | Phase::Repeat { deadline, .. } if now >= deadline => {
                 self.complete(Err(CommandFailure::Silent(status_timeout)), now);
             }
             _ => {}
@@ -299,7 +308,7 @@ impl Session {
             Phase::Awaiting { deadline }
             | Phase::Status { deadline, .. }
             | Phase::Released { deadline }
-            | Phase::Repeat { deadline } => deadline,
+            | Phase::Repeat { deadline, .. } => deadline,
             Phase::Held { next_poll } => next_poll,
         })
     }
@@ -401,11 +410,20 @@ impl Session {
 
     /// Ask `rpt` for the command's token.
     fn send_repeat(&mut self, now: Instant) {
+        self.send_repeat_for(now, None);
+    }
+
+    /// Ask `rpt` for the command's token; `frame_error`: because of a token-less frame
+    /// error with this code.
+    fn send_repeat_for(&mut self, now: Instant, frame_error: Option<u32>) {
         let deadline = now + self.config.status_timeout;
         let Some(cur) = self.current.as_mut() else {
             return;
         };
-        cur.phase = Phase::Repeat { deadline };
+        cur.phase = Phase::Repeat {
+            deadline,
+            frame_error,
+        };
         let frame = Command::rpt_frame(cur.token);
         self.push_frame(&frame);
     }
@@ -540,6 +558,22 @@ impl Session {
 
     /// The command's own reply (or a frame error to it).
     fn on_reply(&mut self, f: Frame, now: Instant) {
+        if self.current.is_none() {
+            return;
+        }
+        if f.is_frame_error() && f.token.is_none() {
+            // A frame error carries no token when the printer could not read the frame,
+            // so it may answer an earlier frame and arrive late: resending now could run
+            // the command twice. Ask for the command's answer; an unknown token proves it
+            // was not taken ([`Session::on_repeat_error`]).
+            self.send_repeat_for(now, Some(f.error_code.unwrap_or(0)));
+            return;
+        }
+        self.on_frame_error_or_reply(f, now);
+    }
+
+    /// The command's reply, or a frame error known to be the command's.
+    fn on_frame_error_or_reply(&mut self, f: Frame, now: Instant) {
         let Some(cur) = &self.current else { return };
         if f.is_frame_error() {
             if !self.may_resend() {
@@ -634,7 +668,20 @@ impl Session {
         let Some(cur) = self.current.as_mut() else {
             return;
         };
-        if f.error_code == Some(UNKNOWN_TOKEN) {
+        let frame_error = match cur.phase {
+            Phase::Repeat { frame_error, .. } => frame_error,
+            _ => None,
+        };
+        if f.error_code == Some(UNKNOWN_TOKEN)
+            && let Some(code) = frame_error
+        {
+            // The command was not taken: the token-less frame error was its own. Resend
+            // it as a frame error (within `frame_error_resends`), or end it as not taken.
+            cur.query_errors = 0;
+            let mut own = Frame::error_reply("ERR", code);
+            own.token = Some(cur.token);
+            self.on_frame_error_or_reply(own, now);
+        } else if f.error_code == Some(UNKNOWN_TOKEN) {
             cur.query_errors = 0;
             if cur.resent_unknown {
                 self.complete(Err(CommandFailure::NoReply), now);
@@ -658,7 +705,7 @@ impl Session {
         } else {
             // The stored answer to the command (it carries the command's token) was a
             // frame error: the command never ran.
-            self.on_reply(f, now);
+            self.on_frame_error_or_reply(f, now);
         }
     }
 }
