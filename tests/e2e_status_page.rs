@@ -9,27 +9,13 @@
 
 mod common;
 
+use common::browser::{Browser, Cdp, chromium_or_skip};
+use common::nats::{Broker, nats_server};
 use common::{Daemon, Sim, ZvtSim, config_text, request_tcp, terminal_config};
-use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 const TOKEN: &str = "technician-secret";
-
-fn chromium() -> Option<PathBuf> {
-    for name in ["chromium", "chromium-browser"] {
-        for dir in std::env::var("PATH").unwrap_or_default().split(':') {
-            let p = Path::new(dir).join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    None
-}
 
 fn token_file(dir: &Path) -> PathBuf {
     use sha2::Digest;
@@ -49,203 +35,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Headless Chromium with the DevTools protocol on a free port; killed on drop.
-struct Browser {
-    child: Child,
-    devtools: u16,
-}
-
-impl Browser {
-    fn start(exe: &Path, profile: &Path, url: &str) -> Browser {
-        let mut child = Command::new(exe)
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
-                "--window-size=1200,760",
-                "--remote-debugging-address=127.0.0.1",
-                "--remote-debugging-port=0",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg(url)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start chromium");
-        // "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/..."
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("ws://127.0.0.1:").nth(1) {
-                    let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                    let _ = tx.send(port.parse::<u16>().ok());
-                }
-            }
-        });
-        let devtools = rx
-            .recv_timeout(Duration::from_secs(30))
-            .ok()
-            .flatten()
-            .expect("chromium's DevTools port");
-        Browser { child, devtools }
-    }
-
-    /// The WebSocket URL of the first page.
-    fn page_ws(&self) -> String {
-        common::wait_until(Duration::from_secs(20), "chromium's page target", || {
-            let mut s = TcpStream::connect(("127.0.0.1", self.devtools)).ok()?;
-            s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-            write!(
-                s,
-                "GET /json/list HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-                self.devtools
-            )
-            .ok()?;
-            // Read the head, then exactly Content-Length bytes (the server may keep the
-            // connection open).
-            let mut raw = Vec::new();
-            let mut buf = [0u8; 4096];
-            let body = loop {
-                let n = s.read(&mut buf).ok()?;
-                if n == 0 {
-                    return None;
-                }
-                raw.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&raw).into_owned();
-                let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                    continue;
-                };
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse().ok())?
-                    })
-                    .unwrap_or(0);
-                if body.len() >= len {
-                    break body.to_string();
-                }
-            };
-            let body = body.as_str();
-            let list: Value = serde_json::from_str(body).ok()?;
-            list.as_array()?
-                .iter()
-                .find(|t| t["type"] == "page")
-                .and_then(|t| t["webSocketDebuggerUrl"].as_str())
-                .map(String::from)
-        })
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A minimal DevTools protocol client.
-struct Cdp {
-    ws: tungstenite::WebSocket<TcpStream>,
-    next: u64,
-}
-
-impl Cdp {
-    fn connect(url: &str) -> Cdp {
-        let host = url
-            .trim_start_matches("ws://")
-            .split('/')
-            .next()
-            .unwrap()
-            .to_string();
-        let stream = TcpStream::connect(&host).expect("connect to DevTools");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let (ws, _) = tungstenite::client(url, stream).expect("DevTools WebSocket handshake");
-        Cdp { ws, next: 1 }
-    }
-
-    fn call(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next;
-        self.next += 1;
-        let msg = json!({"id": id, "method": method, "params": params}).to_string();
-        self.ws
-            .send(tungstenite::Message::Text(msg.into()))
-            .expect("send to DevTools");
-        loop {
-            let m = self.ws.read().expect("read from DevTools");
-            let tungstenite::Message::Text(text) = m else {
-                continue;
-            };
-            let v: Value = serde_json::from_str(text.as_str()).unwrap();
-            if v["id"] == id {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
-            }
-        }
-    }
-
-    /// Evaluate a JavaScript expression in the page; its value.
-    fn eval(&mut self, expr: &str) -> Value {
-        let r = self.call(
-            "Runtime.evaluate",
-            json!({"expression": expr, "returnByValue": true}),
-        );
-        r["result"]["value"].clone()
-    }
-
-    fn wait_for(&mut self, what: &str, expr: &str, want: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let v = self.eval(expr);
-            if want(&v) {
-                return v;
-            }
-            if Instant::now() > deadline {
-                let dom = self.eval("document.body ? document.body.innerText : ''");
-                panic!("timed out waiting for {what}: last {v}; page text:\n{dom}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn screenshot(&mut self, to: &Path) {
-        use std::io::Write as _;
-        let r = self.call("Page.captureScreenshot", json!({"format": "png"}));
-        let b64 = r["data"].as_str().unwrap_or("");
-        let bytes = decode_base64(b64);
-        std::fs::File::create(to)
-            .and_then(|mut f| f.write_all(&bytes))
-            .unwrap();
-    }
-}
-
-fn decode_base64(s: &str) -> Vec<u8> {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .expect("a screenshot in base64")
-}
-
 #[test]
 fn the_status_page_shows_paper_out_live() {
-    let Some(exe) = chromium() else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("chromium is not installed, and CI=true: .ci/run must install it");
-        }
-        eprintln!(
-            "SKIP the_status_page_shows_paper_out_live: chromium is not installed (apt-get install chromium)"
-        );
+    let Some(exe) = chromium_or_skip("the_status_page_shows_paper_out_live") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -311,15 +103,7 @@ fn the_status_page_shows_paper_out_live() {
     let mut cdp = Cdp::connect(&browser.page_ws());
     // A wrong token first: the form answers 401 and stays.
     for (token, title) in [("wrong", "401"), (TOKEN, "ok")] {
-        cdp.wait_for(
-            "the sign-in form",
-            "document.querySelector('form[action=\"/login\"]') !== null",
-            |v| v == true,
-        );
-        cdp.eval(&format!(
-            "document.querySelector('input[name=token]').value = '{token}'; \
-             document.querySelector('form').submit(); 'sent'"
-        ));
+        cdp.sign_in(token);
         if title == "401" {
             cdp.wait_for(
                 "the refusal",
@@ -444,6 +228,72 @@ fn the_status_page_shows_paper_out_live() {
         "the printer row to show ready again",
         "document.getElementById('dev-fp1').getAttribute('data-state')",
         |v| v == "ready",
+    );
+    drop(browser);
+}
+
+/// The header's fleet pill follows the link to head office: connected, then (broker
+/// stopped, a receipt printed meanwhile) disconnected with the events still to send, then
+/// connected again with nothing left once the backlog drained.
+#[test]
+fn the_status_page_shows_the_fleet_link() {
+    let Some(exe) = chromium_or_skip("the_status_page_shows_the_fleet_link") else {
+        return;
+    };
+    let Some(nats) = nats_server("the_status_page_shows_the_fleet_link") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(nats, dir.path());
+    let sim = Sim::start(dir.path(), &[]);
+    let port = free_port();
+    let tokens = token_file(dir.path());
+    let api = format!(
+        "token_file = \"{}\"\nlisten = \"127.0.0.1:{port}\"\n",
+        tokens.display()
+    );
+    let mut config = config_text(dir.path(), &sim.link.display().to_string(), "")
+        .replace("[journal]", &format!("{api}\n[journal]"));
+    config.push_str(&format!(
+        "\n[fleet]\nnats = \"{}\"\ntill = \"shop17-till2\"\n",
+        broker.url()
+    ));
+    let d = Daemon::start(dir.path(), &config);
+    d.wait_ready();
+
+    let profile = dir.path().join("chromium-profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    let browser = Browser::start(&exe, &profile, &format!("http://127.0.0.1:{port}/"));
+    let mut cdp = Cdp::connect(&browser.page_ws());
+    cdp.sign_in(TOKEN);
+    let pill = "(e => e && !e.hidden ? e.className + ' | ' + e.textContent : null)(document.getElementById('fleet'))";
+    cdp.wait_for("the fleet pill to show connected", pill, |v| {
+        v == "pill ok | fleet connected"
+    });
+
+    broker.stop();
+    let (status, job) = d.post(
+        "/v1/receipts?wait=20",
+        &json!({"lines": [{"name": "Kawa", "quantity": 1, "unit_price": 990, "vat": "A"}],
+                "payments": [{"method": "cash", "amount": 990}]}),
+    );
+    assert_eq!((status, &job["state"]), (200, &json!("done")), "{job}");
+    let shown = cdp.wait_for("the fleet pill to show the backlog", pill, |v| {
+        let t = v.as_str().unwrap_or("");
+        t.starts_with("pill warn | fleet disconnected, ") && t.contains(" to send (oldest ")
+    });
+    let backlog = d.get("/v1/health").1["fleet"]["backlog"].as_u64().unwrap();
+    assert!(backlog > 0, "{shown}");
+
+    broker.spawn();
+    cdp.wait_for("the fleet pill to show connected again", pill, |v| {
+        v == "pill ok | fleet connected"
+    });
+    assert_eq!(d.get("/v1/health").1["fleet"]["backlog"], json!(0));
+    let title = cdp.eval("document.getElementById('fleet').title");
+    assert!(
+        title.as_str().unwrap_or("").starts_with("last ack "),
+        "{title}"
     );
     drop(browser);
 }

@@ -2,6 +2,9 @@
 //! on a real pseudo-terminal, and an HTTP client on the daemon's Unix socket.
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod nats;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
