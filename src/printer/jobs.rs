@@ -301,6 +301,15 @@ impl<D: FiscalPrinter> PrinterTask<D> {
                     .await?;
                 return Ok(Next::Finished);
             }
+            Err(PrinterError::Unsupported(why)) if closing => {
+                // The closing step is journaled, so the document may be printed: never a
+                // failed job (the caller's local step still says `prepare`). Reconnect and
+                // reconcile it from the counters.
+                return Err(PrinterError::Link(format!(
+                    "after the closing step of job {}: {why}",
+                    job.id
+                )));
+            }
             Err(e) => return Err(e),
         }
         let Some(before) = before else {
