@@ -241,6 +241,9 @@ pub enum PrinterProtocol {
     Posnet,
     /// The Thermal (ESC P) family: older Posnet and Novitus "classic" printers.
     Thermal,
+    /// Novitus XML (`protocol = "novitus-xml"`).
+    #[serde(rename = "novitus-xml")]
+    NovitusXml,
 }
 
 impl PrinterProtocol {
@@ -249,6 +252,7 @@ impl PrinterProtocol {
         match self {
             PrinterProtocol::Posnet => "posnet",
             PrinterProtocol::Thermal => "thermal",
+            PrinterProtocol::NovitusXml => "novitus-xml",
         }
     }
 }
