@@ -156,7 +156,8 @@ impl NovitusXmlPrinter {
     }
 
     /// Send one packet of `commands` and wait for the reply holding an element called
-    /// `expect`; a reply without one is a late answer and is dropped.
+    /// `expect` (and `<error>` when the packet asks for it); a reply without them is a late
+    /// answer to an earlier exchange and is dropped.
     async fn exchange(
         &mut self,
         commands: &[Command],
@@ -173,7 +174,10 @@ impl NovitusXmlPrinter {
             match self.link.next(deadline).await.map_err(PrinterError::Link)? {
                 Some(Decoded::Packet(p)) => {
                     let els = reply::parse(&p.body).map_err(|e| self.protocol_error(e))?;
-                    if els.iter().any(|e| e.name == expect) {
+                    let wants_error = commands.last() == Some(&Command::ErrorGet);
+                    if els.iter().any(|e| e.name == expect)
+                        && (!wants_error || els.iter().any(|e| e.name == "error"))
+                    {
                         return Ok(els);
                     }
                     tracing::debug!(printer = self.id(), "dropping a late reply");
