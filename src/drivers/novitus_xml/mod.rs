@@ -42,6 +42,9 @@ const HOLD_POLL: Duration = Duration::from_millis(300);
 /// The bytes of a packet's commands, leaving room in the printer's buffer for the tags and
 /// the two status queries.
 const PACKET_BUDGET: usize = novitus_xml::packet::MAX_PACKET - 200;
+/// How often a document is sent again after "no paper" before the refusal stands (a
+/// printer that says 1037 while `<dle/>` shows paper would otherwise be asked forever).
+const MAX_RESTARTS: u32 = 20;
 /// How long the line must stay quiet at connect (a late reply from before is dropped).
 const QUIET: Duration = Duration::from_millis(150);
 /// The VAT letters in slot order.
@@ -314,12 +317,16 @@ impl NovitusXmlPrinter {
         steps.closing().await.map_err(PrinterError::Aborted)?;
         let t = self.config.command_timeout;
         let mut paper_since: Option<Instant> = None;
+        let mut restarts = 0;
         'attempt: loop {
             for (i, p) in packets.iter().enumerate() {
                 let last = i + 1 == packets.len();
                 match self.run(p, if last { closing_timeout } else { t }).await {
                     Ok(()) => {}
-                    Err(PrinterError::Refused(e)) if e.device_code == Some(NO_PAPER) => {
+                    Err(PrinterError::Refused(e))
+                        if e.device_code == Some(NO_PAPER) && restarts < MAX_RESTARTS =>
+                    {
+                        restarts += 1;
                         let since = *paper_since.get_or_insert_with(Instant::now);
                         tracing::info!(
                             printer = self.id(),
