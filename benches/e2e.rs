@@ -342,6 +342,11 @@ fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let runs = if quick { 1 } else { 7 };
     println!("fiscald end-to-end benchmark (emulator in its own process, real PTY)");
+    // `cargo bench --bench e2e -- novitus-xml`: that figure only.
+    if std::env::args().any(|a| a == "novitus-xml") {
+        novitus_xml_ratio(9600, runs);
+        return;
+    }
     wire_ratio(9600, runs);
     wire_ratio(115_200, runs);
     card_sale_ratio(9600, runs);

@@ -126,6 +126,13 @@ fn counters_of(c: &Checkout) -> DocumentCounters {
     }
 }
 
+/// The printer's clock as `checkout` writes it (`dd-mm-yyyy hh:mm:ss`, not confirmed on a
+/// device).
+fn clock_of(c: &Checkout) -> Option<chrono::NaiveDateTime> {
+    let d = c.date.as_deref()?;
+    chrono::NaiveDateTime::parse_from_str(d.trim(), "%d-%m-%Y %H:%M:%S").ok()
+}
+
 fn tagged(t: &LastTransaction) -> TaggedReceipt {
     TaggedReceipt {
         closed: t.state == "close",
@@ -142,6 +149,8 @@ pub struct NovitusXmlPrinter {
     after: Option<DocumentCounters>,
     /// The last transaction read behind the last receipt.
     after_receipt: Option<TaggedReceipt>,
+    /// The printer's clock read behind the last document (its time on the job's result).
+    after_clock: Option<chrono::NaiveDateTime>,
 }
 
 impl NovitusXmlPrinter {
@@ -239,7 +248,7 @@ impl NovitusXmlPrinter {
         Checkout::from_elements(&els).map_err(|e| self.protocol_error(e))
     }
 
-    /// The counters and the last transaction, in one round trip.
+    /// The counters, the last transaction and the clock, in one round trip.
     async fn read_after(&mut self) -> Result<(DocumentCounters, TaggedReceipt), PrinterError> {
         let t = self.config.command_timeout;
         let els = self
@@ -247,6 +256,7 @@ impl NovitusXmlPrinter {
             .await?;
         let c = Checkout::from_elements(&els).map_err(|e| self.protocol_error(e))?;
         let l = LastTransaction::from_elements(&els).map_err(|e| self.protocol_error(e))?;
+        self.after_clock = clock_of(&c);
         Ok((counters_of(&c), tagged(&l)))
     }
 
@@ -296,6 +306,7 @@ impl NovitusXmlPrinter {
     ) -> Result<(), PrinterError> {
         self.after = None;
         self.after_receipt = None;
+        self.after_clock = None;
         let packets = packets(commands)
             .map_err(|e| PrinterError::Unsupported(format!("printer {}: {e}", self.config.id)))?;
         let mut before = self.checkout().await?;
@@ -359,6 +370,7 @@ impl FiscalPrinter for NovitusXmlPrinter {
             config,
             after: None,
             after_receipt: None,
+            after_clock: None,
         })
     }
 
@@ -440,14 +452,15 @@ impl FiscalPrinter for NovitusXmlPrinter {
             return Ok(after);
         }
         self.after_receipt = None;
+        self.after_clock = None;
         Ok(counters_of(&self.checkout().await?))
     }
 
     async fn clock(&mut self) -> Result<chrono::NaiveDateTime, PrinterError> {
-        let c = self.checkout().await?;
-        let parsed = c.date.as_deref().and_then(|d| {
-            chrono::NaiveDateTime::parse_from_str(d.trim(), "%d-%m-%Y %H:%M:%S").ok()
-        });
+        if let Some(at) = self.after_clock.take() {
+            return Ok(at);
+        }
+        let parsed = clock_of(&self.checkout().await?);
         Ok(parsed.unwrap_or_else(|| {
             let now = chrono::Local::now().naive_local();
             chrono::Timelike::with_nanosecond(&now, 0).unwrap_or(now)
