@@ -116,6 +116,14 @@ fn packets(commands: Vec<Command>) -> Result<Vec<Vec<Command>>, novitus_xml::tex
     Ok(out)
 }
 
+/// The `systemno` of the receipt's close in `packet`, if it holds one.
+fn closing_tag(packet: &[Command]) -> Option<&str> {
+    packet.iter().find_map(|c| match c {
+        Command::ReceiptClose { systemno, .. } if !systemno.is_empty() => Some(systemno.as_str()),
+        _ => None,
+    })
+}
+
 fn counters_of(c: &Checkout) -> DocumentCounters {
     DocumentCounters {
         last_receipt: c.last_receipt,
@@ -260,6 +268,13 @@ impl NovitusXmlPrinter {
         Ok((counters_of(&c), tagged(&l)))
     }
 
+    /// Whether the last receipt is closed with `tag` as its `systemno`.
+    async fn closed_with(&mut self, tag: &str) -> Result<bool, PrinterError> {
+        let els = self.query(Command::LastTransaction, "info").await?;
+        let l = LastTransaction::from_elements(&els).map_err(|e| self.protocol_error(e))?;
+        Ok(l.state == "close" && l.systemno.as_deref() == Some(tag))
+    }
+
     /// Cancel the receipt open on the printer, if one is.
     async fn cancel_if_open(&mut self) -> Result<(), PrinterError> {
         if self.enq().await?.in_transaction {
@@ -332,7 +347,19 @@ impl NovitusXmlPrinter {
         'attempt: loop {
             for (i, p) in packets.iter().enumerate() {
                 let last = i + 1 == packets.len();
-                match self.run(p, if last { closing_timeout } else { t }).await {
+                let mut ran = self.run(p, if last { closing_timeout } else { t }).await;
+                if let (Err(PrinterError::Refused(_)), Some(tag)) = (&ran, closing_tag(p))
+                    && self.closed_with(tag).await?
+                {
+                    // A printer that went on with the packet after a failed command closed
+                    // the receipt all the same: it is printed.
+                    tracing::warn!(
+                        printer = self.id(),
+                        "a command failed, yet the receipt was closed with our systemno"
+                    );
+                    ran = Ok(());
+                }
+                match ran {
                     Ok(()) => {}
                     Err(PrinterError::Refused(e))
                         if e.device_code == Some(NO_PAPER) && restarts < MAX_RESTARTS =>
