@@ -113,6 +113,22 @@ fn validation_refusals_print_nothing_and_device_refusals_keep_their_code() {
         assert_eq!(status, 422, "{path} {body}: {err}");
         assert!(err.to_string().contains(field), "{field}: {err}");
     }
+    // Documents the protocol has no form for: refused before queuing, saying so.
+    for (path, body) in [
+        (
+            "/v1/invoices",
+            json!({"number": "FV 1/2026", "buyer": {"name": "Firma", "nip": "5260001246"},
+                   "lines": [line("A", "Usługa")], "payments": cash}),
+        ),
+        (
+            "/v1/reports/periodic",
+            json!({"from": "2026-01-01", "to": "2026-01-31"}),
+        ),
+    ] {
+        let (status, err) = d.post(path, &body);
+        assert_eq!(status, 422, "{path}: {err}");
+        assert!(err.to_string().contains("Novitus XML"), "{path}: {err}");
+    }
     let (_, jobs) = d.get("/v1/jobs");
     assert_eq!(jobs["jobs"].as_array().map_or(0, Vec::len), 0, "{jobs}");
     // Cash out of more than the drawer holds: the printer refuses with its own code.
