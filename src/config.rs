@@ -1031,7 +1031,8 @@ port = "sim"
         // The list of expected protocols grows with each driver: check its start and the hint.
         let text = e.to_string();
         assert!(
-            text.contains("printer[0].protocol: unknown variant `posnt`, expected `posnet`"),
+            text.contains("printer[0].protocol: unknown variant `posnt`, expected")
+                && text.contains("`posnet`"),
             "{e}"
         );
         assert!(text.contains("; did you mean `posnet`?"), "{e}");
