@@ -4,6 +4,7 @@
 //!   raw npm driver `posnetjs` printing the same receipt on an identical emulated printer
 //!   (their ratio), and over the full-duplex limit of fiscald's own bytes
 //!   (max(bytes out, bytes in) × 10 / baud), at 9600 and 115200 baud;
+//! - the same receipt on a Novitus XML printer at 9600 baud, over the wire time of its bytes;
 //! - the API's accept latency (202 for a receipt, journal fsync included), p50/p99, with
 //!   8 concurrent clients;
 //! - the daemon's idle resident memory.
@@ -143,6 +144,54 @@ fn wire_ratio(baud: u32, runs: usize) {
         } else {
             "NOT met"
         }
+    );
+}
+
+/// The 20-line receipt on a Novitus XML printer at `baud`: end-to-end time over the wire
+/// time of its bytes (both the full-duplex limit, max(out, in), and out + in, since every
+/// packet waits for its reply), and the packets it took.
+fn novitus_xml_ratio(baud: u32, runs: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let baud_s = baud.to_string();
+    let sim = Sim::start_family(dir.path(), "novitus-xml", &["--baud", &baud_s]);
+    let cfg = config_text(dir.path(), &sim.link.display().to_string(), "")
+        .replace("protocol = \"posnet\"", "protocol = \"novitus-xml\"")
+        .replace(
+            "baud = 115200",
+            &format!("baud = {baud}\nstatus_poll = 3600"),
+        );
+    let d = Daemon::start(dir.path(), &cfg);
+    d.wait_ready();
+    let (_, j) = d.post("/v1/receipts?wait=60", &receipt(20, "warm"));
+    assert_eq!(j["state"], "done", "{j}");
+    let frames_out = |d: &Daemon| {
+        let (_, v) = d.get("/v1/devices");
+        v["devices"][0]["link"]["frames_out"].as_u64().unwrap_or(0)
+    };
+    let (mut times, mut limits, mut sums) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut last, mut packets) = ((0, 0), 0);
+    for run in 0..runs {
+        let ((out0, in0), f0) = (link_directions(&d), frames_out(&d));
+        let t0 = Instant::now();
+        let (status, j) = d.post("/v1/receipts?wait=60", &receipt(20, &run.to_string()));
+        let elapsed = t0.elapsed();
+        assert_eq!((status, j["state"].as_str()), (200, Some("done")), "{j}");
+        let ((out1, in1), f1) = (link_directions(&d), frames_out(&d));
+        let (out, inn) = (out1 - out0, in1 - in0);
+        times.push(elapsed.as_secs_f64() * 1e3);
+        limits.push((out.max(inn) * 10) as f64 * 1e3 / f64::from(baud));
+        sums.push(((out + inn) * 10) as f64 * 1e3 / f64::from(baud));
+        last = (out, inn);
+        packets = f1 - f0;
+    }
+    let (ms, limit, sum) = (median(times), median(limits), median(sums));
+    println!(
+        "Novitus XML 20-line receipt at {baud:>6} baud: fiscald {ms:.1} ms; wire time of its bytes {sum:.1} ms \
+         ({} B out, {} B in, {packets} packets), fiscald/wire {:.3}; full-duplex limit {limit:.1} ms, fiscald/limit {:.3}",
+        last.0,
+        last.1,
+        ms / sum,
+        ms / limit,
     );
 }
 
@@ -293,9 +342,15 @@ fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let runs = if quick { 1 } else { 7 };
     println!("fiscald end-to-end benchmark (emulator in its own process, real PTY)");
+    // `cargo bench --bench e2e -- novitus-xml`: that figure only.
+    if std::env::args().any(|a| a == "novitus-xml") {
+        novitus_xml_ratio(9600, runs);
+        return;
+    }
     wire_ratio(9600, runs);
     wire_ratio(115_200, runs);
     card_sale_ratio(9600, runs);
+    novitus_xml_ratio(9600, runs);
     accept_latency(8, if quick { 5 } else { 100 });
     idle_memory();
 }

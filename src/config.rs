@@ -241,6 +241,9 @@ pub enum PrinterProtocol {
     Posnet,
     /// The Thermal (ESC P) family: older Posnet and Novitus "classic" printers.
     Thermal,
+    /// Novitus XML (`protocol = "novitus-xml"`).
+    #[serde(rename = "novitus-xml")]
+    NovitusXml,
 }
 
 impl PrinterProtocol {
@@ -249,6 +252,7 @@ impl PrinterProtocol {
         match self {
             PrinterProtocol::Posnet => "posnet",
             PrinterProtocol::Thermal => "thermal",
+            PrinterProtocol::NovitusXml => "novitus-xml",
         }
     }
 }
@@ -1027,7 +1031,8 @@ port = "sim"
         // The list of expected protocols grows with each driver: check its start and the hint.
         let text = e.to_string();
         assert!(
-            text.contains("printer[0].protocol: unknown variant `posnt`, expected `posnet`"),
+            text.contains("printer[0].protocol: unknown variant `posnt`, expected")
+                && text.contains("`posnet`"),
             "{e}"
         );
         assert!(text.contains("; did you mean `posnet`?"), "{e}");

@@ -12,6 +12,7 @@
 //! Nothing fiscal and nothing that changes a device's state: no registration, no
 //! receipt, no payment.
 
+mod novitus_xml;
 mod thermal;
 
 use crate::device::LinkStats;
@@ -414,7 +415,8 @@ enum Attempt {
     NoAnswer,
 }
 
-/// Probe one port: POSNET at every speed, then ZVT (not on a Posnet USB device).
+/// Probe one port: POSNET, Thermal and Novitus XML at each of their speeds, then ZVT (not on a
+/// Posnet USB device).
 async fn probe_port(port: Port) -> Outcome {
     let silent = |reason: Reason, detail: String| {
         if port.quiet && reason != Reason::NoAnswer {
@@ -452,6 +454,13 @@ async fn probe_port(port: Port) -> Outcome {
             Err(Attempt::NoAnswer) => {}
         }
     }
+    for baud in novitus_xml::BAUDS {
+        match novitus_xml::probe(&port, baud).await {
+            Ok(p) => return Outcome::Printer(p),
+            Err(Attempt::Open(reason, detail)) => return silent(reason, detail),
+            Err(Attempt::NoAnswer) => {}
+        }
+    }
     let posnet_usb = port.usb.as_ref().is_some_and(UsbInfo::is_posnet);
     if !posnet_usb {
         for baud in ZVT_BAUDS {
@@ -469,9 +478,10 @@ async fn probe_port(port: Port) -> Outcome {
     }
     let speeds = |b: &[u32]| b.iter().map(u32::to_string).collect::<Vec<_>>().join("/");
     let mut detail = format!(
-        "no answer to POSNET sid at {} baud nor to Thermal DLE at {} baud",
+        "no answer to POSNET sid at {} baud nor to Thermal DLE at {} baud nor to Novitus XML <dle/> at {} baud",
         speeds(&POSNET_BAUDS),
-        speeds(&thermal::BAUDS)
+        speeds(&thermal::BAUDS),
+        speeds(&novitus_xml::BAUDS)
     );
     if !posnet_usb {
         detail.push_str(&format!(
@@ -736,10 +746,10 @@ fn toml_str(s: &str) -> String {
 pub fn config_block(report: &Report) -> String {
     let mut out = String::new();
     for p in &report.printers {
-        let family = if p.protocol == "thermal" {
-            "Thermal (ESC P) printer"
-        } else {
-            "POSNET printer"
+        let family = match p.protocol {
+            "thermal" => "Thermal (ESC P) printer",
+            "novitus-xml" => "Novitus XML printer",
+            _ => "POSNET printer",
         };
         let mut about = vec![p.model.clone().unwrap_or_else(|| family.into())];
         if let Some(fw) = &p.firmware {

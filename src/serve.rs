@@ -6,6 +6,7 @@ use crate::config::{Config, PrinterProtocol, TerminalProtocol};
 use crate::device::DeviceState;
 use crate::device::terminal::PaymentTerminal;
 use crate::drivers::ecr_eft::EcrEft;
+use crate::drivers::novitus_xml::NovitusXmlPrinter;
 use crate::drivers::posnet::PosnetPrinter;
 use crate::drivers::zvt::Zvt;
 use crate::journal::Journal;
@@ -97,6 +98,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                     };
                     sims.push(crate::sim::thermal::spawn(opts, sim_stop.clone())?);
                 }
+                PrinterProtocol::NovitusXml => {
+                    let opts = crate::sim::posnet::Options {
+                        link: link.clone(),
+                        state: p.sim_state.clone(),
+                        baud: Some(p.baud),
+                        control: None,
+                        faults: Vec::new(),
+                    };
+                    sims.push(crate::sim::novitus_xml::spawn(opts, sim_stop.clone())?);
+                }
             }
             tracing::info!(printer = %p.id, link = %link.display(), control = %format!("{}.ctl", link.display()), "built-in emulator started");
             link.to_string_lossy().into_owned()
@@ -143,6 +154,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             protocol: match h.config.protocol {
                 PrinterProtocol::Posnet => crate::trace::Protocol::Posnet,
                 PrinterProtocol::Thermal => crate::trace::Protocol::Thermal,
+                PrinterProtocol::NovitusXml => crate::trace::Protocol::NovitusXml,
             },
         })
         // ECR-EFT has no wire trace yet (the configuration refuses `record` for it).
@@ -179,6 +191,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 tasks.spawn(
                     PrinterTask::<crate::drivers::thermal::ThermalPrinter>::new(h, j, e, s).run(),
                 );
+            }
+            PrinterProtocol::NovitusXml => {
+                tasks.spawn(PrinterTask::<NovitusXmlPrinter>::new(h, j, e, s).run());
             }
         }
     }

@@ -73,7 +73,7 @@ struct Options {
     seed: u64,
     kills: u32,
     clients: usize,
-    /// `--printer-protocol posnet|thermal`: the printer family behind the daemon.
+    /// `--printer-protocol posnet|thermal|novitus-xml`: the printer family behind the daemon.
     printer_protocol: String,
 }
 
@@ -90,8 +90,10 @@ fn options() -> Options {
         let value = args.get(i + 1).and_then(|v| v.parse::<u64>().ok());
         if args[i] == "--printer-protocol" {
             match args.get(i + 1).map(String::as_str) {
-                Some(p @ ("posnet" | "thermal")) => o.printer_protocol = p.into(),
-                other => panic!("--printer-protocol: expected posnet or thermal, got {other:?}"),
+                Some(p @ ("posnet" | "thermal" | "novitus-xml")) => o.printer_protocol = p.into(),
+                other => panic!(
+                    "--printer-protocol: expected posnet, thermal or novitus-xml, got {other:?}"
+                ),
             }
             i += 2;
             continue;
@@ -253,7 +255,12 @@ fn main() {
     // Thermal prints receipts, cash operations and daily reports only: the mix leaves out
     // printouts, invoices and a full basket's extras, and a sale's slip is not printed.
     let thermal = o.printer_protocol == "thermal";
-    let printer = if thermal {
+    // Novitus XML prints printouts too, but no invoices and no receipt extras.
+    let novitus_xml = o.printer_protocol == "novitus-xml";
+    let plain = thermal || novitus_xml;
+    let printer = if novitus_xml {
+        Sim::start_family(dir.path(), "novitus-xml", &[])
+    } else if thermal {
         Sim::start_family(
             dir.path(),
             "thermal",
@@ -267,6 +274,9 @@ fn main() {
     terminal.control("delay 4");
     let mut cfg = config_text(dir.path(), &printer.link.display().to_string(), "")
         .replace("paper_wait = 60", "paper_wait = 120");
+    if novitus_xml {
+        cfg = cfg.replace("protocol = \"posnet\"", "protocol = \"novitus-xml\"");
+    }
     if thermal {
         cfg = cfg.replace(
             "protocol = \"posnet\"",
@@ -295,7 +305,7 @@ fn main() {
             while !stop.load(Ordering::Relaxed) {
                 let op = match rng.below(100) {
                     0..=41 => Op::Receipt,
-                    42..=49 if thermal => Op::Receipt,
+                    42..=49 if plain => Op::Receipt,
                     42..=49 => Op::Invoice,
                     50..=74 => Op::Sale,
                     75..=84 => Op::Cash,
@@ -304,7 +314,7 @@ fn main() {
                     _ => Op::DailyReport,
                 };
                 let n = seq.fetch_add(1, Ordering::Relaxed);
-                let (path, body, tag, amount) = build(op, n, thermal);
+                let (path, body, tag, amount) = build(op, n, plain);
                 let key = format!("campaign-{n}");
                 if let Some(job) = post_until_acked(&socket, &path, &key, &body, &stop) {
                     ledger.lock().unwrap().push(Acked {

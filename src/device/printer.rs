@@ -125,6 +125,23 @@ pub trait DocumentSteps: Send {
     /// The closing command is next. The task journals that it may be sent; only after `Ok`
     /// may its first byte go out (the invariant in the module docs).
     fn closing(&mut self) -> impl Future<Output = Result<(), Abort>> + Send;
+
+    /// A short tag unique to this job, for a protocol that stores one on the document and
+    /// reads it back after a crash (Novitus XML's `systemno`); empty when there is none.
+    fn tag(&self) -> String {
+        String::new()
+    }
+}
+
+/// The last receipt as a printer that stores the host's tag on it reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaggedReceipt {
+    /// It was closed (fiscal), not open or cancelled.
+    pub closed: bool,
+    /// Its number, when closed.
+    pub number: Option<u64>,
+    /// The tag it was closed with (`DocumentSteps::tag`).
+    pub tag: String,
 }
 
 /// What the task decides while the printer holds a command.
@@ -280,6 +297,14 @@ pub trait FiscalPrinter: Sized + Send + 'static {
     /// The printer's clock (documents carry its time, not ours).
     fn clock(&mut self)
     -> impl Future<Output = Result<chrono::NaiveDateTime, PrinterError>> + Send;
+
+    /// The last receipt with the tag it was closed with, for protocols that store one
+    /// (default: `None`, the counters decide alone).
+    fn last_receipt(
+        &mut self,
+    ) -> impl Future<Output = Result<Option<TaggedReceipt>, PrinterError>> + Send {
+        async { Ok(None) }
+    }
 
     /// Print one document, calling `steps.closing()` before the closing command (see the
     /// module docs).

@@ -4,6 +4,7 @@
 //! through `crate::port`.
 
 pub mod ecr_eft;
+pub mod novitus_xml;
 pub mod posnet;
 pub mod thermal;
 pub mod zvt;
@@ -17,6 +18,7 @@ pub fn printer_support(protocol: PrinterProtocol) -> DocumentSupport {
     match protocol {
         PrinterProtocol::Posnet => posnet::PosnetPrinter::SUPPORT,
         PrinterProtocol::Thermal => thermal::ThermalPrinter::SUPPORT,
+        PrinterProtocol::NovitusXml => novitus_xml::NovitusXmlPrinter::SUPPORT,
     }
 }
 
@@ -29,5 +31,36 @@ pub fn check_request(
     match config.protocol {
         PrinterProtocol::Posnet => Ok(()),
         PrinterProtocol::Thermal => thermal::check_request(config, request),
+        PrinterProtocol::NovitusXml => novitus_xml::check_request(config, request),
     }
+}
+
+/// The parts of a receipt a driver without discounts, deposits, footer lines, barcode or QR
+/// code cannot print: `(field, why)` for the first one found.
+pub fn receipt_extras(r: &crate::document::Receipt, family: &str) -> Option<(String, String)> {
+    let no = |f: &str, what: &str| {
+        Some((
+            f.to_string(),
+            format!("{what} cannot be printed on a {family} printer by fiscald"),
+        ))
+    };
+    if !r.discounts.is_empty() {
+        return no("discounts", "a discount or surcharge on the subtotal");
+    }
+    if !r.deposits.is_empty() {
+        return no("deposits", "returnable packaging");
+    }
+    if !r.footer.is_empty() {
+        return no("footer", "a footer");
+    }
+    if r.barcode.is_some() {
+        return no("barcode", "a barcode");
+    }
+    if r.qr.is_some() {
+        return no("qr", "a QR code");
+    }
+    if let Some(i) = r.lines.iter().position(|l| l.discount.is_some()) {
+        return no(&format!("lines[{i}].discount"), "a line discount");
+    }
+    None
 }

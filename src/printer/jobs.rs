@@ -3,7 +3,7 @@
 //! reconcile a job that was interrupted. Protocol-neutral.
 
 use super::PrinterTask;
-use super::verdict::{Verdict, counter, verdict};
+use super::verdict::{Verdict, counter, tagged_verdict, verdict};
 use crate::device::printer::{Abort, Document, DocumentSteps, FiscalPrinter, PrinterError};
 use crate::device::{DeviceError, DocumentCounters, ErrorCategory};
 use crate::journal::{
@@ -55,6 +55,21 @@ struct Steps<'a> {
     before: Option<DocumentCounters>,
     /// Set once `closing` is committed: the closing command may have been sent.
     closing: bool,
+    /// The job's tag ([`job_tag`]).
+    tag: String,
+}
+
+/// A tag unique to a job, for printers that store one on the receipt (`DocumentSteps::tag`):
+/// its id and the digits of its creation time, so that a new journal's job 1 differs from an
+/// old one's.
+pub(super) fn job_tag(job: &Job) -> String {
+    let created: String = job
+        .created_at
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(14)
+        .collect();
+    format!("fd{}-{created}", job.id)
 }
 
 impl DocumentSteps for Steps<'_> {
@@ -81,6 +96,10 @@ impl DocumentSteps for Steps<'_> {
         set_step(self.journal, self.shutdown, self.job, Step::Closing, None).await?;
         self.closing = true;
         Ok(())
+    }
+
+    fn tag(&self) -> String {
+        self.tag.clone()
     }
 }
 
@@ -250,6 +269,7 @@ impl<D: FiscalPrinter> PrinterTask<D> {
             job: job.id,
             before: None,
             closing: false,
+            tag: job_tag(job),
         };
         let printed = printer.print(document, &mut steps).await;
         let (before, closing) = (steps.before, steps.closing);
@@ -385,7 +405,12 @@ impl<D: FiscalPrinter> PrinterTask<D> {
                 job.kind.as_str()
             )));
         };
-        let verdict = verdict(step, b, a);
+        let mut verdict = verdict(step, b, a);
+        if job.kind == crate::journal::JobKind::Receipt
+            && let Some(last) = printer.last_receipt().await?
+        {
+            verdict = tagged_verdict(step, b, a, &last, &job_tag(job));
+        }
         if step != Step::Closed {
             // Not the check after a normal print: an interrupted job's reconciliation.
             let outcome = match verdict {

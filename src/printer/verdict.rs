@@ -26,6 +26,25 @@ pub fn verdict(step: Step, before: u64, after: u64) -> Verdict {
     }
 }
 
+/// The verdict of a receipt on a printer that stores our tag on it: the counters must
+/// agree with the tag. Ours and closed, with the counter up by one to its number → printed;
+/// not ours with the counter unmoved → not printed; anything else → unknown.
+pub fn tagged_verdict(
+    step: Step,
+    before: u64,
+    after: u64,
+    last: &crate::device::printer::TaggedReceipt,
+    ours: &str,
+) -> Verdict {
+    let by_counter = verdict(step, before, after);
+    let mine = last.closed && !ours.is_empty() && last.tag == ours;
+    match by_counter {
+        Verdict::Printed if mine && last.number == Some(after) => Verdict::Printed,
+        Verdict::NotPrinted if !mine => Verdict::NotPrinted,
+        _ => Verdict::Unknown,
+    }
+}
+
 /// Which document counter proves that a job of this kind was completed, if it is a printer
 /// job at all.
 pub fn counter(kind: JobKind, c: &DocumentCounters) -> Option<u64> {
@@ -42,7 +61,42 @@ pub fn counter(kind: JobKind, c: &DocumentCounters) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Verdict, verdict};
+    use super::{Verdict, tagged_verdict, verdict};
+    use crate::device::printer::TaggedReceipt;
+
+    #[test]
+    fn a_tagged_receipt_needs_the_counter_and_the_tag_to_agree() {
+        let last = |closed, number, tag: &str| TaggedReceipt {
+            closed,
+            number,
+            tag: tag.into(),
+        };
+        let ours = last(true, Some(8), "fd1");
+        assert_eq!(
+            tagged_verdict(Closing, 7, 8, &ours, "fd1"),
+            Verdict::Printed
+        );
+        assert_eq!(tagged_verdict(Closed, 7, 8, &ours, "fd1"), Verdict::Printed);
+        // Someone else's receipt moved the counter.
+        assert_eq!(
+            tagged_verdict(Closing, 7, 8, &last(true, Some(8), "pos"), "fd1"),
+            Verdict::Unknown
+        );
+        // Not closed, counter unmoved: print again.
+        assert_eq!(
+            tagged_verdict(Closing, 7, 7, &last(false, None, ""), "fd1"),
+            Verdict::NotPrinted
+        );
+        assert_eq!(
+            tagged_verdict(Printing, 7, 7, &last(true, Some(7), "fd0"), "fd1"),
+            Verdict::NotPrinted
+        );
+        // Our tag on the last receipt, yet the counter did not move: cannot tell.
+        assert_eq!(
+            tagged_verdict(Closing, 7, 7, &last(true, Some(7), "fd1"), "fd1"),
+            Verdict::Unknown
+        );
+    }
     use crate::journal::Step::{Closed, Closing, Printing};
 
     #[test]

@@ -113,6 +113,9 @@ fn load(text: &str, args: &ReplayArgs) -> Result<Loaded, String> {
         Some(Protocol::Thermal) => {
             return Err("Thermal traces are recorded but cannot be replayed yet".into());
         }
+        Some(Protocol::NovitusXml) => {
+            return Err("replaying a Novitus XML trace is not supported yet".into());
+        }
         None => return Err("no `# fiscald trace v1 ... protocol=...` header".into()),
     };
     let tcp = matches!(&loaded, Loaded::Zvt(s) if s.link == Link::Tcp);

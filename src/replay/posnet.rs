@@ -44,6 +44,9 @@ pub fn script(text: &str) -> Result<Script, String> {
         Some(Protocol::Thermal) => {
             return Err("this is a Thermal trace, not a POSNET one".into());
         }
+        Some(Protocol::NovitusXml) => {
+            return Err("this is a Novitus XML trace, not a POSNET one".into());
+        }
         None => return Err("no `# fiscald trace v1 ... protocol=...` header".into()),
     }
     let mut out_dec = FrameDecoder::new();

@@ -75,6 +75,7 @@ pub enum Protocol {
     Zvt,
     /// Thermal (ESC P); recorded, not replayed.
     Thermal,
+    NovitusXml,
 }
 
 impl Protocol {
@@ -83,6 +84,7 @@ impl Protocol {
             Protocol::Posnet => "posnet",
             Protocol::Zvt => "zvt",
             Protocol::Thermal => "thermal",
+            Protocol::NovitusXml => "novitus-xml",
         }
     }
 }
@@ -576,6 +578,9 @@ pub fn parse(text: &str) -> Result<Trace, String> {
                         Some(("protocol", "posnet")) => trace.protocol = Some(Protocol::Posnet),
                         Some(("protocol", "zvt")) => trace.protocol = Some(Protocol::Zvt),
                         Some(("protocol", "thermal")) => trace.protocol = Some(Protocol::Thermal),
+                        Some(("protocol", "novitus-xml")) => {
+                            trace.protocol = Some(Protocol::NovitusXml)
+                        }
                         Some(("device", d)) => trace.device = Some(d.to_string()),
                         Some(("link", "serial")) => trace.link = Some(Link::Serial),
                         Some(("link", "tcp")) => trace.link = Some(Link::Tcp),

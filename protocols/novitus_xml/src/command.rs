@@ -119,16 +119,13 @@ pub enum Command {
     },
 }
 
-/// The attributes `info action="checkout"` asks for.
-const CHECKOUT_FIELDS: [&str; 12] = [
-    "lasterror",
+/// The attributes `info action="checkout"` asks for: what the driver and the probe read (the
+/// others — `lasterror`, `lastreceipterror`, `resetcount`, `receiptcount`, `cash` — would only
+/// lengthen every exchange on a slow line).
+const CHECKOUT_FIELDS: [&str; 7] = [
     "isfiscal",
     "receiptopen",
-    "lastreceipterror",
-    "resetcount",
     "date",
-    "receiptcount",
-    "cash",
     "uniqueno",
     "lastreceipt",
     "lastinvoice",

@@ -33,29 +33,8 @@ pub fn payment_type(m: Method, dialect: Dialect) -> PaymentType {
 
 /// What of a receipt this driver cannot print, if anything: `(field, why)`.
 fn unsupported(r: &Receipt, dialect: Dialect) -> Option<(String, String)> {
-    let no = |f: &str, what: &str| {
-        Some((
-            f.to_string(),
-            format!("{what} cannot be printed on a Thermal printer by fiscald"),
-        ))
-    };
-    if !r.discounts.is_empty() {
-        return no("discounts", "a discount or surcharge on the subtotal");
-    }
-    if !r.deposits.is_empty() {
-        return no("deposits", "returnable packaging");
-    }
-    if !r.footer.is_empty() {
-        return no("footer", "a footer");
-    }
-    if r.barcode.is_some() {
-        return no("barcode", "a barcode");
-    }
-    if r.qr.is_some() {
-        return no("qr", "a QR code");
-    }
-    if let Some(i) = r.lines.iter().position(|l| l.discount.is_some()) {
-        return no(&format!("lines[{i}].discount"), "a line discount");
+    if let Some(extra) = super::super::receipt_extras(r, "Thermal") {
+        return Some(extra);
     }
     if r.buyer_nip.is_some() && dialect == Dialect::Posnet {
         return Some((
