@@ -306,6 +306,15 @@ pub trait FiscalPrinter: Sized + Send + 'static {
         async { Ok(None) }
     }
 
+    /// Whether the last receipt was completed, for protocols that keep such a flag
+    /// (Thermal's TRF), as of the last [`FiscalPrinter::counters`] read (default: `None`,
+    /// the counters decide alone).
+    fn last_transaction_completed(
+        &mut self,
+    ) -> impl Future<Output = Result<Option<bool>, PrinterError>> + Send {
+        async { Ok(None) }
+    }
+
     /// Print one document, calling `steps.closing()` before the closing command (see the
     /// module docs).
     fn print<S: DocumentSteps>(

@@ -3,7 +3,7 @@
 //! reconcile a job that was interrupted. Protocol-neutral.
 
 use super::PrinterTask;
-use super::verdict::{Verdict, counter, tagged_verdict, verdict};
+use super::verdict::{Verdict, completion_checked, counter, tagged_verdict, verdict};
 use crate::device::printer::{Abort, Document, DocumentSteps, FiscalPrinter, PrinterError};
 use crate::device::{DeviceError, DocumentCounters, ErrorCategory};
 use crate::journal::{
@@ -410,6 +410,9 @@ impl<D: FiscalPrinter> PrinterTask<D> {
             && let Some(last) = printer.last_receipt().await?
         {
             verdict = tagged_verdict(step, b, a, &last, &job_tag(job));
+        }
+        if job.kind == crate::journal::JobKind::Receipt {
+            verdict = completion_checked(verdict, printer.last_transaction_completed().await?);
         }
         if step != Step::Closed {
             // Not the check after a normal print: an interrupted job's reconciliation.

@@ -45,6 +45,16 @@ pub fn tagged_verdict(
     }
 }
 
+/// A receipt's verdict checked against the printer's own "last transaction completed"
+/// flag, where it keeps one (Thermal's TRF): a counter that moved while the flag says the
+/// last receipt was not completed proves nothing.
+pub fn completion_checked(verdict: Verdict, completed: Option<bool>) -> Verdict {
+    match (verdict, completed) {
+        (Verdict::Printed, Some(false)) => Verdict::Unknown,
+        (v, _) => v,
+    }
+}
+
 /// Which document counter proves that a job of this kind was completed, if it is a printer
 /// job at all.
 pub fn counter(kind: JobKind, c: &DocumentCounters) -> Option<u64> {
@@ -61,7 +71,7 @@ pub fn counter(kind: JobKind, c: &DocumentCounters) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Verdict, tagged_verdict, verdict};
+    use super::{Verdict, completion_checked, tagged_verdict, verdict};
     use crate::device::printer::TaggedReceipt;
 
     #[test]
@@ -115,5 +125,18 @@ mod tests {
             Verdict::Unknown,
             "counter went backwards (printer replaced?)"
         );
+    }
+
+    #[test]
+    fn a_moved_counter_without_the_completed_flag_proves_nothing() {
+        use Verdict::*;
+        assert_eq!(completion_checked(Printed, Some(false)), Unknown);
+        assert_eq!(completion_checked(Printed, Some(true)), Printed);
+        assert_eq!(completion_checked(Printed, None), Printed);
+        // An unmoved counter says not printed whatever the flag (it may be the previous
+        // receipt's).
+        assert_eq!(completion_checked(NotPrinted, Some(true)), NotPrinted);
+        assert_eq!(completion_checked(NotPrinted, Some(false)), NotPrinted);
+        assert_eq!(completion_checked(Unknown, Some(true)), Unknown);
     }
 }

@@ -97,6 +97,9 @@ pub struct ThermalPrinter {
     encoding: Encoding,
     /// The counters read behind the last document's closing command.
     after: Option<DocumentCounters>,
+    /// TRF with no transaction open, as the last counter read saw it: the last receipt
+    /// was completed.
+    completed: Option<bool>,
 }
 
 fn command_name(c: &Command) -> &'static str {
@@ -271,6 +274,7 @@ impl ThermalPrinter {
 
     async fn read_counters(&mut self) -> Result<(Status, DocumentCounters), PrinterError> {
         let s = self.status().await?;
+        self.completed = Some(s.trf && !s.in_transaction);
         let last = self.last_document().await?;
         let c = DocumentCounters {
             last_receipt: s.receipts,
@@ -364,6 +368,7 @@ impl FiscalPrinter for ThermalPrinter {
             encoding: settings.1,
             config,
             after: None,
+            completed: None,
         })
     }
 
@@ -435,6 +440,13 @@ impl FiscalPrinter for ThermalPrinter {
             return Ok(after);
         }
         Ok(self.read_counters().await?.1)
+    }
+
+    async fn last_transaction_completed(&mut self) -> Result<Option<bool>, PrinterError> {
+        if self.completed.is_none() {
+            self.read_counters().await?;
+        }
+        Ok(self.completed)
     }
 
     async fn clock(&mut self) -> Result<chrono::NaiveDateTime, PrinterError> {
