@@ -147,15 +147,19 @@ fn wire_ratio(baud: u32, runs: usize) {
     );
 }
 
-/// The 20-line receipt on a Novitus XML printer at `baud`: end-to-end time over the wire
-/// time of its bytes (both the full-duplex limit, max(out, in), and out + in, since every
-/// packet waits for its reply), and the packets it took.
-fn novitus_xml_ratio(baud: u32, runs: usize) {
+/// The 20-line receipt on a printer of another family (`protocol` `novitus-xml` or
+/// `thermal`) at `baud`: end-to-end time over the wire time of its bytes (both the
+/// full-duplex limit, max(out, in), and out + in, since every packet or command waits for
+/// its reply), and the frames it took.
+fn family_ratio(protocol: &'static str, label: &str, baud: u32, runs: usize) {
     let dir = tempfile::tempdir().unwrap();
     let baud_s = baud.to_string();
-    let sim = Sim::start_family(dir.path(), "novitus-xml", &["--baud", &baud_s]);
+    let sim = Sim::start_family(dir.path(), protocol, &["--baud", &baud_s]);
     let cfg = config_text(dir.path(), &sim.link.display().to_string(), "")
-        .replace("protocol = \"posnet\"", "protocol = \"novitus-xml\"")
+        .replace(
+            "protocol = \"posnet\"",
+            &format!("protocol = \"{protocol}\""),
+        )
         .replace(
             "baud = 115200",
             &format!("baud = {baud}\nstatus_poll = 3600"),
@@ -186,8 +190,8 @@ fn novitus_xml_ratio(baud: u32, runs: usize) {
     }
     let (ms, limit, sum) = (median(times), median(limits), median(sums));
     println!(
-        "Novitus XML 20-line receipt at {baud:>6} baud: fiscald {ms:.1} ms; wire time of its bytes {sum:.1} ms \
-         ({} B out, {} B in, {packets} packets), fiscald/wire {:.3}; full-duplex limit {limit:.1} ms, fiscald/limit {:.3}",
+        "{label} 20-line receipt at {baud:>6} baud: fiscald {ms:.1} ms; wire time of its bytes {sum:.1} ms \
+         ({} B out, {} B in, {packets} frames out), fiscald/wire {:.3}; full-duplex limit {limit:.1} ms, fiscald/limit {:.3}",
         last.0,
         last.1,
         ms / sum,
@@ -342,15 +346,20 @@ fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let runs = if quick { 1 } else { 7 };
     println!("fiscald end-to-end benchmark (emulator in its own process, real PTY)");
-    // `cargo bench --bench e2e -- novitus-xml`: that figure only.
+    // `cargo bench --bench e2e -- novitus-xml` (or `thermal`): that figure only.
     if std::env::args().any(|a| a == "novitus-xml") {
-        novitus_xml_ratio(9600, runs);
+        family_ratio("novitus-xml", "Novitus XML", 9600, runs);
+        return;
+    }
+    if std::env::args().any(|a| a == "thermal") {
+        family_ratio("thermal", "Thermal", 9600, runs);
         return;
     }
     wire_ratio(9600, runs);
     wire_ratio(115_200, runs);
     card_sale_ratio(9600, runs);
-    novitus_xml_ratio(9600, runs);
+    family_ratio("novitus-xml", "Novitus XML", 9600, runs);
+    family_ratio("thermal", "Thermal", 9600, runs);
     accept_latency(8, if quick { 5 } else { 100 });
     idle_memory();
 }

@@ -3,9 +3,9 @@
 
 mod common;
 
+use common::kill_stream::sigkill_stream_prints_each_receipt_once;
 use common::{BIN, Daemon, config_text, wait_until};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -243,56 +243,10 @@ fn power_cycle_mid_receipt_ends_with_exactly_one_receipt() {
 fn sigkill_mid_stream_prints_every_receipt_exactly_once() {
     let (_dir, sim, mut d) = setup("posnet", "cp1250", &[]);
     sim.control("delay 10");
-    let mut acked: BTreeMap<usize, i64> = BTreeMap::new();
-    for (round, kill_after_ms) in [(0usize, 300u64), (1, 470), (2, 210), (3, 560)] {
-        for i in round * 6..round * 6 + 6 {
-            let body = json!({
-                "lines": [
-                    {"name": format!("Zamówienie {i}"), "quantity": "1", "unit_price": 1000 + i, "vat": "A"},
-                    {"name": "Dodatek", "quantity": "2", "unit_price": 50, "vat": "B"}
-                ],
-                "payments": [{"method": "cash", "amount": 1100 + i}]
-            });
-            let (status, job) = d.post_keyed("/v1/receipts", &format!("kill-{i}"), &body);
-            assert!(status == 202 || status == 200, "{status} {job}");
-            acked.insert(i, job["id"].as_i64().unwrap());
-        }
-        std::thread::sleep(Duration::from_millis(kill_after_ms));
-        d.kill9();
-        d.spawn();
-    }
-    for (i, id) in &acked {
-        let job = d.wait_job(*id, Duration::from_secs(120));
-        assert_eq!(job["state"], "done", "job {id} (receipt {i}): {job}");
-    }
-    let receipts = sim.receipts();
-    let mut per_order: BTreeMap<String, usize> = BTreeMap::new();
-    for r in &receipts {
-        *per_order
-            .entry(r["lines"][0]["name"].as_str().unwrap().to_string())
-            .or_default() += 1;
-    }
-    for i in acked.keys() {
-        assert_eq!(
-            per_order.get(&format!("Zamówienie {i}")),
-            Some(&1),
-            "receipt {i} exactly once: {per_order:?}"
-        );
-    }
-    assert_eq!(receipts.len(), acked.len());
-    for (i, id) in &acked {
-        let (_, job) = d.get(&format!("/v1/jobs/{id}"));
-        let number = job["result"]["receipt_number"].as_u64().unwrap();
-        let r = receipts
-            .iter()
-            .find(|r| r["number"].as_u64() == Some(number))
-            .unwrap();
-        assert_eq!(r["lines"][0]["name"], format!("Zamówienie {i}"));
-    }
+    let printed = sigkill_stream_prints_each_receipt_once(&mut d, || sim.receipts());
     eprintln!(
-        "{} receipts for {} jobs after 4 kills; cancelled by recovery: {}",
-        receipts.len(),
-        acked.len(),
+        "{} receipts, one per job, after 4 kills; cancelled by recovery: {}",
+        printed.len(),
         sim.memory()["counters"]["cancelled"]
     );
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod kill_stream;
 pub mod nats;
 
 use serde_json::Value;
