@@ -64,3 +64,17 @@ pub fn receipt_extras(r: &crate::document::Receipt, family: &str) -> Option<(Str
     }
     None
 }
+
+/// A tap that records every byte on the port at `path` in its wire trace, when tracing is
+/// on for that port.
+pub(crate) fn wire_tap(path: &str) -> Option<crate::port::Tap> {
+    crate::trace::for_port(path).map(|recorder| {
+        Box::new(move |dir: crate::port::Direction, bytes: &[u8]| {
+            let dir = match dir {
+                crate::port::Direction::Out => crate::trace::Dir::Out,
+                crate::port::Direction::In => crate::trace::Dir::In,
+            };
+            recorder.bytes(dir, bytes);
+        }) as crate::port::Tap
+    })
+}

@@ -3,7 +3,7 @@
 //! [`Pump`]. This file only moves bytes and events; the session decides.
 
 use crate::device::LinkStats;
-use crate::port::{Direction, Pump, SansIo};
+use crate::port::{Pump, SansIo};
 use posnet::session::{CommandFailure, Session, SessionConfig, SessionEvent};
 use posnet::{Command, Frame};
 use std::sync::{Arc, Mutex};
@@ -81,15 +81,7 @@ impl Link {
                 reason,
             },
         )?;
-        let tap = crate::trace::for_port(path).map(|recorder| {
-            Box::new(move |dir: Direction, bytes: &[u8]| {
-                let dir = match dir {
-                    Direction::Out => crate::trace::Dir::Out,
-                    Direction::In => crate::trace::Dir::In,
-                };
-                recorder.bytes(dir, bytes);
-            }) as crate::port::Tap
-        });
+        let tap = crate::drivers::wire_tap(path);
         Ok(Link {
             pump: Pump::new(port).with_tap(tap),
             session: Machine(Session::new(config, first_token())),

@@ -3,7 +3,7 @@
 //! comes back; what to wait for is the driver's business.
 
 use crate::device::LinkStats;
-use crate::port::{Direction, Pump, SansIo};
+use crate::port::{Pump, SansIo};
 use std::sync::{Arc, Mutex};
 use thermal::Frame;
 use thermal::session::{Incoming, Session};
@@ -38,15 +38,7 @@ impl Link {
     pub fn open(path: &str, baud: u32, stats: Arc<Mutex<LinkStats>>) -> Result<Link, String> {
         let port = crate::port::open_exclusive(path, baud, crate::port::StopBits::One)
             .map_err(|reason| format!("cannot open {path}: {reason}"))?;
-        let tap = crate::trace::for_port(path).map(|recorder| {
-            Box::new(move |dir: Direction, bytes: &[u8]| {
-                let dir = match dir {
-                    Direction::Out => crate::trace::Dir::Out,
-                    Direction::In => crate::trace::Dir::In,
-                };
-                recorder.bytes(dir, bytes);
-            }) as crate::port::Tap
-        });
+        let tap = crate::drivers::wire_tap(path);
         Ok(Link {
             pump: Pump::new(port).with_tap(tap),
             session: Machine(Session::new()),
