@@ -188,7 +188,12 @@ impl EcrEft {
                     .into());
                 }
                 LinkEvent::PeerLost => return Err(lost(TransportError::PeerLost).into()),
-                LinkEvent::Received { repeat: true, .. } => continue,
+                LinkEvent::Received { repeat: true, .. } => {
+                    // Already handled, but the terminal is alive: a slow card reader
+                    // repeats the very same status (same token, same text).
+                    deadline = tokio::time::Instant::now() + wait;
+                    continue;
+                }
                 LinkEvent::Received { frame, answers, .. } => (frame, answers),
             };
             deadline = tokio::time::Instant::now() + wait;
