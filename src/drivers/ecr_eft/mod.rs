@@ -43,6 +43,11 @@ const PLN_NUMERIC: u16 = 985;
 const DERIVED_TRACE_BIT: u32 = 1 << 31;
 /// Most messages of an earlier flow read before giving up on a T2.
 const MAX_FOREIGN: usize = 64;
+/// How long the line is read before an S1 to learn whether the terminal closed it while
+/// we were idle (ours).
+const IDLE_CHECK: Duration = Duration::from_millis(20);
+/// Between attempts to connect again before a sale (ours).
+const RECONNECT_PAUSE: Duration = Duration::from_millis(250);
 
 /// One ECR-EFT terminal.
 pub struct EcrEft {
@@ -460,6 +465,34 @@ impl PaymentTerminal for EcrEft {
         });
         let wait = self.config.transaction_timeout();
         let name = self.name();
+        // S1 is never sent twice, so it must not go out on a connection the terminal has
+        // already closed (as it may right after its last result): a sale written into a
+        // dead socket would end needs_attention with nothing charged. Connect again first;
+        // if that fails, nothing was sent.
+        let closed = match self.conn.as_mut() {
+            Some(t) => t.check_open(IDLE_CHECK).await.err(),
+            None => None,
+        };
+        if let Some(e) = closed {
+            tracing::info!(terminal = %name, error = %e, "the connection was closed while idle; connecting again before the sale");
+            // A terminal on a serial line comes back after a moment (a new device).
+            let until = tokio::time::Instant::now() + self.config.command_timeout();
+            let failed = loop {
+                match self.connect().await {
+                    Ok(()) => break None,
+                    Err(e) if tokio::time::Instant::now() >= until => break Some(e),
+                    Err(_) => tokio::time::sleep(RECONNECT_PAUSE).await,
+                }
+            };
+            if let Some(e) = failed {
+                return Err(DeviceError::new(
+                    ErrorCategory::Transport,
+                    format!("{}; the sale was not sent, nothing was charged", e.message),
+                    None,
+                )
+                .into());
+            }
+        }
         let t = self
             .conn
             .as_mut()

@@ -349,3 +349,38 @@ async fn a_repeated_status_restarts_the_transaction_timeout() {
     assert!(o.approved);
     assert_eq!(o.transaction_id.as_deref(), Some("000009"));
 }
+
+/// The terminal closes the connection right after a result (the emulator's …54). The next
+/// S1 must not go into the dead connection (it would be an unknown outcome, needs_attention,
+/// with nothing charged): the driver connects again first, and when it cannot, nothing
+/// was sent (a refusal).
+#[tokio::test]
+async fn a_connection_closed_while_idle_is_not_used_for_the_next_sale() {
+    let (a, b) = tokio::io::duplex(4096);
+    let seen = Arc::new(Seen::default());
+    let terminal_task = tokio::spawn(terminal(b, seen.clone()));
+    // command_timeout bounds the attempts to connect again (to /dev/null, which fails).
+    let mut d = driver("command_timeout = 0.5\n").over(Box::new(a));
+    d.status().await.unwrap();
+    terminal_task.abort();
+    let _ = terminal_task.await;
+    let mut obs = Obs {
+        seen: seen.clone(),
+        fail: false,
+        display: vec![],
+        slip: vec![],
+        outcome: None,
+    };
+    let cmd = CardCommand::Sale {
+        amount: 1234,
+        currency: 985,
+    };
+    match d.run("44", &cmd, &mut obs).await {
+        Err(FlowError::Device(e)) => {
+            assert!(e.is_refusal(), "{e:?}");
+            assert!(e.message.contains("nothing was charged"), "{}", e.message);
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    assert_eq!(seen.s1.load(Ordering::SeqCst), 0);
+}
