@@ -109,6 +109,8 @@ fn a_result_lost_with_the_daemon_needs_attention_and_is_never_resent() {
     let (_, next) = d.post("/v1/sales?wait=30", &sale(2410));
     assert_eq!(next["state"], "done", "{next}");
     assert_eq!(terminal.transactions().len(), 2);
+    drop(d);
+    assert_no_card_number(dir.path());
 }
 
 #[test]
@@ -137,6 +139,32 @@ fn a_sale_killed_before_the_terminal_charged_is_resolved_not_charged() {
     assert_eq!(v["state"], "failed", "{v}");
     assert!(printer.receipts().is_empty());
     assert!(transactions_for(&terminal, id).is_empty());
+    drop(d);
+    assert_no_card_number(dir.path());
+}
+
+/// No file under `dir` (journal, logs, emulator state) holds the test card number.
+fn assert_no_card_number(dir: &std::path::Path) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(p);
+            } else if meta.is_file()
+                && let Ok(bytes) = std::fs::read(&p)
+            {
+                assert!(
+                    !bytes.windows(16).any(|w| w == b"5454545454545454"),
+                    "{} holds the test card number",
+                    p.display()
+                );
+            }
+        }
+    }
 }
 
 fn runs() -> usize {
@@ -230,6 +258,8 @@ fn kill_loop(serial: bool) {
         to_ready[to_ready.len() - 1],
         terminal.transactions().len(),
     );
+    drop(d);
+    assert_no_card_number(dir.path());
 }
 
 #[test]
