@@ -13,7 +13,10 @@
 mod client;
 mod fleet;
 mod output;
+mod resolve;
 pub mod sse;
+
+pub use resolve::ResolveArgs;
 
 pub use sse::{SseEvent, SseParser};
 
@@ -120,7 +123,7 @@ pub enum CtlCmd {
         /// The JSON file; `-` or nothing reads stdin.
         file: Option<PathBuf>,
     },
-    /// A card payment on the terminal.
+    /// A card payment on the terminal; `payment resolve` settles one in needs_attention.
     Payment(PaymentArgs),
     /// Show one job.
     Job {
@@ -196,13 +199,16 @@ pub enum ReportCmd {
 }
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct PaymentArgs {
+    #[command(subcommand)]
+    pub action: Option<PaymentCmd>,
     /// What kind of payment.
-    #[arg(long = "type", value_enum)]
-    pub kind: PaymentType,
+    #[arg(long = "type", value_enum, required = true)]
+    pub kind: Option<PaymentType>,
     /// Grosze (1250), or złoty with a decimal point (12.50).
-    #[arg(long)]
-    pub amount: String,
+    #[arg(long, required = true)]
+    pub amount: Option<String>,
     /// PLN or EUR (default: the terminal's).
     #[arg(long)]
     pub currency: Option<String>,
@@ -215,6 +221,13 @@ pub struct PaymentArgs {
     /// A reference printed on the terminal's slip.
     #[arg(long)]
     pub reference: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PaymentCmd {
+    /// Record what the terminal's own printout says about a payment in needs_attention
+    /// (manager): `--approved --transaction-id X` or `--not-charged`.
+    Resolve(ResolveArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -344,15 +357,24 @@ async fn run_async(args: CtlArgs) -> R<u8> {
             let body = read_json(file.as_deref())?;
             ctl.submit("/v1/sales", body).await
         }
+        CtlCmd::Payment(PaymentArgs {
+            action: Some(PaymentCmd::Resolve(a)),
+            ..
+        }) => ctl.resolve(&a).await,
         CtlCmd::Payment(p) => {
+            let (Some(kind), Some(amount)) = (p.kind, &p.amount) else {
+                return Err(Failure::bad_input(
+                    "payment: give --type and --amount, or `payment resolve`",
+                ));
+            };
             let body = PaymentBody {
-                kind: match p.kind {
+                kind: match kind {
                     PaymentType::Sale => "sale",
                     PaymentType::Refund => "refund",
                     PaymentType::Reversal => "reversal",
                 }
                 .into(),
-                amount: parse_amount(&p.amount).map_err(Failure::bad_input)?,
+                amount: parse_amount(amount).map_err(Failure::bad_input)?,
                 currency: p.currency,
                 original_receipt_number: p.original_receipt_number,
                 terminal: p.terminal,
