@@ -13,16 +13,16 @@
 mod client;
 mod fleet;
 mod output;
-mod resolve;
+mod payment;
 pub mod sse;
 
-pub use resolve::ResolveArgs;
+pub use payment::{PaymentArgs, PaymentCmd, PaymentType, ResolveArgs};
 
 pub use sse::{SseEvent, SseParser};
 
 use crate::api::types::{
     CashBody, DailyReportBody, DeviceList, DeviceView, Health, HealthStatus, JobList, JobView,
-    PaymentBody, PeriodicReportBody, PrintoutBody, to_json,
+    PeriodicReportBody, PrintoutBody, to_json,
 };
 use clap::{Args, Subcommand, ValueEnum};
 use client::{ANSWER_TIMEOUT, Client, Endpoint, api_failure, decode};
@@ -198,45 +198,6 @@ pub enum ReportCmd {
     },
 }
 
-#[derive(Args, Debug)]
-#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
-pub struct PaymentArgs {
-    #[command(subcommand)]
-    pub action: Option<PaymentCmd>,
-    /// What kind of payment.
-    #[arg(long = "type", value_enum, required = true)]
-    pub kind: Option<PaymentType>,
-    /// Grosze (1250), or złoty with a decimal point (12.50).
-    #[arg(long, required = true)]
-    pub amount: Option<String>,
-    /// PLN or EUR (default: the terminal's).
-    #[arg(long)]
-    pub currency: Option<String>,
-    /// For a reversal: the terminal's receipt number of the payment to reverse.
-    #[arg(long)]
-    pub original_receipt_number: Option<u64>,
-    /// The terminal (may be left out when only one is configured).
-    #[arg(long)]
-    pub terminal: Option<String>,
-    /// A reference printed on the terminal's slip.
-    #[arg(long)]
-    pub reference: Option<String>,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum PaymentCmd {
-    /// Record what the terminal's own printout says about a payment in needs_attention
-    /// (manager): `--approved --transaction-id X` or `--not-charged`.
-    Resolve(ResolveArgs),
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum PaymentType {
-    Sale,
-    Refund,
-    Reversal,
-}
-
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Direction {
     In,
@@ -357,31 +318,7 @@ async fn run_async(args: CtlArgs) -> R<u8> {
             let body = read_json(file.as_deref())?;
             ctl.submit("/v1/sales", body).await
         }
-        CtlCmd::Payment(PaymentArgs {
-            action: Some(PaymentCmd::Resolve(a)),
-            ..
-        }) => ctl.resolve(&a).await,
-        CtlCmd::Payment(p) => {
-            let (Some(kind), Some(amount)) = (p.kind, &p.amount) else {
-                return Err(Failure::bad_input(
-                    "payment: give --type and --amount, or `payment resolve`",
-                ));
-            };
-            let body = PaymentBody {
-                kind: match kind {
-                    PaymentType::Sale => "sale",
-                    PaymentType::Refund => "refund",
-                    PaymentType::Reversal => "reversal",
-                }
-                .into(),
-                amount: parse_amount(amount).map_err(Failure::bad_input)?,
-                currency: p.currency,
-                original_receipt_number: p.original_receipt_number,
-                terminal: p.terminal,
-                reference: p.reference,
-            };
-            ctl.submit("/v1/payments", body_bytes(&body)).await
-        }
+        CtlCmd::Payment(p) => ctl.payment(p).await,
         CtlCmd::Job { id } => ctl.job(id).await,
         CtlCmd::Jobs { state, limit } => ctl.jobs(state, limit).await,
         CtlCmd::Cancel { id } => ctl.cancel(id).await,

@@ -1,12 +1,52 @@
-//! `fiscald ctl payment resolve ID --approved --transaction-id X | --not-charged [--note ...]`:
-//! a person records what the terminal's own printout says about a payment whose outcome
-//! the terminal could not tell (`needs_attention`), through
-//! `POST /v1/payments/{id}/resolve` (the manager role).
+//! `fiscald ctl payment`: a card payment on the terminal (`--type --amount`), and
+//! `payment resolve ID --approved --transaction-id X | --not-charged [--note ...]`: a person
+//! records what the terminal's own printout says about a payment whose outcome the terminal
+//! could not tell (`needs_attention`), through `POST /v1/payments/{id}/resolve` (the manager
+//! role).
 
-use super::{ANSWER_TIMEOUT, Ctl, EXIT_OK, R, decode, emit};
-use crate::api::types::JobView;
-use clap::Args;
+use super::{ANSWER_TIMEOUT, Ctl, EXIT_OK, Failure, R, body_bytes, decode, emit, parse_amount};
+use crate::api::types::{JobView, PaymentBody};
+use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct PaymentArgs {
+    #[command(subcommand)]
+    pub action: Option<PaymentCmd>,
+    /// What kind of payment.
+    #[arg(long = "type", value_enum, required = true)]
+    pub kind: Option<PaymentType>,
+    /// Grosze (1250), or złoty with a decimal point (12.50).
+    #[arg(long, required = true)]
+    pub amount: Option<String>,
+    /// PLN or EUR (default: the terminal's).
+    #[arg(long)]
+    pub currency: Option<String>,
+    /// For a reversal: the terminal's receipt number of the payment to reverse.
+    #[arg(long)]
+    pub original_receipt_number: Option<u64>,
+    /// The terminal (may be left out when only one is configured).
+    #[arg(long)]
+    pub terminal: Option<String>,
+    /// A reference printed on the terminal's slip.
+    #[arg(long)]
+    pub reference: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PaymentCmd {
+    /// Record what the terminal's own printout says about a payment in needs_attention
+    /// (manager): `--approved --transaction-id X` or `--not-charged`.
+    Resolve(ResolveArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PaymentType {
+    Sale,
+    Refund,
+    Reversal,
+}
 
 /// The arguments of `payment resolve`.
 #[derive(Args, Debug)]
@@ -46,6 +86,32 @@ pub fn resolve_body(a: &ResolveArgs) -> Value {
 }
 
 impl Ctl {
+    /// A payment (`--type --amount`), or `payment resolve`.
+    pub(super) async fn payment(&mut self, p: PaymentArgs) -> R<u8> {
+        if let Some(PaymentCmd::Resolve(a)) = &p.action {
+            return self.resolve(a).await;
+        }
+        let (Some(kind), Some(amount)) = (p.kind, &p.amount) else {
+            return Err(Failure::bad_input(
+                "payment: give --type and --amount, or `payment resolve`",
+            ));
+        };
+        let body = PaymentBody {
+            kind: match kind {
+                PaymentType::Sale => "sale",
+                PaymentType::Refund => "refund",
+                PaymentType::Reversal => "reversal",
+            }
+            .into(),
+            amount: parse_amount(amount).map_err(Failure::bad_input)?,
+            currency: p.currency,
+            original_receipt_number: p.original_receipt_number,
+            terminal: p.terminal,
+            reference: p.reference,
+        };
+        self.submit("/v1/payments", body_bytes(&body)).await
+    }
+
     /// Record the decision; exit 0 once it is recorded (the job then is `done` or
     /// `failed`), 2 when the API refuses it (404 unknown, 409 not in needs_attention, 422,
     /// 403 without the manager role).
