@@ -158,9 +158,20 @@ fn transactions_for(terminal: &ZvtSim, id: &Value) -> Vec<Value> {
 }
 
 #[test]
-fn each_magic_amount_of_the_emulator() {
+fn each_magic_amount_of_the_emulator_over_tcp() {
+    magic_amounts(false);
+}
+
+#[test]
+fn each_magic_amount_of_the_emulator_over_a_serial_pty() {
+    magic_amounts(true);
+}
+
+/// On serial, the dropped connection of …54 is the device going away for about 1 s and
+/// coming back on a new pseudo-terminal.
+fn magic_amounts(serial: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let (printer, terminal, daemon) = shop(dir.path());
+    let (printer, terminal, daemon) = shop_on(dir.path(), serial);
     // …51 declined: failed, the terminal stored a decline, nothing printed.
     let (_, job) = daemon.post("/v1/sales?wait=30", &sale(1151));
     assert_eq!(job["state"], "failed", "{job}");
