@@ -554,12 +554,12 @@ fn main() {
     println!("  orphaned:                {orphaned}");
     println!("  jobs left open:          {open}");
     println!(
-        "  needs attention:         {} ({} result lost (…52), {} interrupted; {} charged on the terminal, {} not)",
+        "  needs attention:         {} ({} result lost (…52), {} of them charged; {} interrupted, {} of them charged)",
         attention.total,
         attention.lost_result,
+        attention.lost_result_charged,
         attention.interrupted,
-        attention.charged,
-        attention.total - attention.charged
+        attention.charged - attention.lost_result_charged
     );
     if ecr_eft {
         println!("  double charges:          {double}");
@@ -609,6 +609,8 @@ struct Attention {
     interrupted: usize,
     /// With an approved transaction in the terminal's memory.
     charged: usize,
+    /// Of `lost_result`, charged.
+    lost_result_charged: usize,
 }
 
 fn attention_figures(
@@ -622,6 +624,7 @@ fn attention_figures(
         lost_result: 0,
         interrupted: 0,
         charged: 0,
+        lost_result_charged: 0,
     };
     for s in acked.iter().filter(|s| s.op == Op::Sale) {
         if jobs[&s.job]["state"] != "needs_attention" {
@@ -642,6 +645,9 @@ fn attention_figures(
                 }
         });
         a.charged += usize::from(charged);
+        if s.amount % 100 == 52 {
+            a.lost_result_charged += usize::from(charged);
+        }
     }
     a
 }
