@@ -384,3 +384,85 @@ async fn a_connection_closed_while_idle_is_not_used_for_the_next_sale() {
     }
     assert_eq!(seen.s1.load(Ordering::SeqCst), 0);
 }
+
+/// A terminal still in a flow a restart abandoned: it answers the first S1 busy (993, with
+/// the S1's token), sends the abandoned flow's slip start, then takes the next S1.
+async fn busy_once_terminal(mut io: tokio::io::DuplexStream, seen: Arc<Seen>) {
+    let mut link = Link::new(LinkConfig::new(Role::Eft));
+    let mut buf = [0u8; 1024];
+    loop {
+        let now = Instant::now();
+        if link.poll_timeout().is_some_and(|t| t <= now) {
+            link.handle_timeout(now);
+        }
+        while let Some(ev) = link.poll_event() {
+            if let LinkEvent::Received {
+                frame,
+                repeat: false,
+                ..
+            } = ev
+                && frame.kind == *b"S1"
+            {
+                let n = seen.s1.fetch_add(1, Ordering::SeqCst);
+                let r = if n == 0 {
+                    TransactionResult {
+                        error: ERROR_BUSY,
+                        ..Default::default()
+                    }
+                } else {
+                    TransactionResult {
+                        transaction_id: "000010".into(),
+                        amount: Some(1234),
+                        ..Default::default()
+                    }
+                };
+                let m = Message::S2(r);
+                link.reply(frame.token, m.kind(), m.to_fields().unwrap(), now)
+                    .unwrap();
+                if n == 0 {
+                    let d2 = Message::D2;
+                    link.request(d2.kind(), d2.to_fields().unwrap(), now)
+                        .unwrap();
+                }
+            }
+        }
+        while let Some(b) = link.poll_transmit() {
+            if io.write_all(&b).await.is_err() {
+                return;
+            }
+        }
+        match tokio::time::timeout(Duration::from_millis(10), io.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(n)) => link.handle_input(&buf[..n], Instant::now()),
+            Err(_) => {}
+        }
+    }
+}
+
+/// Busy (993) echoing our S1's token means the terminal did not take it: the driver lets
+/// the line go quiet (answering the other flow) and sends the sale again, once.
+#[tokio::test]
+async fn a_busy_terminal_gets_the_sale_again_once_the_line_is_quiet() {
+    let (a, b) = tokio::io::duplex(4096);
+    let seen = Arc::new(Seen::default());
+    tokio::spawn(busy_once_terminal(b, seen.clone()));
+    let mut d = driver("").over(Box::new(a));
+    let mut obs = Obs {
+        seen: seen.clone(),
+        fail: false,
+        display: vec![],
+        slip: vec![],
+        outcome: None,
+    };
+    let cmd = CardCommand::Sale {
+        amount: 1234,
+        currency: 985,
+    };
+    let end = match d.run("45", &cmd, &mut obs).await {
+        Ok(end) => end,
+        Err(FlowError::Device(e)) => panic!("{}", e.message),
+        Err(FlowError::Observer(e)) => panic!("{e}"),
+    };
+    assert!(end.outcome.unwrap().approved);
+    assert_eq!(seen.s1.load(Ordering::SeqCst), 2, "busy, then taken");
+}
