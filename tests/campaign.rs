@@ -14,8 +14,19 @@
 //! cargo test --release --test campaign                                  # short (CI)
 //! cargo test --release --test campaign -- --kills 1000 --seed 7         # long
 //! ```
-//! Options: `--seed N`, `--kills N`, `--clients N`. Exit status 1 if any figure other than
-//! acknowledged, kills and faults is not 0.
+//! Options: `--seed N`, `--kills N`, `--clients N`, `--printer-protocol posnet|thermal`,
+//! `--terminal-protocol zvt|ecr-eft`. Exit status 1 if any figure other than acknowledged,
+//! kills, faults and needs attention is not 0.
+//!
+//! **ECR-EFT** (`--terminal-protocol ecr-eft`, `fiscald sim ecr-eft`): the driver never
+//! resends S1 and cannot ask the terminal afterwards, so a sale interrupted by a kill or a
+//! terminal fault legitimately ends in `needs_attention`, as does every result lost by the
+//! terminal (…52). Those are counted, not failed, but bounded: a sale not ending in 52 may
+//! only need attention when something interrupted it, so their number must not exceed the
+//! kills plus the terminal faults (one terminal runs one sale at a time). The terminal's
+//! memory is then checked by payment id (S1 carries the job id): 0 double charges (two
+//! approved terminal transactions for one payment) and 0 orphan charges (an approved
+//! terminal transaction whose payment is neither `done` nor `needs_attention`).
 
 mod common;
 
@@ -75,6 +86,8 @@ struct Options {
     clients: usize,
     /// `--printer-protocol posnet|thermal|novitus-xml`: the printer family behind the daemon.
     printer_protocol: String,
+    /// `--terminal-protocol zvt|ecr-eft`: the card terminal's protocol (and emulator).
+    terminal_protocol: String,
 }
 
 fn options() -> Options {
@@ -83,6 +96,7 @@ fn options() -> Options {
         kills: 20,
         clients: 3,
         printer_protocol: "posnet".into(),
+        terminal_protocol: "zvt".into(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -94,6 +108,14 @@ fn options() -> Options {
                 other => panic!(
                     "--printer-protocol: expected posnet, thermal or novitus-xml, got {other:?}"
                 ),
+            }
+            i += 2;
+            continue;
+        }
+        if args[i] == "--terminal-protocol" {
+            match args.get(i + 1).map(String::as_str) {
+                Some(p @ ("zvt" | "ecr-eft")) => o.terminal_protocol = p.into(),
+                other => panic!("--terminal-protocol: expected zvt or ecr-eft, got {other:?}"),
             }
             i += 2;
             continue;
@@ -269,7 +291,8 @@ fn main() {
     } else {
         Sim::start(dir.path(), &[])
     };
-    let terminal = ZvtSim::start(dir.path(), false);
+    let ecr_eft = o.terminal_protocol == "ecr-eft";
+    let terminal = ZvtSim::start_protocol(dir.path(), &o.terminal_protocol, false, &[]);
     printer.control("delay 3");
     terminal.control("delay 4");
     let mut cfg = config_text(dir.path(), &printer.link.display().to_string(), "")
@@ -284,7 +307,11 @@ fn main() {
         );
     }
     let slip = if thermal { "slip = \"none\"" } else { "" };
-    cfg.push_str(&terminal_config(&terminal.port, slip));
+    let mut terminal_table = terminal_config(&terminal.port, slip);
+    if ecr_eft {
+        terminal_table = terminal_table.replace("protocol = \"zvt\"", "protocol = \"ecr-eft\"");
+    }
+    cfg.push_str(&terminal_table);
     cfg.push_str("\n[sales]\nprint_deadline = 300\n");
     let daemon = Arc::new(Mutex::new(Daemon::start(dir.path(), &cfg)));
     let socket = daemon.lock().unwrap().socket.clone();
@@ -294,6 +321,8 @@ fn main() {
     let seq = Arc::new(AtomicU64::new(1));
     let ledger: Arc<Mutex<Vec<Acked>>> = Arc::default();
     let faults = Arc::new(AtomicU64::new(0));
+    // Terminal faults applied (drop, silence): each may interrupt one card sale.
+    let terminal_faults = Arc::new(AtomicU64::new(0));
 
     // Clients.
     let mut threads = Vec::new();
@@ -333,14 +362,16 @@ fn main() {
     }
     // Faults.
     {
-        let (stop, faults) = (stop.clone(), faults.clone());
+        let (stop, faults, terminal_faults) =
+            (stop.clone(), faults.clone(), terminal_faults.clone());
         let (pctl, tctl) = (printer.control_path(), terminal.control.clone());
         let mut rng = Rng::new(o.seed ^ 0xFA17);
         threads.push(std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(rng.between(200, 1500)));
                 let pause = Duration::from_millis(rng.between(100, 1200));
-                let done = match rng.below(9) {
+                let kind = rng.below(9);
+                let done = match kind {
                     0 => {
                         quiet_control(&pctl, "paper out") && {
                             std::thread::sleep(pause);
@@ -368,6 +399,9 @@ fn main() {
                 };
                 if done {
                     faults.fetch_add(1, Ordering::Relaxed);
+                    if kind >= 7 {
+                        terminal_faults.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 // "paper out after 2" must not leave the printer without paper for good.
                 std::thread::sleep(pause);
@@ -442,7 +476,14 @@ fn main() {
                 count_receipts(&a.tag),
                 charges
                     .iter()
-                    .filter(|t| t["status"] == "approved" && t["amount"] == a.amount)
+                    .filter(|t| {
+                        t["status"] == "approved"
+                            && if ecr_eft {
+                                t["payment_id"] == a.job.to_string().as_str()
+                            } else {
+                                t["amount"] == a.amount
+                            }
+                    })
                     .count(),
             ),
             Op::Cash => (
@@ -493,6 +534,19 @@ fn main() {
     }
     let open_receipt = pm["open_receipt"] == true;
     let kills = o.kills;
+    let attention = attention_figures(&acked, &jobs, &charges, ecr_eft);
+    let (mut double, mut orphan_charges, mut unexplained) = (0, 0, 0);
+    if ecr_eft {
+        (double, orphan_charges) = ecr_eft_charges(&d, &jobs, &charges, &mut problems);
+        let interrupts = u64::from(kills) + terminal_faults.load(Ordering::Relaxed);
+        if attention.interrupted as u64 > interrupts {
+            unexplained = 1;
+            problems.push(format!(
+                "{} sales not ending in 52 need attention, more than the {interrupts} kills and terminal faults",
+                attention.interrupted
+            ));
+        }
+    }
     println!(
         "crash-and-fault campaign: seed {}, {} clients, {:.0} s",
         o.seed,
@@ -510,6 +564,23 @@ fn main() {
     println!("  orphaned:                {orphaned}");
     println!("  jobs left open:          {open}");
     println!(
+        "  needs attention:         {} ({} result lost (…52), {} of them charged; {} interrupted, {} of them charged)",
+        attention.total,
+        attention.lost_result,
+        attention.lost_result_charged,
+        attention.interrupted,
+        attention.charged - attention.lost_result_charged
+    );
+    if ecr_eft {
+        println!("  double charges:          {double}");
+        println!("  orphan charges:          {orphan_charges}");
+        println!(
+            "  terminal transactions:   {} ({} approved)",
+            charges.len(),
+            charges.iter().filter(|t| t["status"] == "approved").count()
+        );
+    }
+    println!(
         "  printer receipt open:    {}",
         if open_receipt { "yes" } else { "no" }
     );
@@ -521,7 +592,14 @@ fn main() {
     for p in problems.iter().take(20) {
         println!("  ! {p}");
     }
-    let bad = lost + duplicated + orphaned + open + usize::from(open_receipt);
+    let bad = lost
+        + duplicated
+        + orphaned
+        + open
+        + usize::from(open_receipt)
+        + double
+        + orphan_charges
+        + unexplained;
     println!(
         "campaign: {} passed, {} failed",
         usize::from(bad == 0),
@@ -530,4 +608,104 @@ fn main() {
     if bad != 0 {
         std::process::exit(1);
     }
+}
+
+/// Card sales that ended in `needs_attention` (an allowed outcome: a person resolves them).
+struct Attention {
+    total: usize,
+    /// The terminal kept the result (amount ending in 52): always needs attention.
+    lost_result: usize,
+    /// Any other amount: a kill or a terminal fault interrupted the sale.
+    interrupted: usize,
+    /// With an approved transaction in the terminal's memory.
+    charged: usize,
+    /// Of `lost_result`, charged.
+    lost_result_charged: usize,
+}
+
+fn attention_figures(
+    acked: &[Acked],
+    jobs: &BTreeMap<i64, Value>,
+    charges: &[Value],
+    by_payment_id: bool,
+) -> Attention {
+    let mut a = Attention {
+        total: 0,
+        lost_result: 0,
+        interrupted: 0,
+        charged: 0,
+        lost_result_charged: 0,
+    };
+    for s in acked.iter().filter(|s| s.op == Op::Sale) {
+        if jobs[&s.job]["state"] != "needs_attention" {
+            continue;
+        }
+        a.total += 1;
+        if s.amount % 100 == 52 {
+            a.lost_result += 1;
+        } else {
+            a.interrupted += 1;
+        }
+        let charged = charges.iter().any(|t| {
+            t["status"] == "approved"
+                && if by_payment_id {
+                    t["payment_id"] == s.job.to_string().as_str()
+                } else {
+                    t["amount"] == s.amount
+                }
+        });
+        a.charged += usize::from(charged);
+        if s.amount % 100 == 52 {
+            a.lost_result_charged += usize::from(charged);
+        }
+    }
+    a
+}
+
+/// ECR-EFT: every approved transaction in the terminal's memory against the daemon's
+/// payment of its payment id (the job id, sent in S1), including payments whose POST was
+/// never acknowledged to a client. Returns (double charges, orphan charges).
+fn ecr_eft_charges(
+    d: &Daemon,
+    jobs: &BTreeMap<i64, Value>,
+    charges: &[Value],
+    problems: &mut Vec<String>,
+) -> (usize, usize) {
+    let mut by_payment: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for t in charges.iter().filter(|t| t["status"] == "approved") {
+        let id = t["payment_id"].as_str().unwrap_or("").to_string();
+        by_payment.entry(id).or_default().push(t);
+    }
+    let (mut double, mut orphan) = (0, 0);
+    for (id, txs) in &by_payment {
+        if txs.len() > 1 {
+            double += 1;
+            problems.push(format!("payment {id} charged {} times: {txs:?}", txs.len()));
+        }
+        let state = match id.parse::<i64>().ok().and_then(|n| jobs.get(&n)) {
+            Some(job) => job["state"].as_str().unwrap_or("?").to_string(),
+            None => {
+                // Not acknowledged to a client: ask the daemon, letting it settle.
+                let deadline = Instant::now() + Duration::from_secs(60);
+                loop {
+                    let (status, job) = d.get(&format!("/v1/jobs/{id}?wait=5"));
+                    let state = job["state"].as_str().unwrap_or("").to_string();
+                    if status == 404 || Instant::now() > deadline {
+                        break format!("absent ({status})");
+                    }
+                    if !matches!(state.as_str(), "queued" | "running" | "") {
+                        break state;
+                    }
+                }
+            }
+        };
+        if !matches!(state.as_str(), "done" | "needs_attention") {
+            orphan += 1;
+            problems.push(format!(
+                "terminal transaction {} for payment {id} is approved but the payment is {state}",
+                txs[0]["transaction_id"]
+            ));
+        }
+    }
+    (double, orphan)
 }

@@ -504,6 +504,107 @@ fn ctl_card_payment_and_sale() {
 }
 
 #[test]
+fn ctl_payment_resolve_settles_a_payment_in_needs_attention() {
+    use common::ZvtSim;
+    let dir = tempfile::tempdir().unwrap();
+    let printer = Sim::start(dir.path(), &[]);
+    let terminal = ZvtSim::start_protocol(dir.path(), "ecr-eft", false, &[]);
+    let mut cfg = config_text(dir.path(), &printer.link.display().to_string(), "");
+    cfg.push_str(&format!(
+        "\n[[terminal]]\nid = \"t1\"\nprotocol = \"ecr-eft\"\nport = \"{}\"\ncommand_timeout = 3\ntransaction_timeout = 4\n",
+        terminal.port
+    ));
+    let d = Daemon::start(dir.path(), &cfg);
+    d.wait_printer_and_terminal_ready();
+    // Two payments whose results the terminal keeps to itself (…52): needs_attention.
+    let mut ids = Vec::new();
+    for amount in ["11.52", "12.52"] {
+        let o = ctl_on(
+            &d,
+            &["payment", "--type", "sale", "--amount", amount, "--json"],
+            None,
+        );
+        assert_eq!(code(&o), 1, "{}", show(&o));
+        let job = json_out(&o);
+        assert_eq!(job["state"], "needs_attention", "{job}");
+        ids.push(job["id"].as_i64().unwrap().to_string());
+    }
+    // The arguments: exactly one outcome; a transaction id only with --approved.
+    for bad in [
+        &["payment", "resolve", &ids[0]][..],
+        &["payment", "resolve", &ids[0], "--approved"],
+        &[
+            "payment",
+            "resolve",
+            &ids[0],
+            "--not-charged",
+            "--transaction-id",
+            "1",
+        ],
+        &["payment", "resolve", &ids[0], "--approved", "--not-charged"],
+    ] {
+        let o = ctl_on(&d, bad, None);
+        assert_eq!(code(&o), 2, "{bad:?}: {}", show(&o));
+    }
+    // Approved, as the printout says.
+    let tx = terminal.transactions();
+    let txid = tx
+        .iter()
+        .find(|t| t["amount"] == 1152)
+        .and_then(|t| t["transaction_id"].as_str())
+        .unwrap_or_else(|| panic!("{tx:?}"))
+        .to_string();
+    let o = ctl_on(
+        &d,
+        &[
+            "payment",
+            "resolve",
+            &ids[0],
+            "--approved",
+            "--transaction-id",
+            &txid,
+            "--note",
+            "printout in the drawer",
+        ],
+        None,
+    );
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(
+        out(&o).contains("recorded as approved: done"),
+        "{}",
+        show(&o)
+    );
+    let (_, job) = d.get(&format!("/v1/jobs/{}", ids[0]));
+    assert_eq!(job["state"], "done", "{job}");
+    assert!(job["result"].to_string().contains(&txid), "{job}");
+    // Not charged, with --json.
+    let o = ctl_on(
+        &d,
+        &["payment", "resolve", &ids[1], "--not-charged", "--json"],
+        None,
+    );
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(json_out(&o)["state"], "failed", "{}", show(&o));
+    // Resolving again is a conflict (409), an unknown job is 404: both exit 2.
+    let o = ctl_on(&d, &["payment", "resolve", &ids[0], "--not-charged"], None);
+    assert_eq!(code(&o), 2, "{}", show(&o));
+    assert!(err(&o).contains("needs_attention"), "{}", show(&o));
+    let o = ctl_on(&d, &["payment", "resolve", "99999", "--not-charged"], None);
+    assert_eq!(code(&o), 2, "{}", show(&o));
+    // Audited.
+    let (_, audit) = d.get("/v1/audit?limit=50");
+    let resolves = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["operation"] == "POST /v1/payments/{id}/resolve" && e["outcome"] == "accepted"
+        })
+        .count();
+    assert_eq!(resolves, 2, "{audit}");
+}
+
+#[test]
 fn ctl_prints_an_invoice_a_periodic_report_and_a_copy() {
     let (dir, sim, d) = setup();
     let file = dir.path().join("invoice.json");

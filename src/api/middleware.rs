@@ -18,9 +18,13 @@ fn raw_operation(req: &Request) -> String {
     format!("{} {path}", req.method())
 }
 
-/// The job id in `/v1/jobs/{id}/...` or `/v1/sales/{id}/...`, for the audit log.
+/// The job id in `/v1/jobs/{id}/...`, `/v1/sales/{id}/...` or `/v1/payments/{id}/...`, for
+/// the audit log.
 fn path_job(route: &str, path: &str) -> Option<JobId> {
-    if route.starts_with("/v1/jobs/{id}") || route.starts_with("/v1/sales/{id}") {
+    if route.starts_with("/v1/jobs/{id}")
+        || route.starts_with("/v1/sales/{id}")
+        || route.starts_with("/v1/payments/{id}")
+    {
         path.split('/').nth(3).and_then(|id| id.parse().ok())
     } else {
         None
@@ -188,4 +192,28 @@ pub(super) async fn authorize(
         resp.extensions_mut().insert(AuditRecorded);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_job;
+
+    #[test]
+    fn the_job_of_a_path_is_known_for_every_route_that_names_one() {
+        assert_eq!(
+            path_job("/v1/jobs/{id}/cancel", "/v1/jobs/7/cancel"),
+            Some(7)
+        );
+        assert_eq!(
+            path_job("/v1/sales/{id}/reverse", "/v1/sales/8/reverse"),
+            Some(8)
+        );
+        // A refused resolve is audited with its payment's job, as an accepted one is.
+        assert_eq!(
+            path_job("/v1/payments/{id}/resolve", "/v1/payments/9/resolve"),
+            Some(9)
+        );
+        assert_eq!(path_job("/v1/payments", "/v1/payments"), None);
+        assert_eq!(path_job("/v1/receipts", "/v1/receipts"), None);
+    }
 }

@@ -13,13 +13,16 @@
 mod client;
 mod fleet;
 mod output;
+mod payment;
 pub mod sse;
+
+pub use payment::{PaymentArgs, PaymentCmd, PaymentType, ResolveArgs};
 
 pub use sse::{SseEvent, SseParser};
 
 use crate::api::types::{
     CashBody, DailyReportBody, DeviceList, DeviceView, Health, HealthStatus, JobList, JobView,
-    PaymentBody, PeriodicReportBody, PrintoutBody, to_json,
+    PeriodicReportBody, PrintoutBody, to_json,
 };
 use clap::{Args, Subcommand, ValueEnum};
 use client::{ANSWER_TIMEOUT, Client, Endpoint, api_failure, decode};
@@ -120,7 +123,7 @@ pub enum CtlCmd {
         /// The JSON file; `-` or nothing reads stdin.
         file: Option<PathBuf>,
     },
-    /// A card payment on the terminal.
+    /// A card payment on the terminal; `payment resolve` settles one in needs_attention.
     Payment(PaymentArgs),
     /// Show one job.
     Job {
@@ -193,35 +196,6 @@ pub enum ReportCmd {
         #[arg(long)]
         printer: Option<String>,
     },
-}
-
-#[derive(Args, Debug)]
-pub struct PaymentArgs {
-    /// What kind of payment.
-    #[arg(long = "type", value_enum)]
-    pub kind: PaymentType,
-    /// Grosze (1250), or złoty with a decimal point (12.50).
-    #[arg(long)]
-    pub amount: String,
-    /// PLN or EUR (default: the terminal's).
-    #[arg(long)]
-    pub currency: Option<String>,
-    /// For a reversal: the terminal's receipt number of the payment to reverse.
-    #[arg(long)]
-    pub original_receipt_number: Option<u64>,
-    /// The terminal (may be left out when only one is configured).
-    #[arg(long)]
-    pub terminal: Option<String>,
-    /// A reference printed on the terminal's slip.
-    #[arg(long)]
-    pub reference: Option<String>,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum PaymentType {
-    Sale,
-    Refund,
-    Reversal,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -344,22 +318,7 @@ async fn run_async(args: CtlArgs) -> R<u8> {
             let body = read_json(file.as_deref())?;
             ctl.submit("/v1/sales", body).await
         }
-        CtlCmd::Payment(p) => {
-            let body = PaymentBody {
-                kind: match p.kind {
-                    PaymentType::Sale => "sale",
-                    PaymentType::Refund => "refund",
-                    PaymentType::Reversal => "reversal",
-                }
-                .into(),
-                amount: parse_amount(&p.amount).map_err(Failure::bad_input)?,
-                currency: p.currency,
-                original_receipt_number: p.original_receipt_number,
-                terminal: p.terminal,
-                reference: p.reference,
-            };
-            ctl.submit("/v1/payments", body_bytes(&body)).await
-        }
+        CtlCmd::Payment(p) => ctl.payment(p).await,
         CtlCmd::Job { id } => ctl.job(id).await,
         CtlCmd::Jobs { state, limit } => ctl.jobs(state, limit).await,
         CtlCmd::Cancel { id } => ctl.cancel(id).await,

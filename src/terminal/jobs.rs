@@ -79,11 +79,11 @@ impl Ctx {
             Err(e) => match TaskError::from(e) {
                 TaskError::Device(e) if e.is_refusal() => {
                     // The terminal refused the command itself: nothing was charged.
-                    let message = format!(
-                        "terminal {} refused the payment: {}; nothing was charged",
-                        self.id(),
-                        e.message
-                    );
+                    let mut message =
+                        format!("terminal {} refused the payment: {}", self.id(), e.message);
+                    if !e.message.contains("nothing was charged") {
+                        message.push_str("; nothing was charged");
+                    }
                     self.fail(job.id, None, restate(&e, message)).await;
                     return Ok(());
                 }

@@ -43,6 +43,15 @@ const PLN_NUMERIC: u16 = 985;
 const DERIVED_TRACE_BIT: u32 = 1 << 31;
 /// Most messages of an earlier flow read before giving up on a T2.
 const MAX_FOREIGN: usize = 64;
+/// How long the line is read before an S1 to learn whether the terminal closed it while
+/// we were idle (ours).
+const IDLE_CHECK: Duration = Duration::from_millis(20);
+/// Between attempts to connect again before a sale (ours).
+const RECONNECT_PAUSE: Duration = Duration::from_millis(250);
+/// How long a sale waits for a terminal that answers busy (at least; the transaction
+/// timeout when longer), and the quiet on the line before each new try (ours).
+const BUSY_WAIT: Duration = Duration::from_secs(30);
+const BUSY_QUIET: Duration = Duration::from_secs(1);
 
 /// One ECR-EFT terminal.
 pub struct EcrEft {
@@ -73,12 +82,15 @@ enum Goal {
     Info(Token),
     /// The S2 answering our S1 with this token.
     Result(Token),
+    /// Nothing: answer the terminal until the line has been quiet for the wait.
+    Quiet,
 }
 
 /// How a conversation ended.
 enum Ended {
     Info(DeviceInfo),
     Outcome(CardOutcome),
+    Quiet,
 }
 
 impl EcrEft {
@@ -148,21 +160,25 @@ impl EcrEft {
             .as_mut()
             .ok_or_else(|| DeviceError::link_lost(format!("{name}: not connected")))?;
         let (goal_token, goal_kind) = match goal {
-            Goal::Info(t) => (t, *b"T2"),
-            Goal::Result(t) => (t, *b"S2"),
+            Goal::Info(t) => (Some(t), *b"T2"),
+            Goal::Result(t) => (Some(t), *b"S2"),
+            Goal::Quiet => (None, *b"--"),
         };
         let mut deadline = tokio::time::Instant::now() + wait;
         let mut seen_flow = false;
         let mut foreign = 0usize;
         loop {
-            let ev = t.next(deadline, wait).await.map_err(lost)?;
+            let ev = match t.next(deadline, wait).await {
+                Err(TransportError::Timeout(_)) if goal == Goal::Quiet => return Ok(Ended::Quiet),
+                ev => ev.map_err(lost)?,
+            };
             let (frame, answers) = match ev {
                 LinkEvent::Delivered { .. } => continue,
                 LinkEvent::Failed {
                     token,
                     kind,
                     reason,
-                } if token == goal_token => {
+                } if Some(token) == goal_token => {
                     if kind == *b"S1" && reason == FailReason::NoAnswer {
                         // The terminal may have it: its S2 may still come.
                         tracing::warn!(terminal = %name, "S1 was not acknowledged; waiting for its result");
@@ -188,11 +204,16 @@ impl EcrEft {
                     .into());
                 }
                 LinkEvent::PeerLost => return Err(lost(TransportError::PeerLost).into()),
-                LinkEvent::Received { repeat: true, .. } => continue,
+                LinkEvent::Received { repeat: true, .. } => {
+                    // Already handled, but the terminal is alive: a slow card reader
+                    // repeats the very same status (same token, same text).
+                    deadline = tokio::time::Instant::now() + wait;
+                    continue;
+                }
                 LinkEvent::Received { frame, answers, .. } => (frame, answers),
             };
             deadline = tokio::time::Instant::now() + wait;
-            let ours = frame.token == goal_token && answers.is_some();
+            let ours = Some(frame.token) == goal_token && answers.is_some();
             let message = match Message::decode(&frame) {
                 Ok(m) => m,
                 Err(e) => {
@@ -280,7 +301,9 @@ impl EcrEft {
                 }
                 Message::L1 { message } if goal_kind == *b"S2" && !seen_flow => {
                     // Our reading: L1 before any sign of our flow means it was not taken.
-                    t.close(goal_token);
+                    if let Some(token) = goal_token {
+                        t.close(token);
+                    }
                     return Err(DeviceError::new(
                         ErrorCategory::TerminalError,
                         format!("{name} is unavailable ({message}); nothing was charged"),
@@ -330,7 +353,9 @@ impl EcrEft {
                     fault: None,
                 })
             }
-            Ended::Outcome(_) => Err(DeviceError::protocol("an S2 ended a T1").into()),
+            Ended::Outcome(_) | Ended::Quiet => {
+                Err(DeviceError::protocol("a T1 ended without its T2").into())
+            }
         }
     }
 
@@ -455,27 +480,73 @@ impl PaymentTerminal for EcrEft {
         });
         let wait = self.config.transaction_timeout();
         let name = self.name();
-        let t = self
-            .conn
-            .as_mut()
-            .ok_or_else(|| DeviceError::link_lost(format!("{name}: not connected")))?;
-        // Encoding is checked before anything is written: a refusal, nothing happened.
-        let token = t.request(&s1).map_err(|e| {
-            DeviceError::new(
-                ErrorCategory::InvalidField,
-                format!("{name}: the sale cannot be sent: {e}"),
-                None,
-            )
-        })?;
-        match self
-            .converse(Goal::Result(token), Some(observer), false, wait)
-            .await?
-        {
-            Ended::Outcome(o) => Ok(FlowEnd {
-                outcome: Some(o),
-                aborted: None,
-            }),
-            Ended::Info(_) => Err(DeviceError::protocol("a T2 ended an S1").into()),
+        // S1 is never sent twice, so it must not go out on a connection the terminal has
+        // already closed (as it may right after its last result): a sale written into a
+        // dead socket would end needs_attention with nothing charged. Connect again first;
+        // if that fails, nothing was sent.
+        let closed = match self.conn.as_mut() {
+            Some(t) => t.check_open(IDLE_CHECK).await.err(),
+            None => None,
+        };
+        if let Some(e) = closed {
+            tracing::info!(terminal = %name, error = %e, "the connection was closed while idle; connecting again before the sale");
+            // A terminal on a serial line comes back after a moment (a new device).
+            let until = tokio::time::Instant::now() + self.config.command_timeout();
+            let failed = loop {
+                match self.connect().await {
+                    Ok(()) => break None,
+                    Err(e) if tokio::time::Instant::now() >= until => break Some(e),
+                    Err(_) => tokio::time::sleep(RECONNECT_PAUSE).await,
+                }
+            };
+            if let Some(e) = failed {
+                return Err(DeviceError::new(
+                    ErrorCategory::Transport,
+                    format!("{}; the sale was not sent, nothing was charged", e.message),
+                    None,
+                )
+                .into());
+            }
+        }
+        // A busy answer (993) echoing our S1's token says the terminal did not take it (it
+        // is still in a flow a restart abandoned): nothing happened, so the S1 goes again
+        // once the line is quiet, for up to BUSY_WAIT. The only case an S1 is sent again.
+        let busy_until = tokio::time::Instant::now() + BUSY_WAIT.max(wait);
+        loop {
+            let t = self
+                .conn
+                .as_mut()
+                .ok_or_else(|| DeviceError::link_lost(format!("{name}: not connected")))?;
+            // Encoding is checked before anything is written: a refusal, nothing happened.
+            let token = t.request(&s1).map_err(|e| {
+                DeviceError::new(
+                    ErrorCategory::InvalidField,
+                    format!("{name}: the sale cannot be sent: {e}"),
+                    None,
+                )
+            })?;
+            match self
+                .converse(Goal::Result(token), Some(&mut *observer), false, wait)
+                .await
+            {
+                Ok(Ended::Outcome(o)) => {
+                    return Ok(FlowEnd {
+                        outcome: Some(o),
+                        aborted: None,
+                    });
+                }
+                Ok(_) => return Err(DeviceError::protocol("an S1 ended without its S2").into()),
+                Err(FlowError::Device(e))
+                    if e.device_code == Some(ERROR_BUSY)
+                        && e.is_refusal()
+                        && tokio::time::Instant::now() < busy_until =>
+                {
+                    tracing::info!(terminal = %name, "the terminal is busy with an earlier flow; the sale goes again once the line is quiet");
+                    self.converse::<O>(Goal::Quiet, None, false, BUSY_QUIET)
+                        .await?;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 

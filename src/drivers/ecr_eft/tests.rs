@@ -261,3 +261,208 @@ fn link_timeouts_come_from_the_configuration() {
     let d = driver("");
     assert_eq!(d.link, LinkConfig::new(Role::Ecr));
 }
+
+/// A scripted terminal: on S1 it sends the same `I1` (same token, same text) every
+/// `every`, `times` times, then an approved S2.
+async fn repeating_status_terminal(mut io: tokio::io::DuplexStream, every: Duration, times: u32) {
+    let mut link = Link::new(LinkConfig::new(Role::Eft));
+    let mut buf = [0u8; 1024];
+    let mut flow: Option<(Token, Instant, u32)> = None;
+    loop {
+        let now = Instant::now();
+        if link.poll_timeout().is_some_and(|t| t <= now) {
+            link.handle_timeout(now);
+        }
+        while let Some(ev) = link.poll_event() {
+            if let LinkEvent::Received {
+                frame,
+                repeat: false,
+                ..
+            } = ev
+                && frame.kind == *b"S1"
+            {
+                flow = Some((frame.token, now, 0));
+            }
+        }
+        if let Some((token, start, sent)) = flow.as_mut()
+            && now >= *start + every * *sent
+        {
+            let m = if *sent < times {
+                Message::I1(ecr_eft::message::Progress {
+                    status: 20,
+                    message: "Włóż kartę".into(),
+                })
+            } else {
+                Message::S2(TransactionResult {
+                    transaction_id: "000009".into(),
+                    amount: Some(1234),
+                    ..Default::default()
+                })
+            };
+            link.reply(*token, m.kind(), m.to_fields().unwrap(), now)
+                .unwrap();
+            *sent += 1;
+            if *sent > times {
+                flow = None;
+            }
+        }
+        while let Some(b) = link.poll_transmit() {
+            if io.write_all(&b).await.is_err() {
+                return;
+            }
+        }
+        match tokio::time::timeout(Duration::from_millis(10), io.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(n)) => link.handle_input(&buf[..n], Instant::now()),
+            Err(_) => {}
+        }
+    }
+}
+
+/// A slow card reader repeats the very same status frame; the link reports it as a
+/// repetition, yet it shows the terminal is alive and on our transaction: the silence
+/// timeout must restart on it, or the sale is abandoned while the card may still be
+/// charged (it was: the emulator's …53 slow card became needs_attention).
+#[tokio::test]
+async fn a_repeated_status_restarts_the_transaction_timeout() {
+    let (a, b) = tokio::io::duplex(4096);
+    // transaction_timeout is 3 s; a status every 1.5 s for 6 s, then the result.
+    tokio::spawn(repeating_status_terminal(b, Duration::from_millis(1500), 4));
+    let mut d = driver("").over(Box::new(a));
+    let mut obs = Obs {
+        seen: Arc::default(),
+        fail: false,
+        display: vec![],
+        slip: vec![],
+        outcome: None,
+    };
+    let cmd = CardCommand::Sale {
+        amount: 1234,
+        currency: 985,
+    };
+    let end = match d.run("43", &cmd, &mut obs).await {
+        Ok(end) => end,
+        Err(FlowError::Device(e)) => panic!("{}", e.message),
+        Err(FlowError::Observer(e)) => panic!("{e}"),
+    };
+    let o = end.outcome.unwrap();
+    assert!(o.approved);
+    assert_eq!(o.transaction_id.as_deref(), Some("000009"));
+}
+
+/// The terminal closes the connection right after a result (the emulator's …54). The next
+/// S1 must not go into the dead connection (it would be an unknown outcome, needs_attention,
+/// with nothing charged): the driver connects again first, and when it cannot, nothing
+/// was sent (a refusal).
+#[tokio::test]
+async fn a_connection_closed_while_idle_is_not_used_for_the_next_sale() {
+    let (a, b) = tokio::io::duplex(4096);
+    let seen = Arc::new(Seen::default());
+    let terminal_task = tokio::spawn(terminal(b, seen.clone()));
+    // command_timeout bounds the attempts to connect again (to /dev/null, which fails).
+    let mut d = driver("command_timeout = 0.5\n").over(Box::new(a));
+    d.status().await.unwrap();
+    terminal_task.abort();
+    let _ = terminal_task.await;
+    let mut obs = Obs {
+        seen: seen.clone(),
+        fail: false,
+        display: vec![],
+        slip: vec![],
+        outcome: None,
+    };
+    let cmd = CardCommand::Sale {
+        amount: 1234,
+        currency: 985,
+    };
+    match d.run("44", &cmd, &mut obs).await {
+        Err(FlowError::Device(e)) => {
+            assert!(e.is_refusal(), "{e:?}");
+            assert!(e.message.contains("nothing was charged"), "{}", e.message);
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    assert_eq!(seen.s1.load(Ordering::SeqCst), 0);
+}
+
+/// A terminal still in a flow a restart abandoned: it answers the first S1 busy (993, with
+/// the S1's token), sends the abandoned flow's slip start, then takes the next S1.
+async fn busy_once_terminal(mut io: tokio::io::DuplexStream, seen: Arc<Seen>) {
+    let mut link = Link::new(LinkConfig::new(Role::Eft));
+    let mut buf = [0u8; 1024];
+    loop {
+        let now = Instant::now();
+        if link.poll_timeout().is_some_and(|t| t <= now) {
+            link.handle_timeout(now);
+        }
+        while let Some(ev) = link.poll_event() {
+            if let LinkEvent::Received {
+                frame,
+                repeat: false,
+                ..
+            } = ev
+                && frame.kind == *b"S1"
+            {
+                let n = seen.s1.fetch_add(1, Ordering::SeqCst);
+                let r = if n == 0 {
+                    TransactionResult {
+                        error: ERROR_BUSY,
+                        ..Default::default()
+                    }
+                } else {
+                    TransactionResult {
+                        transaction_id: "000010".into(),
+                        amount: Some(1234),
+                        ..Default::default()
+                    }
+                };
+                let m = Message::S2(r);
+                link.reply(frame.token, m.kind(), m.to_fields().unwrap(), now)
+                    .unwrap();
+                if n == 0 {
+                    let d2 = Message::D2;
+                    link.request(d2.kind(), d2.to_fields().unwrap(), now)
+                        .unwrap();
+                }
+            }
+        }
+        while let Some(b) = link.poll_transmit() {
+            if io.write_all(&b).await.is_err() {
+                return;
+            }
+        }
+        match tokio::time::timeout(Duration::from_millis(10), io.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(n)) => link.handle_input(&buf[..n], Instant::now()),
+            Err(_) => {}
+        }
+    }
+}
+
+/// Busy (993) echoing our S1's token means the terminal did not take it: the driver lets
+/// the line go quiet (answering the other flow) and sends the sale again, once.
+#[tokio::test]
+async fn a_busy_terminal_gets_the_sale_again_once_the_line_is_quiet() {
+    let (a, b) = tokio::io::duplex(4096);
+    let seen = Arc::new(Seen::default());
+    tokio::spawn(busy_once_terminal(b, seen.clone()));
+    let mut d = driver("").over(Box::new(a));
+    let mut obs = Obs {
+        seen: seen.clone(),
+        fail: false,
+        display: vec![],
+        slip: vec![],
+        outcome: None,
+    };
+    let cmd = CardCommand::Sale {
+        amount: 1234,
+        currency: 985,
+    };
+    let end = match d.run("45", &cmd, &mut obs).await {
+        Ok(end) => end,
+        Err(FlowError::Device(e)) => panic!("{}", e.message),
+        Err(FlowError::Observer(e)) => panic!("{e}"),
+    };
+    assert!(end.outcome.unwrap().approved);
+    assert_eq!(seen.s1.load(Ordering::SeqCst), 2, "busy, then taken");
+}

@@ -143,6 +143,24 @@ impl Transport {
         self.pump.flush(&mut self.link).await.map_err(closed)
     }
 
+    /// Read whatever already waits on the line, for at most `within`, without waiting for
+    /// anything: `Err` when the terminal closed the connection while we were idle (e.g.
+    /// right after its last result). What was read stays queued for [`Self::next`].
+    pub async fn check_open(&mut self, within: Duration) -> Result<(), TransportError> {
+        let until = tokio::time::Instant::now() + within;
+        while self
+            .pump
+            .turn(&mut self.link, Some(until))
+            .await
+            .map_err(closed)?
+        {
+            if tokio::time::Instant::now() >= until {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Stop waiting for the reply to `token`.
     pub fn close(&mut self, token: Token) {
         self.link.close(token);
