@@ -5,6 +5,7 @@ pub mod ecr_eft;
 pub mod line;
 pub mod novitus_xml;
 pub mod posnet;
+pub mod printer_control;
 pub mod pty;
 pub mod pump;
 pub mod state;

@@ -12,6 +12,7 @@
 use super::control::ControlSocket;
 pub use super::control::send_control;
 use super::line::write_all;
+use super::printer_control::{self, Control, LineFaults};
 use super::pty::Pty;
 use super::pump::Pump;
 use posnet::model::{FiscalMemory, Printer};
@@ -42,21 +43,6 @@ impl Options {
             .clone()
             .unwrap_or_else(|| super::control::default_path(&self.link))
     }
-}
-
-/// Line faults the emulator injects (the printer model handles paper and cover).
-#[derive(Debug, Default)]
-struct LineFaults {
-    delay: Duration,
-    drop_replies: u32,
-    garbage_next: usize,
-    clock_offset: chrono::Duration,
-}
-
-/// What a control command asks of the main loop.
-enum Control {
-    Done(String),
-    PowerCycle(Duration),
 }
 
 struct Emulator {
@@ -252,80 +238,24 @@ impl Emulator {
 
     /// Accept and answer pending control connections.
     fn poll_control(&mut self, control: &ControlSocket, powered: bool) -> Option<Control> {
-        control.poll(|line| match self.control(line) {
-            Ok(Control::Done(msg)) => (format!("ok {msg}"), None),
-            Ok(Control::PowerCycle(_)) if !powered => {
-                ("error the printer is already off".to_string(), None)
-            }
-            Ok(c @ Control::PowerCycle(_)) => ("ok power cycle".to_string(), Some(c)),
-            Err(e) => (format!("error {e}"), None),
-        })
+        printer_control::poll(control, powered, |line| self.control(line))
     }
 
+    /// A control command: `status` here, the rest as every emulated printer takes them.
     fn control(&mut self, cmd: &str) -> Result<Control, String> {
-        let words: Vec<&str> = cmd.split_whitespace().collect();
-        let num = |s: &str| {
-            s.parse::<u64>()
-                .map_err(|_| format!("{s:?} is not a whole number"))
-        };
-        let done = |m: &str| Ok(Control::Done(m.to_string()));
-        match words.as_slice() {
-            ["paper", "out"] => {
-                self.printer.paper_out(None);
-                done("paper out")
-            }
-            ["paper", "out", "after", n] => {
-                self.printer.paper_out(Some(num(n)? as u32));
-                done("paper runs out later")
-            }
-            ["paper", "back"] => {
-                self.printer.paper_back();
-                done("paper back")
-            }
-            ["cover", "open"] => {
-                self.printer.set_cover_open(true);
-                done("cover open")
-            }
-            ["cover", "close"] | ["cover", "closed"] => {
-                self.printer.set_cover_open(false);
-                done("cover closed")
-            }
-            ["power", "cycle"] => Ok(Control::PowerCycle(Duration::from_millis(1000))),
-            ["power", "cycle", ms] => Ok(Control::PowerCycle(Duration::from_millis(num(ms)?))),
-            ["delay", ms] => {
-                self.faults.delay = Duration::from_millis(num(ms)?);
-                done("delay set")
-            }
-            ["drop", n] => {
-                self.faults.drop_replies = num(n)? as u32;
-                done("replies will be dropped")
-            }
-            ["garbage", n] => {
-                self.faults.garbage_next = num(n)?.min(65_536) as usize;
-                done("garbage queued")
-            }
-            ["clock", off] => {
-                let secs: i64 = off
-                    .trim_start_matches('+')
-                    .parse()
-                    .map_err(|_| format!("{off:?} is not a number of seconds"))?;
-                self.faults.clock_offset += chrono::Duration::seconds(secs);
-                done("clock moved")
-            }
-            ["status"] => {
-                let m = self.printer.memory();
-                let s = serde_json::json!({
-                    "receipts": m.receipts.len(),
-                    "daily_reports": m.daily_reports.len(),
-                    "open_receipt": m.open_receipt,
-                    "replies": self.replies,
-                    "delay_ms": self.faults.delay.as_millis() as u64,
-                    "drop_replies": self.faults.drop_replies,
-                });
-                Ok(Control::Done(s.to_string()))
-            }
-            _ => Err(format!("unknown control command {cmd:?}")),
+        if cmd.split_whitespace().ne(["status"]) {
+            return printer_control::apply(&mut self.printer, &mut self.faults, cmd);
         }
+        let m = self.printer.memory();
+        let s = serde_json::json!({
+            "receipts": m.receipts.len(),
+            "daily_reports": m.daily_reports.len(),
+            "open_receipt": m.open_receipt,
+            "replies": self.replies,
+            "delay_ms": self.faults.delay.as_millis() as u64,
+            "drop_replies": self.faults.drop_replies,
+        });
+        Ok(Control::Done(s.to_string()))
     }
 }
 
