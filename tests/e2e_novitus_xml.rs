@@ -84,12 +84,57 @@ fn polish_letters_markup_exact_amounts_the_device_vat_table_and_idempotency() {
     assert_eq!(sim.memory()["open_receipt"], false);
 }
 
+/// Line discounts and surcharges go out as amounts the daemon resolved (a percentage with
+/// the daemon's rounding), so the printer's total is the daemon's; receipt-level discounts
+/// are not in the protocol's receipt and stay refused.
+#[test]
+fn line_discounts_and_surcharges_print_with_the_daemons_total() {
+    let (_dir, sim, d) = setup(&[]);
+    let body = json!({
+        "lines": [
+            {"name": "Kawa", "quantity": "3", "unit_price": 1299, "vat": "A",
+             "discount": {"kind": "discount", "percent": "15", "name": "Rabat 15%"}},
+            {"name": "Ciastko", "quantity": "2", "unit_price": 450, "vat": "B",
+             "discount": {"kind": "surcharge", "amount": 50, "name": "Na wynos"}},
+            {"name": "Woda", "quantity": "1", "unit_price": 199, "vat": "A"}
+        ],
+        "payments": [{"method": "cash", "amount": 5000}]
+    });
+    let (status, job) = d.post("/v1/receipts?wait=30", &body);
+    assert_eq!((status, &job["state"]), (200, &json!("done")), "{job}");
+    // 3 × 12.99 = 38.97, less 15 % = 33.12 (value after, rounded half up); 9.00 + 0.50;
+    // 1.99: 44.61.
+    let total = job["result"]["total"].as_u64().unwrap();
+    assert_eq!(total, 3312 + 950 + 199, "{job}");
+    let receipts = sim.receipts();
+    assert_eq!(receipts.len(), 1);
+    let r = &receipts[0];
+    assert_eq!(r["total"], total);
+    assert_eq!(r["lines"][0]["amount"], 3312);
+    assert_eq!(r["lines"][0]["discount"]["value"], 585);
+    assert_eq!(r["lines"][0]["discount"]["markup"], false);
+    assert_eq!(r["lines"][0]["discount"]["name"], "Rabat 15%");
+    assert_eq!(r["lines"][1]["amount"], 950);
+    assert_eq!(r["lines"][1]["discount"]["markup"], true);
+    assert_eq!(r["change"], 5000 - total);
+    // A discount on the subtotal: refused before anything is queued.
+    let (status, err) = d.post(
+        "/v1/receipts",
+        &json!({"lines": [{"name": "Sok", "quantity": "1", "unit_price": 500, "vat": "A"}],
+                "payments": [{"method": "cash", "amount": 500}],
+                "discounts": [{"kind": "discount", "amount": 50}]}),
+    );
+    assert_eq!(status, 422, "{err}");
+    assert!(err.to_string().contains("discounts"), "{err}");
+    assert_eq!(sim.receipts().len(), 1);
+}
+
 #[test]
 fn validation_refusals_print_nothing_and_device_refusals_keep_their_code() {
     let (_dir, sim, d) = setup(&[]);
     let line = |vat: &str, name: &str| json!({"name": name, "quantity": "1", "unit_price": 500, "vat": vat});
     let cash = json!([{"method": "cash", "amount": 500}]);
-    // Slot G is not in the device's table; 漢 is not in Windows-1250; discounts are not sent
+    // Slot G is not in the device's table; 漢 is not in Windows-1250; footers are not sent
     // by this driver; invoices are not in the protocol.
     for (path, body, field) in [
         (

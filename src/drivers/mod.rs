@@ -37,7 +37,11 @@ pub fn check_request(
 
 /// The parts of a receipt a driver without discounts, deposits, footer lines, barcode or QR
 /// code cannot print: `(field, why)` for the first one found.
-pub fn receipt_extras(r: &crate::document::Receipt, family: &str) -> Option<(String, String)> {
+pub fn receipt_extras(
+    r: &crate::document::Receipt,
+    family: &str,
+    line_discounts: bool,
+) -> Option<(String, String)> {
     let no = |f: &str, what: &str| {
         Some((
             f.to_string(),
@@ -59,7 +63,9 @@ pub fn receipt_extras(r: &crate::document::Receipt, family: &str) -> Option<(Str
     if r.qr.is_some() {
         return no("qr", "a QR code");
     }
-    if let Some(i) = r.lines.iter().position(|l| l.discount.is_some()) {
+    if let Some(i) = r.lines.iter().position(|l| l.discount.is_some())
+        && !line_discounts
+    {
         return no(&format!("lines[{i}].discount"), "a line discount");
     }
     None

@@ -6,7 +6,7 @@
 use crate::packet::Packet;
 use crate::text::{self, TextError};
 use quick_xml::Writer;
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::{BytesEnd, BytesStart, Event};
 
 /// Grosze as the protocol writes money: `1234` → `"12.34"`.
 pub fn amount(grosze: u64) -> String {
@@ -57,6 +57,19 @@ pub struct Item {
     pub price: u64,
     /// The line's gross value, grosze (the printer checks it).
     pub total: u64,
+    /// A discount or markup on the line, as an amount (the daemon resolves percentages, so
+    /// the printer's total is the daemon's).
+    pub discount: Option<ItemDiscount>,
+}
+
+/// `<discount value="1.00" name action="discount|markup"/>` inside an `<item>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemDiscount {
+    /// Grosze, positive.
+    pub value: u64,
+    /// A markup (surcharge) rather than a discount.
+    pub markup: bool,
+    pub name: Option<String>,
 }
 
 /// A payment of a receipt.
@@ -183,7 +196,18 @@ impl Command {
                     ("price", price.as_str()),
                     ("total", total.as_str()),
                 ]);
-                empty(w, "item", &attrs)
+                let Some(d) = &i.discount else {
+                    return empty(w, "item", &attrs);
+                };
+                w.write_event(Event::Start(element("item", &attrs)))?;
+                let value = amount(d.value);
+                let mut da = vec![("value", value.as_str())];
+                if let Some(n) = &d.name {
+                    da.push(("name", n.as_str()));
+                }
+                da.push(("action", if d.markup { "markup" } else { "discount" }));
+                empty(w, "discount", &da)?;
+                w.write_event(Event::End(BytesEnd::new("item")))
             }
             Command::Payment(p) => {
                 let value = amount(p.value);
@@ -273,6 +297,7 @@ mod tests {
             ptu: 'A',
             price: 450,
             total: 675,
+            discount: None,
         })])
         .unwrap();
         let text = crate::text::decode(&body);

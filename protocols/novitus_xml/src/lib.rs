@@ -21,6 +21,6 @@ pub mod packet;
 pub mod reply;
 pub mod text;
 
-pub use command::{Command, Item, Payment, PaymentType};
+pub use command::{Command, Item, ItemDiscount, Payment, PaymentType};
 pub use packet::{Decoded, Dialect, Packet, PacketDecoder, PacketError, crc32};
 pub use reply::{Checkout, Dle, Element, ReplyError, TaxRate};

@@ -37,6 +37,7 @@ fn command() -> impl Strategy<Value = Command> {
             ptu: (b'A' + vat as u8) as char,
             price,
             total: price,
+            discount: None,
         })),
         (1u64..1_000_000).prop_map(|value| Command::Payment(Payment {
             kind: PaymentType::Card,

@@ -563,6 +563,7 @@ mod tests {
                 ptu: 'A',
                 price: 100,
                 total: 100,
+                discount: None,
             })
         };
         let mut c = vec![Command::ReceiptBegin];

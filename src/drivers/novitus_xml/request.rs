@@ -4,9 +4,9 @@
 
 use crate::config::PrinterConfig;
 use crate::device::ErrorCategory;
-use crate::document::{Invalid, Method, Receipt};
+use crate::document::{AdjustmentKind, Invalid, Method, Receipt};
 use crate::job::records::JobRequest;
-use novitus_xml::{Command, Item, Payment, PaymentType};
+use novitus_xml::{Command, Item, ItemDiscount, Payment, PaymentType};
 
 /// The protocol's name in messages.
 pub const FAMILY: &str = "Novitus XML";
@@ -33,7 +33,7 @@ pub fn payment_type(m: Method) -> PaymentType {
 /// A receipt's commands: begin, its items, its payments (and the change given, when paid
 /// over the total), and the close with `systemno` and the `total` the printer checks.
 pub fn receipt(r: &Receipt, systemno: &str) -> Result<Vec<Command>, String> {
-    if let Some((field, why)) = super::super::receipt_extras(r, FAMILY) {
+    if let Some((field, why)) = super::super::receipt_extras(r, FAMILY, true) {
         return Err(format!("{field}: {why}"));
     }
     let mut out = vec![Command::ReceiptBegin];
@@ -45,6 +45,11 @@ pub fn receipt(r: &Receipt, systemno: &str) -> Result<Vec<Command>, String> {
             ptu: l.vat,
             price: l.unit_price,
             total: l.amount,
+            discount: l.discount.as_ref().map(|d| ItemDiscount {
+                value: d.amount,
+                markup: d.kind == AdjustmentKind::Surcharge,
+                name: d.name.clone(),
+            }),
         }));
     }
     for p in &r.payments {
@@ -120,13 +125,16 @@ fn check_text(field: String, text: &str) -> Result<(), Invalid> {
 pub fn check_request(_config: &PrinterConfig, request: &JobRequest) -> Result<(), Invalid> {
     match request {
         JobRequest::Receipt(r) => {
-            if let Some((field, message)) = super::super::receipt_extras(r, FAMILY) {
+            if let Some((field, message)) = super::super::receipt_extras(r, FAMILY, true) {
                 return Err(Invalid { field, message });
             }
             for (i, l) in r.lines.iter().enumerate() {
                 check_text(format!("lines[{i}].name"), &l.name)?;
                 if let Some(u) = &l.unit {
                     check_text(format!("lines[{i}].unit"), u)?;
+                }
+                if let Some(n) = l.discount.as_ref().and_then(|d| d.name.as_ref()) {
+                    check_text(format!("lines[{i}].discount.name"), n)?;
                 }
             }
             Ok(())
@@ -203,5 +211,43 @@ mod tests {
         assert_eq!(error_info(18).0, ErrorCategory::InvalidVat);
         assert_eq!(error_info(NO_PAPER).0, ErrorCategory::PaperOut);
         assert_eq!(error_info(4242).0, ErrorCategory::Unknown);
+    }
+
+    #[test]
+    fn a_line_discount_goes_out_as_the_resolved_amount() {
+        let mut l = line("Kawa", "3", 1299, 3897);
+        l.discount = Some(crate::document::Adjustment {
+            kind: AdjustmentKind::Discount,
+            percent: Some(Decimal::from(15)),
+            amount: 585,
+            name: Some("Rabat".into()),
+        });
+        let r = Receipt {
+            lines: vec![l],
+            payments: vec![Pay {
+                method: Method::Cash,
+                amount: 3312,
+            }],
+            total: 3312,
+            ..Receipt::default()
+        };
+        let c = receipt(&r, "fd1-1").unwrap();
+        let Command::Item(i) = &c[1] else { panic!() };
+        assert_eq!(i.total, 3897);
+        assert_eq!(
+            i.discount,
+            Some(ItemDiscount {
+                value: 585,
+                markup: false,
+                name: Some("Rabat".into())
+            })
+        );
+        let mut with_subtotal = r.clone();
+        with_subtotal.discounts = r.lines[0].discount.clone().into_iter().collect();
+        assert!(
+            receipt(&with_subtotal, "fd1-1")
+                .unwrap_err()
+                .starts_with("discounts")
+        );
     }
 }

@@ -33,7 +33,7 @@ pub fn payment_type(m: Method, dialect: Dialect) -> PaymentType {
 
 /// What of a receipt this driver cannot print, if anything: `(field, why)`.
 fn unsupported(r: &Receipt, dialect: Dialect) -> Option<(String, String)> {
-    if let Some(extra) = super::super::receipt_extras(r, "Thermal") {
+    if let Some(extra) = super::super::receipt_extras(r, "Thermal", false) {
         return Some(extra);
     }
     if r.buyer_nip.is_some() && dialect == Dialect::Posnet {

@@ -1,8 +1,8 @@
 //! Running one packet's commands on the model.
 
 use super::{
-    CashOperation, DailyReport, LastTransaction, Line, MAX_LINES, MAX_NAME, NO_PAPER, OpenReceipt,
-    Printer, Printout, Rate, Receipt, ReceiptPayment, VERSION, nip_ok,
+    CashOperation, DailyReport, LastTransaction, Line, LineDiscount, MAX_LINES, MAX_NAME, NO_PAPER,
+    OpenReceipt, Printer, Printout, Rate, Receipt, ReceiptPayment, VERSION, nip_ok,
 };
 use crate::command::amount;
 use crate::reply::{Element, parse, write};
@@ -259,7 +259,7 @@ impl Printer {
         if open.lines.len() >= MAX_LINES {
             return Err(code::TOO_MANY_LINES);
         }
-        if !e.children.is_empty() {
+        if e.children.len() > 1 || e.children.iter().any(|c| c.name != "discount") {
             return Err(code::BAD_DISCOUNT);
         }
         let name = e.attr("name").unwrap_or("").to_string();
@@ -291,7 +291,16 @@ impl Printer {
         {
             return Err(code::BAD_VALUE);
         }
-        if !self.print_lines(1) {
+        let discount = match e.children.first() {
+            Some(d) => Some(line_discount(d, value)?),
+            None => None,
+        };
+        let value = match &discount {
+            Some(d) if d.markup => value + d.value,
+            Some(d) => value - d.value,
+            None => value,
+        };
+        if !self.print_lines(1 + u32::from(discount.is_some())) {
             return Err(NO_PAPER);
         }
         let open = self.open_mut()?;
@@ -305,6 +314,7 @@ impl Printer {
                 .map(str::to_string),
             unit_price: price,
             amount: value,
+            discount,
         });
         Ok(true)
     }
@@ -532,6 +542,7 @@ mod tests {
             ptu: 'A',
             price: 350,
             total,
+            discount: None,
         })
     }
 
@@ -599,5 +610,81 @@ mod tests {
         let els = parse(&out.reply.unwrap()).unwrap();
         let texts: Vec<_> = els[0].children.iter().map(|c| c.text.as_str()).collect();
         assert_eq!(texts, ["23.00", "8.00", "5.00", "0.00", "free"]);
+    }
+}
+
+/// A line's `<discount value="1.00"|"10%" name action="discount|markup"/>` on a line worth
+/// `value` grosze. A percentage is rounded half away from zero to the grosz (a guess: the
+/// daemon sends amounts only). A discount must leave the line above zero.
+fn line_discount(d: &Element, value: u64) -> Result<LineDiscount, u32> {
+    let markup = match d.attr("action").unwrap_or("discount") {
+        "discount" => false,
+        "markup" => true,
+        _ => return Err(code::BAD_DISCOUNT),
+    };
+    let text = d.attr("value").unwrap_or("").trim();
+    let amount = match text.strip_suffix('%') {
+        Some(p) => {
+            let p = Decimal::from_str(p.trim()).map_err(|_| code::BAD_DISCOUNT)?;
+            if p <= Decimal::ZERO || p >= Decimal::from(100) {
+                return Err(code::BAD_DISCOUNT);
+            }
+            let a = (Decimal::from(value) * p / Decimal::from(100))
+                .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+            u64::try_from(a).map_err(|_| code::BAD_DISCOUNT)?
+        }
+        None => parse_amount(text).ok_or(code::BAD_DISCOUNT)?,
+    };
+    if amount == 0 || (!markup && amount >= value) {
+        return Err(code::BAD_DISCOUNT);
+    }
+    Ok(LineDiscount {
+        value: amount,
+        markup,
+        name: d.attr("name").filter(|n| !n.is_empty()).map(str::to_string),
+    })
+}
+
+#[cfg(test)]
+mod discount_tests {
+    use super::*;
+
+    fn run(p: &mut Printer, body: &str) -> Outcome {
+        let now = chrono::NaiveDate::from_ymd_opt(2026, 12, 2)
+            .and_then(|d| d.and_hms_opt(12, 0, 0))
+            .unwrap();
+        p.handle(body.as_bytes(), now)
+    }
+
+    const BEGIN: &str = r#"<receipt action="begin" mode="online" pharmaceutical="no"/>"#;
+
+    #[test]
+    fn a_line_discount_or_markup_changes_the_total_the_close_checks() {
+        let mut p = Printer::new();
+        let body = format!(
+            r#"{BEGIN}<item action="sale" name="Kawa" quantity="3" ptu="A" price="12.99" total="38.97"><discount value="5.85" name="Rabat" action="discount"/></item><item action="sale" name="Ciastko" quantity="1" ptu="B" price="4.50" total="4.50"><discount value="10%" action="markup"/></item><payment type="cash" action="add" value="38.07" mode="payment"/><receipt action="close" systemno="t1" total="38.07"/>"#
+        );
+        assert_eq!(run(&mut p, &body).error, None);
+        let r = p.memory().receipts.last().unwrap();
+        assert_eq!(r.lines[0].amount, 3312);
+        assert_eq!(r.lines[1].amount, 495);
+        assert_eq!(r.total, 3807);
+    }
+
+    #[test]
+    fn a_discount_that_leaves_nothing_or_a_second_child_is_refused() {
+        for item in [
+            r#"<item action="sale" name="Sok" quantity="1" ptu="A" price="5.00"><discount value="5.00"/></item>"#,
+            r#"<item action="sale" name="Sok" quantity="1" ptu="A" price="5.00"><discount value="100%"/></item>"#,
+            r#"<item action="sale" name="Sok" quantity="1" ptu="A" price="5.00"><discount value="1.00" action="rebate"/></item>"#,
+            r#"<item action="sale" name="Sok" quantity="1" ptu="A" price="5.00"><discount value="1.00"/><discount value="1.00"/></item>"#,
+        ] {
+            let mut p = Printer::new();
+            assert_eq!(
+                run(&mut p, &format!("{BEGIN}{item}")).error,
+                Some(code::BAD_DISCOUNT),
+                "{item}"
+            );
+        }
     }
 }

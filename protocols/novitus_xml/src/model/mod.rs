@@ -163,7 +163,19 @@ pub struct Line {
     #[serde(default)]
     pub unit: Option<String>,
     pub unit_price: u64,
+    /// The line's value after its discount or markup.
     pub amount: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount: Option<LineDiscount>,
+}
+
+/// A line's discount or markup, in grosze.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineDiscount {
+    pub value: u64,
+    pub markup: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// One payment of a receipt.
