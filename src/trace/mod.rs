@@ -181,6 +181,7 @@ impl Recorder {
             protocol,
             link,
             splitters: Default::default(),
+            stray: Default::default(),
             rotate_at,
             file: None,
             written: 0,
@@ -305,6 +306,9 @@ struct Writer {
     link: Option<Link>,
     /// ZVT serial link splitters: [out, in].
     splitters: [zvt_link::LinkSplitter; 2],
+    /// Stray ZVT bytes held until their run ends ([out, in]), with the time of the first:
+    /// a card number cut across two reads must be masked as one text.
+    stray: [Option<(DateTime<Utc>, Vec<u8>)>; 2],
     rotate_at: u64,
     file: Option<std::io::BufWriter<std::fs::File>>,
     written: u64,
@@ -365,14 +369,64 @@ impl Writer {
                 let _ = f.flush();
             }
         }
+        for d in [Dir::Out, Dir::In] {
+            let text = self.flush_stray(d, 0);
+            self.write(&text);
+        }
         if let Some(f) = &mut self.file {
             let _ = f.flush();
         }
     }
 
+    /// One trace line for a ZVT link item, masked.
+    fn link_line(&self, at: DateTime<Utc>, dir: Dir, item: &zvt_link::LinkItem) -> String {
+        let masked = zvt_link::masked_item(item);
+        format!(
+            "{} {} {} {}  # {}\n",
+            format_time(at),
+            self.device,
+            dir.symbol(),
+            hex::encode(masked.to_wire()),
+            zvt_link::describe_item(item)
+        )
+    }
+
+    /// Write the stray bytes held for `dir` (masked as one run), keeping the last `keep`
+    /// of them held: the start of a number that may go on in the next read.
+    fn flush_stray(&mut self, dir: Dir, keep: usize) -> String {
+        let d = usize::from(dir == Dir::In);
+        let Some((at, bytes)) = self.stray[d].take() else {
+            return String::new();
+        };
+        let cut = bytes.len().saturating_sub(keep);
+        // Masked as a whole, written up to the cut; what is kept stays clear for the next
+        // pass, which sees it together with what follows.
+        let masked = zvt_link::masked_item_bytes(&zvt_link::LinkItem::Other(bytes.clone()));
+        if cut < bytes.len() {
+            self.stray[d] = Some((at, bytes[cut..].to_vec()));
+        }
+        if cut == 0 {
+            return String::new();
+        }
+        let item = zvt_link::LinkItem::Other(masked[..cut].to_vec());
+        format!(
+            "{} {} {} {}  # {}\n",
+            format_time(at),
+            self.device,
+            dir.symbol(),
+            hex::encode(&masked[..cut]),
+            zvt_link::describe_item(&item)
+        )
+    }
+
     fn handle(&mut self, msg: Msg) {
         let (at, line) = match msg {
-            Msg::Note(at, text) => (at, format!("# {} {text}\n", format_time(at))),
+            Msg::Note(at, text) => {
+                let mut line = self.flush_stray(Dir::Out, 0);
+                line.push_str(&self.flush_stray(Dir::In, 0));
+                line.push_str(&format!("# {} {text}\n", format_time(at)));
+                (at, line)
+            }
             Msg::Bytes(at, dir, bytes) => {
                 let summary = self.posnet_summary(dir, &bytes);
                 let line = format!(
@@ -396,17 +450,23 @@ impl Writer {
                 (at, line)
             }
             Msg::Link(at, dir, bytes) => {
-                let items = self.splitters[usize::from(dir == Dir::In)].push(&bytes);
+                let d = usize::from(dir == Dir::In);
+                let items = self.splitters[d].push(&bytes);
                 let mut text = String::new();
-                for item in &items {
-                    text.push_str(&format!(
-                        "{} {} {} {}  # {}\n",
-                        format_time(at),
-                        self.device,
-                        dir.symbol(),
-                        hex::encode(zvt_link::masked_item_bytes(item)),
-                        zvt_link::describe_item(item)
-                    ));
+                for item in items {
+                    match item {
+                        zvt_link::LinkItem::Other(b) => {
+                            let held = self.stray[d].get_or_insert_with(|| (at, Vec::new()));
+                            held.1.extend(b);
+                            if held.1.len() >= STRAY_HOLD {
+                                text.push_str(&self.flush_stray(dir, STRAY_KEEP));
+                            }
+                        }
+                        item => {
+                            text.push_str(&self.flush_stray(dir, 0));
+                            text.push_str(&self.link_line(at, dir, &item));
+                        }
+                    }
                 }
                 if text.is_empty() {
                     return;
@@ -436,6 +496,12 @@ impl Writer {
         parts.join("; ")
     }
 }
+
+/// Stray ZVT bytes held before some are written (a run this long is no card number).
+const STRAY_HOLD: usize = 4096;
+/// Stray bytes kept held when a long run is written: more than a card number with
+/// separators, so one that crosses the cut is masked whole.
+const STRAY_KEEP: usize = 64;
 
 /// A POSNET frame for people: `mnemonic name="value" ... ?code @NNNN`.
 pub fn describe_frame(f: &posnet::Frame) -> String {
@@ -774,5 +840,44 @@ mod tests {
             let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
             assert!(text.starts_with("# fiscald trace v1 device=fp1"));
         }
+    }
+
+    /// A card number in stray bytes (outside any frame) that arrives in two reads is masked
+    /// as one text: the bytes are held until their run ends.
+    #[test]
+    fn a_card_number_split_across_reads_of_stray_bytes_is_masked_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Recorder::start_on(
+            dir.path(),
+            "t1",
+            Protocol::Zvt,
+            Some(Link::Serial),
+            ROTATE_AT,
+        )
+        .unwrap();
+        rec.link_bytes(Dir::In, b"karta 5454 5454 ");
+        rec.link_bytes(Dir::In, b"5454 5454 koniec");
+        rec.link_bytes(Dir::In, &[zvt_link::ACK]);
+        let text = wait_for(dir.path(), "link ACK");
+        let stray: Vec<u8> = text
+            .lines()
+            .filter(|l| l.ends_with("stray bytes"))
+            .filter_map(|l| l.split_whitespace().nth(3))
+            .flat_map(|h| hex::decode(h).unwrap())
+            .collect();
+        let stray = String::from_utf8_lossy(&stray).into_owned();
+        assert!(
+            stray.starts_with("karta ") && stray.ends_with(" koniec"),
+            "{text}"
+        );
+        let digits: String = stray.chars().filter(|c| c.is_ascii_digit()).collect();
+        assert!(!digits.contains("5454545454545454"), "{text}");
+        assert!(stray.contains('*'), "{text}");
+        // The stray run is one line, written when the ACK ended it.
+        assert_eq!(
+            text.lines().filter(|l| l.ends_with("stray bytes")).count(),
+            1,
+            "{text}"
+        );
     }
 }
