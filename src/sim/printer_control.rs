@@ -2,7 +2,10 @@
 //! clock), parsed and applied once for all families; each emulator adds only its `status`.
 
 use super::control::ControlSocket;
-use std::time::Duration;
+use super::pty::Pty;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// Line faults the emulator injects (the printer model handles paper and cover).
 #[derive(Debug, Default)]
@@ -128,6 +131,50 @@ pub fn poll(
         Ok(c @ Control::PowerCycle(_)) => ("ok power cycle".to_string(), Some(c)),
         Err(e) => (format!("error {e}"), None),
     })
+}
+
+/// An emulated printer's program, as [`run_powered`] drives it.
+pub trait PoweredPrinter {
+    /// The device link (a symlink to the PTY).
+    fn link(&self) -> &Path;
+    /// Log that the printer is on at `pty`.
+    fn announce(&self, pty: &Pty);
+    /// Serve one power-on period: `Some(off time)` for a power cycle, `None` on stop.
+    fn serve_on(
+        &mut self,
+        pty: &Pty,
+        control: &ControlSocket,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<Option<Duration>>;
+    /// The printer goes off (its model forgets what a power cut loses; persist it).
+    fn power_off(&mut self) -> anyhow::Result<()>;
+    /// Answer control connections ([`poll`]).
+    fn control_poll(&mut self, control: &ControlSocket, powered: bool) -> Option<Control>;
+}
+
+/// Run an emulated printer until `stop`: a fresh PTY for every power-on period; while
+/// it is off, the link is gone and control commands are still answered.
+pub fn run_powered(
+    printer: &mut impl PoweredPrinter,
+    control: &ControlSocket,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    while !stop.load(Ordering::Relaxed) {
+        let pty = Pty::create(printer.link())?;
+        printer.announce(&pty);
+        let off = printer.serve_on(&pty, control, stop)?;
+        pty.unlink();
+        drop(pty);
+        let Some(off) = off else { break };
+        tracing::info!(?off, "power cycle: the printer is off");
+        printer.power_off()?;
+        let until = Instant::now() + off;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            printer.control_poll(control, false);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ pub fn run(opts: Options, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             Err(e) => anyhow::bail!("--fault {f:?}: {e}"),
         }
     }
-    let result = emu.main_loop(&control, &stop);
+    let result = printer_control::run_powered(&mut emu, &control, &stop);
     let _ = super::pty::claim_link(&opts.link);
     drop(control);
     result
@@ -98,29 +98,6 @@ impl Emulator {
     fn persist(&self) -> anyhow::Result<()> {
         if let Some(path) = &self.opts.state {
             super::state::save(path, self.printer.memory())?;
-        }
-        Ok(())
-    }
-
-    fn main_loop(&mut self, control: &ControlSocket, stop: &AtomicBool) -> anyhow::Result<()> {
-        while !stop.load(Ordering::Relaxed) {
-            let pty = Pty::create(&self.opts.link)?;
-            tracing::info!(device = %pty.device.display(), link = %self.opts.link.display(),
-                dialect = self.opts.dialect.as_str(), encoding = self.opts.encoding.as_str(),
-                "emulated Thermal printer is on");
-            let off = self.serve(&pty, control, stop)?;
-            pty.unlink();
-            drop(pty);
-            let Some(off) = off else { break };
-            tracing::info!(?off, "power cycle: the printer is off");
-            if self.printer.power_cycle() {
-                self.persist()?;
-            }
-            let until = Instant::now() + off;
-            while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                self.poll_control(control, false);
-                std::thread::sleep(Duration::from_millis(10));
-            }
         }
         Ok(())
     }
@@ -286,4 +263,32 @@ pub fn spawn(opts: Options, stop: Arc<AtomicBool>) -> anyhow::Result<std::thread
         std::thread::sleep(Duration::from_millis(5));
     }
     Ok(handle)
+}
+
+impl printer_control::PoweredPrinter for Emulator {
+    fn link(&self) -> &std::path::Path {
+        &self.opts.link
+    }
+    fn announce(&self, pty: &Pty) {
+        tracing::info!(device = %pty.device.display(), link = %self.opts.link.display(),
+            dialect = self.opts.dialect.as_str(), encoding = self.opts.encoding.as_str(),
+            "emulated Thermal printer is on");
+    }
+    fn serve_on(
+        &mut self,
+        pty: &Pty,
+        control: &ControlSocket,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<Option<Duration>> {
+        self.serve(pty, control, stop)
+    }
+    fn power_off(&mut self) -> anyhow::Result<()> {
+        if self.printer.power_cycle() {
+            self.persist()?;
+        }
+        Ok(())
+    }
+    fn control_poll(&mut self, control: &ControlSocket, powered: bool) -> Option<Control> {
+        self.poll_control(control, powered)
+    }
 }
