@@ -84,3 +84,20 @@ pub(crate) fn wire_tap(path: &str) -> Option<crate::port::Tap> {
         }) as crate::port::Tap
     })
 }
+
+/// A printer's wire text for the debug log, with card numbers masked like every other
+/// text a device sends (a printer echoes what it is given, a card slip included).
+pub(crate) fn wire_text(text: &str) -> String {
+    ::zvt::pan::mask_in_text(text)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn printer_wire_text_is_masked_for_the_log() {
+        let logged = super::wire_text("trline na=\"Karta 5454 5454 5454 5454\" pr=\"100\"");
+        let digits: String = logged.chars().filter(char::is_ascii_digit).collect();
+        assert!(!digits.contains("5454545454545454"), "{logged}");
+        assert!(logged.contains("pr=\"100\""), "{logged}");
+    }
+}

@@ -73,7 +73,7 @@ impl Link {
 
     /// Queue a packet's bytes.
     pub fn send(&mut self, packet: Vec<u8>) {
-        tracing::debug!(target: "fiscald::wire", dir = "out", packet = %String::from_utf8_lossy(&packet).escape_debug(), "packet");
+        tracing::debug!(target: "fiscald::wire", dir = "out", packet = %crate::drivers::wire_text(&String::from_utf8_lossy(&packet)).escape_debug(), "packet");
         self.machine.stats.bytes_out += packet.len() as u64;
         self.machine.stats.frames_out += 1;
         self.machine.out.push_back(packet);
@@ -88,7 +88,7 @@ impl Link {
                     continue;
                 }
                 if let Decoded::Packet(p) = &d {
-                    tracing::debug!(target: "fiscald::wire", dir = "in", packet = %p.body_text().escape_debug(), "packet");
+                    tracing::debug!(target: "fiscald::wire", dir = "in", packet = %crate::drivers::wire_text(&p.body_text()).escape_debug(), "packet");
                 }
                 self.account();
                 return Ok(Some(d));

@@ -130,7 +130,7 @@ impl Link {
             .start_frame(frame.clone(), timeout, std::time::Instant::now())
         {
             Ok(()) => {
-                tracing::debug!(target: "fiscald::wire", dir = "out", frame = %crate::trace::describe_frame(&frame), "frame");
+                tracing::debug!(target: "fiscald::wire", dir = "out", frame = %crate::drivers::wire_text(&crate::trace::describe_frame(&frame)), "frame");
                 Ok(true)
             }
             Err(posnet::SessionError::Busy) => Ok(false),
@@ -166,7 +166,7 @@ impl Link {
                         return Ok(done.clone());
                     }
                     SessionEvent::Received(f) => {
-                        tracing::debug!(target: "fiscald::wire", dir = "in", frame = %crate::trace::describe_frame(f), "frame");
+                        tracing::debug!(target: "fiscald::wire", dir = "in", frame = %crate::drivers::wire_text(&crate::trace::describe_frame(f)), "frame");
                     }
                     SessionEvent::Discarded(f) => {
                         tracing::warn!(mnemonic = %f.mnemonic, token = ?f.token, "discarding a reply to another command");

@@ -66,7 +66,7 @@ impl Link {
 
     /// Queue a frame.
     pub fn send_frame(&mut self, frame: &Frame) {
-        tracing::debug!(target: "fiscald::wire", dir = "out", frame = %String::from_utf8_lossy(&frame.encode()).escape_debug(), "frame");
+        tracing::debug!(target: "fiscald::wire", dir = "out", frame = %crate::drivers::wire_text(&String::from_utf8_lossy(&frame.encode())).escape_debug(), "frame");
         self.session.0.send_frame(frame);
     }
 
@@ -81,7 +81,7 @@ impl Link {
         loop {
             if let Some(i) = self.session.0.poll_incoming() {
                 if let Incoming::Frame(f) = &i {
-                    tracing::debug!(target: "fiscald::wire", dir = "in", frame = %String::from_utf8_lossy(&f.encode()).escape_debug(), "frame");
+                    tracing::debug!(target: "fiscald::wire", dir = "in", frame = %crate::drivers::wire_text(&String::from_utf8_lossy(&f.encode())).escape_debug(), "frame");
                 }
                 self.account();
                 return Ok(Some(i));
